@@ -1,0 +1,64 @@
+"""asyncbatch: concurrent, ordered, failure-aware processing of Lambda batches.
+
+Public names are re-exported here; the implementation lives in private modules.
+``import asyncbatch`` never imports pydantic, boto3 or aioboto3.
+"""
+
+from ._errors import (
+    AsyncBatchError,
+    BatchFailedError,
+    ConfigurationError,
+    DeadlineExceededError,
+    InvalidEventError,
+    RecordDecodeError,
+    RecordError,
+    RecordSkippedError,
+    RecordTimeoutError,
+    RecordValidationError,
+    SinkError,
+)
+from ._hooks import Failure, FailureSink, Hooks
+from ._processor import (
+    AsyncBatchProcessor,
+    async_process_partial_response,
+    process_partial_response,
+)
+from ._records import DynamoDBRecord, KinesisRecord, Record, SQSRecord
+from ._report import BatchReport, Outcome
+from ._retry import Retry, TransientError, is_transient
+from ._sources import EventType
+from ._windows import Window, WindowReducer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncBatchError",
+    "AsyncBatchProcessor",
+    "BatchFailedError",
+    "BatchReport",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "DynamoDBRecord",
+    "EventType",
+    "Failure",
+    "FailureSink",
+    "Hooks",
+    "InvalidEventError",
+    "KinesisRecord",
+    "Outcome",
+    "Record",
+    "RecordDecodeError",
+    "RecordError",
+    "RecordSkippedError",
+    "RecordTimeoutError",
+    "RecordValidationError",
+    "Retry",
+    "SQSRecord",
+    "SinkError",
+    "TransientError",
+    "Window",
+    "WindowReducer",
+    "async_process_partial_response",
+    "is_transient",
+    "process_partial_response",
+]

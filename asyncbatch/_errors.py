@@ -1,0 +1,158 @@
+"""The errors asyncbatch raises, as one tree::
+
+    AsyncBatchError                      base of everything below
+    ├── InvalidEventError (ValueError)   the event is malformed; raised before any handler runs
+    ├── ConfigurationError (ValueError)  a processor or entry point was misused; says how to fix it
+    ├── BatchFailedError (ExceptionGroup) no record of the batch succeeded (Lambda retries it)
+    └── RecordError                      why one record did not succeed (found on its outcome)
+        ├── RecordDecodeError (ValueError)      its payload could not be decoded (base64, JSON, DynamoDB)
+        ├── RecordValidationError (ValueError)  it failed the ``model=`` validation; names the fields
+        ├── RecordTimeoutError (TimeoutError)   its handler ran past the per-record timeout
+        ├── DeadlineExceededError (TimeoutError) Lambda's deadline came while it ran or waited
+        ├── SinkError                           the failure sink did not accept it
+        └── RecordSkippedError                  it was never run; ``reason`` says why
+
+Exceptions raised by your handler are kept as they are on the record's outcome; the
+``RecordError`` subclasses are what asyncbatch itself puts there.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+if sys.version_info >= (3, 11):
+    from builtins import ExceptionGroup
+else:  # pragma: no cover - exercised on 3.9 and 3.10
+    from exceptiongroup import ExceptionGroup
+
+if TYPE_CHECKING:
+    from ._report import BatchReport
+
+__all__ = [
+    "AsyncBatchError",
+    "BatchFailedError",
+    "ConfigurationError",
+    "DeadlineExceededError",
+    "InvalidEventError",
+    "RecordDecodeError",
+    "RecordError",
+    "RecordSkippedError",
+    "RecordTimeoutError",
+    "RecordValidationError",
+    "SinkError",
+]
+
+
+class AsyncBatchError(Exception):
+    """Base class of every error asyncbatch raises."""
+
+
+class InvalidEventError(AsyncBatchError, ValueError):
+    """The event is not a batch asyncbatch can process; nothing was run.
+
+    ``index`` is the position of the offending record, when one record is to blame.
+    """
+
+    def __init__(self, message: str, *, index: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class ConfigurationError(AsyncBatchError, ValueError):
+    """A processor option or an entry point argument is wrong; the message says how to fix it."""
+
+
+class RecordError(AsyncBatchError):
+    """Why one record did not succeed. ``identifier`` names the record."""
+
+    def __init__(self, message: str, *, identifier: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.identifier = identifier
+
+
+class RecordDecodeError(RecordError, ValueError):
+    """The record's payload could not be decoded (base64, JSON or DynamoDB JSON)."""
+
+
+class RecordValidationError(RecordError, ValueError):
+    """The record failed validation against the processor's ``model``.
+
+    ``fields`` holds the dotted location of every invalid field; ``errors`` the
+    validator's own error list.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        identifier: Optional[str] = None,
+        fields: Sequence[str] = (),
+        errors: Sequence[Any] = (),
+    ) -> None:
+        super().__init__(message, identifier=identifier)
+        self.fields = tuple(fields)
+        self.errors = tuple(errors)
+
+
+class RecordTimeoutError(RecordError, TimeoutError):
+    """The handler ran past the per-record timeout and was cancelled."""
+
+
+class DeadlineExceededError(RecordError, TimeoutError):
+    """The Lambda deadline came while the record's handler ran (it was cancelled) or
+    while it waited for a retry."""
+
+
+class SinkError(RecordError):
+    """The failure sink did not accept the record; ``__cause__`` is the sink's error and
+    ``original`` the record's own failure."""
+
+    def __init__(
+        self, message: str, *, identifier: Optional[str] = None, original: BaseException
+    ) -> None:
+        super().__init__(message, identifier=identifier)
+        self.original = original
+
+
+class RecordSkippedError(RecordError):
+    """The record was never run. ``reason`` is one of ``"group_failed"`` (an earlier
+    record of its FIFO group or stream key failed), ``"checkpoint"`` (a stream record with
+    a lower sequence number failed), ``"batch_stopped"`` (stop-batch FIFO mode) or
+    ``"deadline"``; ``cause`` is the failure that caused the skip, when there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        identifier: Optional[str] = None,
+        cause: Optional[BaseException] = None,
+    ) -> None:
+        super().__init__(message, identifier=identifier)
+        self.reason = reason
+        self.cause = cause
+
+
+class BatchFailedError(AsyncBatchError, ExceptionGroup):  # type: ignore[misc]
+    """No record of the batch succeeded. Raised by ``process_partial_response`` so that
+    Lambda retries the whole batch and error alarms fire; ``exceptions`` holds every
+    record's exception (each distinct skip cause once) and ``report`` the full report."""
+
+    report: BatchReport
+
+    def __new__(
+        cls, message: str, exceptions: Sequence[Exception], report: BatchReport
+    ) -> BatchFailedError:
+        self = super().__new__(cls, message, exceptions)
+        self.report = report
+        return self
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], report: BatchReport
+    ) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> BatchFailedError:  # type: ignore[override]
+        return BatchFailedError(self.message, excs, self.report)

@@ -1,0 +1,104 @@
+"""In-process retries of transient failures: exponential backoff with full jitter."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+from ._errors import ConfigurationError
+
+__all__ = ["Retry", "TransientError", "is_transient"]
+
+# Error codes AWS services use for throttling and transient server trouble.
+THROTTLING_CODES = frozenset({
+    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "RequestLimitExceeded", "SlowDown",
+    "RequestThrottled", "RequestThrottledException", "LimitExceededException",
+    "TransactionInProgressException", "InternalServerError", "InternalFailure",
+    "ServiceUnavailable", "ServiceUnavailableException", "KMSThrottlingException",
+})
+_NETWORK_ERRORS = frozenset({
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
+    "ConnectTimeoutError", "ClientConnectorError", "ServerDisconnectedError",
+})
+
+
+class TransientError(Exception):
+    """Raise it (or a subclass) from a handler to ask for a retry; the default retry
+    predicate treats it as transient."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The default retry predicate: ``TransientError``, timeouts, connection errors, and
+    AWS throttling or 5xx errors as botocore raises them (recognised by their
+    ``response``; botocore is never imported here)."""
+    if isinstance(exc, (TransientError, TimeoutError, ConnectionError)):
+        return True
+    if type(exc).__name__ in _NETWORK_ERRORS:
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping) and error.get("Code") in THROTTLING_CODES:
+            return True
+        meta = response.get("ResponseMetadata")
+        status = meta.get("HTTPStatusCode") if isinstance(meta, Mapping) else None
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+    return False
+
+
+Predicate = Callable[[BaseException], bool]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How transient failures are retried.
+
+    ``attempts`` counts every call, the first included (``attempts=1``: no retry).
+    ``on`` says what is transient: exception types, a predicate, or ``None`` for
+    ``is_transient``. The wait before retry ``n`` (1-based) is uniform in
+    ``[0, min(cap, base * 2 ** (n - 1))]`` (full jitter); a retry whose wait would pass the
+    Lambda deadline is not made. ``seed`` makes the jitter repeatable.
+    """
+
+    attempts: int = 3
+    on: Union[type[BaseException], tuple[type[BaseException], ...], Predicate, None] = None
+    base: float = 0.05
+    cap: float = 2.0
+    seed: Union[int, None] = None
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+    _predicate: Predicate = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ConfigurationError(f"Retry(attempts={self.attempts!r}): attempts must be >= 1")
+        if self.base < 0 or self.cap < 0:
+            raise ConfigurationError("Retry: base and cap must be >= 0 seconds")
+        on: Any = self.on
+        if on is None:
+            predicate: Predicate = is_transient
+        elif isinstance(on, type) and issubclass(on, BaseException):
+            predicate = lambda exc: isinstance(exc, on)  # noqa: E731
+        elif isinstance(on, tuple) and all(
+            isinstance(t, type) and issubclass(t, BaseException) for t in on
+        ):
+            predicate = lambda exc: isinstance(exc, on)  # noqa: E731
+        elif callable(on):
+            predicate = on
+        else:
+            raise ConfigurationError(
+                f"Retry(on={on!r}): give exception types, a predicate or None"
+            )
+        object.__setattr__(self, "_predicate", predicate)
+        object.__setattr__(self, "_rng", random.Random(self.seed))
+
+    def should_retry(self, exc: BaseException, attempt: int) -> bool:
+        """Whether a failure on call number ``attempt`` (1-based) is retried."""
+        return attempt < self.attempts and bool(self._predicate(exc))
+
+    def delay(self, attempt: int) -> float:
+        """The wait after call number ``attempt`` failed."""
+        return self._rng.uniform(0.0, min(self.cap, self.base * (2 ** (attempt - 1))))
