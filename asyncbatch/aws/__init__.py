@@ -1,0 +1,4 @@
+"""AWS integrations of asyncbatch, on aioboto3 (``pip install 'asyncbatch[aws]'``).
+
+Nothing here is imported by ``import asyncbatch``; submodules import aioboto3 when used.
+"""
