@@ -82,7 +82,10 @@ def canonical_key(keys: Mapping[str, Any]) -> tuple[tuple[str, str, Any], ...]:
             raise DynamoDBJSONError(f"Keys.{name}: expected a one-key type mapping")
         ((tag, inner),) = value.items()
         if tag == "N":
-            inner = _number(inner, f"Keys.{name}").normalize()
+            number = _number(inner, f"Keys.{name}")
+            if not number.is_finite():
+                raise DynamoDBJSONError(f"Keys.{name}: {inner!r} is not a DynamoDB number")
+            inner = number.normalize()
         elif not isinstance(inner, str):
             raise DynamoDBJSONError(f"Keys.{name}: {tag} key value must be a string")
         parts.append((name, tag, inner))

@@ -108,11 +108,13 @@ class AsyncBatchProcessor:
             )
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry={retry!r}: give asyncbatch.Retry(...) or None")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        if timeout is not None and (isinstance(timeout, bool) or not (
+                isinstance(timeout, (int, float)) and timeout > 0)):
             raise ConfigurationError(f"timeout={timeout!r}: give seconds > 0, or None")
         for name, margin in (("deadline_margin", deadline_margin),
                              ("cancel_margin", cancel_margin)):
-            if margin != _AUTO and not (isinstance(margin, (int, float)) and margin >= 0):
+            if margin != _AUTO and (isinstance(margin, bool) or not (
+                    isinstance(margin, (int, float)) and margin >= 0)):
                 raise ConfigurationError(f"{name}={margin!r}: give seconds >= 0 or 'auto'")
         if (isinstance(deadline_margin, (int, float)) and isinstance(cancel_margin, (int, float))
                 and cancel_margin > deadline_margin):
@@ -120,8 +122,23 @@ class AsyncBatchProcessor:
                 "cancel_margin must not exceed deadline_margin: records stop being started "
                 "first, and running ones are cancelled later"
             )
-        if sink is not None and not callable(sink):
-            raise ConfigurationError("sink must be an async callable taking a Failure")
+        if sink is not None and not _is_async_callable(sink):
+            raise ConfigurationError(
+                f"sink={sink!r} is not an async callable: give 'async def sink(failure): ...' "
+                "or an object with 'async def __call__(self, failure)'")
+        if sink_when is not None and not callable(sink_when):
+            raise ConfigurationError(
+                f"sink_when={sink_when!r}: give a function (exception -> bool) or None")
+        if hooks is not None:
+            missing = [name for name in _HOOK_METHODS if not callable(getattr(hooks, name, None))]
+            if missing:
+                raise ConfigurationError(
+                    f"hooks={hooks!r} lacks {', '.join(missing)}: subclass asyncbatch.Hooks "
+                    "and override what you need")
+        if window_reducer is not None and not callable(window_reducer):
+            raise ConfigurationError(
+                f"window_reducer={window_reducer!r}: give a function (state, record, window) "
+                "-> new state")
         self.concurrency = concurrency
         self.model = model
         self.retry = retry
@@ -270,16 +287,21 @@ def _not_transient(exc: BaseException) -> bool:
     return not is_transient(exc)
 
 
+_HOOK_METHODS = tuple(name for name in vars(Hooks) if not name.startswith("_"))
+
+
+def _is_async_callable(obj: Any) -> bool:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None))  # noqa: B004
+
+
 def _bind(handler: Any, context: Any) -> Callable[[Any], Awaitable[Any]]:
     """The handler as a one-argument coroutine function (context bound if it takes one)."""
     if not callable(handler):
         raise ConfigurationError(f"handler {handler!r} is not callable; give an async function")
-    target = handler
-    while isinstance(target, functools.partial):
-        target = target.func
-    is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None))  # noqa: B004
-    if not is_async:
+    if not _is_async_callable(handler):
         name = getattr(handler, "__qualname__", repr(handler))
         raise ConfigurationError(
             f"handler {name} is not an async function: define it with 'async def "
@@ -339,9 +361,11 @@ def process_partial_response(
     ``BatchFailedError`` when no record succeeded (unless the processor was made with
     ``raise_on_all_failed=False``)."""
     _check_processor(processor)
+    import sniffio
+
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
         pass
     else:
         raise ConfigurationError(

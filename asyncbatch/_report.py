@@ -90,8 +90,9 @@ class BatchReport:
     def _outcome(self, index: int) -> Outcome:
         code = self._status[index]
         record = self._view(self._records[index])
+        attempts = 0 if code == SKIPPED else self._attempts[index]
         return Outcome(_NAMES[code], record, record.identifier, self._errors.get(index),
-                       self._attempts[index], self._durations[index], index, code == SUNK)
+                       attempts, self._durations[index], index, code == SUNK)
 
     def _select(self, name: str, codes: tuple[int, ...]) -> list[Outcome]:
         found = self._cache.get(name)

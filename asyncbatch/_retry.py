@@ -73,10 +73,14 @@ class Retry:
     _predicate: Predicate = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ConfigurationError(f"Retry(attempts={self.attempts!r}): attempts must be >= 1")
-        if self.base < 0 or self.cap < 0:
-            raise ConfigurationError("Retry: base and cap must be >= 0 seconds")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) \
+                or self.attempts < 1:
+            raise ConfigurationError(
+                f"Retry(attempts={self.attempts!r}): attempts must be a whole number >= 1")
+        for name in ("base", "cap"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigurationError(f"Retry({name}={value!r}): give seconds >= 0")
         on: Any = self.on
         if on is None:
             predicate: Predicate = is_transient

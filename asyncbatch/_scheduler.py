@@ -149,14 +149,14 @@ class BatchRun:
         self.hard_deadline = hard_deadline
         self.status = bytearray(n)
         self.errors: dict[int, BaseException] = {}
-        self.attempts = array("I", bytes(4 * n))
+        self.attempts = array("I", [1]) * n  # the full path stores other counts
         self.durations = array("d", bytes(8 * n))
         self.stop = StopFlag()
         self.stop_reason: Optional[RecordSkippedError] = None
         self.cutoff: Optional[int] = None  # checkpoint mode: lowest failed sequence number
         self.cutoff_error: Optional[BaseException] = None
         simple = parse is None and retry is None and timeout is None and hooks is None
-        self.run_record = self._run_simple if simple else self._run_full
+        self.run_record = self._simple_runner() if simple else self._run_full
 
     # -- running ---------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class BatchRun:
                 watchers.start_soon(self._watch_deadline, scope)
             with scope:
                 if plan.lanes is None:
-                    await pool(range(plan.size), self._run_independent, self.concurrency,
+                    await pool(range(plan.size), self.run_record, self.concurrency,
                                stop=self.stop, size=plan.size)
                 else:
                     await pool(plan.lanes, self._run_lane, self.concurrency,
@@ -189,9 +189,6 @@ class BatchRun:
             self.stop_reason = reason
         self.stop.is_set = True
 
-    async def _run_independent(self, index: int) -> None:
-        await self.run_record(index)
-
     async def _run_lane(self, lane: Sequence[int]) -> None:
         plan = self.plan
         checkpoint = plan.mode is FailureMode.CHECKPOINT
@@ -205,8 +202,8 @@ class BatchRun:
                     self._skip(lane[pos:], "checkpoint", self.cutoff_error)
                     return
             if not await self.run_record(index):
-                cause = self.errors[index]
-                self._skip(lane[pos + 1:], "group_failed", cause)
+                if plan.mode is not FailureMode.STOP_ALL:  # there the stop reason says it
+                    self._skip(lane[pos + 1:], "group_failed", self.errors[index])
                 return
 
     def _skip(self, indices: Sequence[int], reason: str, cause: Optional[BaseException]) -> None:
@@ -224,21 +221,30 @@ class BatchRun:
                 status[index] = SKIPPED
                 errors[index] = error
 
-    async def _run_simple(self, index: int) -> bool:
-        """The hot path when no model, retry, timeout or hook is configured."""
+    def _simple_runner(self) -> Callable[[int], Awaitable[bool]]:
+        """The hot path when no model, retry, timeout or hook is configured: a closure
+        over locals, one status byte and one duration per record."""
         status = self.status
-        status[index] = RUNNING
-        started = time.perf_counter()
-        try:
-            await self.call(self.view(self.records[index]))
-        except Exception as exc:
-            self.durations[index] = time.perf_counter() - started
-            self.attempts[index] = 1
-            return await self._failed(index, None, exc, 1)
-        self.durations[index] = time.perf_counter() - started
-        self.attempts[index] = 1
-        status[index] = SUCCEEDED
-        return True
+        durations = self.durations
+        records = self.records
+        view = self.view
+        call = self.call
+        failed = self._failed
+        clock = time.perf_counter
+
+        async def run_simple(index: int) -> bool:
+            status[index] = RUNNING
+            started = clock()
+            try:
+                await call(view(records[index]))
+            except Exception as exc:
+                durations[index] = clock() - started
+                return await failed(index, None, exc, 1)
+            durations[index] = clock() - started
+            status[index] = SUCCEEDED
+            return True
+
+        return run_simple
 
     async def _run_full(self, index: int) -> bool:
         """The path with every option: model parsing, retries, timeout, hooks."""
@@ -248,6 +254,7 @@ class BatchRun:
         try:
             arg = record if self.parse is None else self.parse(record)
         except Exception as exc:
+            self.attempts[index] = 0
             return await self._failed(index, record, exc, 0)
         retry = self.retry
         timeout = self.timeout
@@ -255,6 +262,7 @@ class BatchRun:
         elapsed = 0.0
         while True:
             attempt += 1
+            self.attempts[index] = attempt
             if hooks is not None:
                 hooks.record_started(record, attempt)
             started = time.perf_counter()
@@ -274,7 +282,6 @@ class BatchRun:
             except Exception as exc:
                 elapsed += time.perf_counter() - started
                 self.durations[index] = elapsed
-                self.attempts[index] = attempt
                 if retry is not None and not self.stop.is_set \
                         and retry.should_retry(exc, attempt):
                     delay = retry.delay(attempt)
@@ -289,7 +296,6 @@ class BatchRun:
                 return await self._failed(index, record, exc, attempt)
             elapsed += time.perf_counter() - started
             self.durations[index] = elapsed
-            self.attempts[index] = attempt
             self.status[index] = SUCCEEDED
             if hooks is not None:
                 hooks.record_succeeded(record, attempt, elapsed)

@@ -89,9 +89,20 @@ class SourcePolicy:
         raise NotImplementedError
 
     def _check(self, records: list[Any]) -> list[Any]:
-        """Validate every record's shape and identifier; return the identifiers."""
-        ids = []
+        """Validate every record's shape, source and identifier; return the identifiers.
+
+        The common case (every record a dict of the right source with a string
+        identifier) is checked in a few C-speed passes; only a batch that fails them is
+        walked record by record to name the first bad record."""
         source = self.event_source
+        identifier = self.identifier
+        try:
+            ids = [identifier(raw) for raw in records]
+            sources = {raw.get("eventSource", source) for raw in records}
+            if sources == {source} and {type(i) for i in ids} == {str} and all(ids):
+                return ids
+        except (KeyError, TypeError, AttributeError):
+            pass
         for index, raw in enumerate(records):
             if not isinstance(raw, Mapping):
                 raise InvalidEventError(
@@ -105,16 +116,22 @@ class SourcePolicy:
                     index=index,
                 )
             try:
-                ident = self.identifier(raw)
-            except (KeyError, TypeError):
+                ident = identifier(raw)
+            except (KeyError, TypeError, AttributeError):
                 ident = None
             if not isinstance(ident, str) or not ident:
                 raise InvalidEventError(
                     f"Records[{index}] has no {self.identifier_path} (its itemIdentifier)",
                     index=index,
                 )
-            ids.append(ident)
-        return ids
+        return [identifier(raw) for raw in records]  # pragma: no cover - mappings, not dicts
+
+
+def _group_id(raw: Mapping[str, Any]) -> Optional[str]:
+    attributes = raw.get("attributes")
+    if type(attributes) is dict:
+        return attributes.get("MessageGroupId")
+    return attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
 
 
 class SQSPolicy(SourcePolicy):
@@ -128,17 +145,17 @@ class SQSPolicy(SourcePolicy):
 
     def plan(self, records: list[Any], fifo_stop_batch: bool) -> Plan:
         self._check(records)
-        fifo = False
-        groups: list[object] = []
-        for raw in records:
-            attributes = raw.get("attributes")
-            group = attributes.get("MessageGroupId") if isinstance(attributes, Mapping) else None
-            arn = raw.get("eventSourceARN")
-            if group is not None or (isinstance(arn, str) and arn.endswith(".fifo")):
-                fifo = True
-            groups.append(group)
+        arn = records[0].get("eventSourceARN") if records else None
+        fifo = isinstance(arn, str) and arn.endswith(".fifo")
+        if not fifo:
+            # A FIFO record always carries its MessageGroupId, whatever the ARN says.
+            try:
+                fifo = any("MessageGroupId" in raw["attributes"] for raw in records)
+            except (KeyError, TypeError):
+                fifo = any(_group_id(raw) is not None for raw in records)
         if not fifo:
             return Plan(len(records), None, FailureMode.INDEPENDENT)
+        groups = [_group_id(raw) for raw in records]
         # A FIFO record without a group id (never sent by SQS) shares the ``None`` lane:
         # run in order rather than risk reordering.
         mode = FailureMode.STOP_ALL if fifo_stop_batch else FailureMode.SKIP_LANE
@@ -155,7 +172,7 @@ class _StreamPolicy(SourcePolicy):
     def plan(self, records: list[Any], fifo_stop_batch: bool) -> Plan:
         ids = self._check(records)
         for index, ident in enumerate(ids):
-            if not ident.isdigit():
+            if not (ident.isascii() and ident.isdigit()):
                 raise InvalidEventError(
                     f"Records[{index}] has {self.identifier_path}={ident!r}, "
                     "not a decimal sequence number",
@@ -251,7 +268,10 @@ def resolve_policy(records: list[Any], event_type: Optional[EventType]) -> Sourc
     if not records:
         return _POLICIES[EventType.SQS]  # an empty batch reports nothing whatever its source
     first = records[0]
-    source = first.get("eventSource") if isinstance(first, Mapping) else None
+    if not isinstance(first, Mapping):
+        raise InvalidEventError(
+            f"Records[0] is a {type(first).__name__}, not a mapping", index=0)
+    source = first.get("eventSource")
     detected = _SOURCE_NAMES.get(source) if isinstance(source, str) else None
     if detected is None:
         known = ", ".join(sorted(_SOURCE_NAMES))

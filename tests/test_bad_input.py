@@ -3,8 +3,7 @@ proof that no handler ran (or, for a bad record payload, that only that record f
 
 Every raised error is an ``asyncbatch.AsyncBatchError`` (``InvalidEventError`` and
 ``ConfigurationError`` are also ``ValueError``); none escapes as a bare ``KeyError`` or
-``TypeError``. Entries marked **xfail** are known core bugs: the test states the intended
-behaviour and fails today (what happens today is in brackets). Format: input → message.
+``TypeError``. Format: input → message.
 
 **Malformed events → `InvalidEventError`**, from `process()` and both entry points, before
 any handler runs:
@@ -14,9 +13,8 @@ any handler runs:
 - `Records` is a dict / str → `the event's 'Records' is a dict, not a list`
 - `"Records": []` → valid: `{"batchItemFailures": []}`, no error
 - a record is not a mapping → `Records[1] is a str, not a mapping`
-- **xfail** the first record is not a mapping, source auto-detected →
+- the first record is not a mapping, source auto-detected →
   `Records[0] is a NoneType, not a mapping`
-  [today: `cannot tell the event source: Records[0] has eventSource=None ...`]
 - SQS record without `messageId` (or `""`, or a number) →
   `Records[0] has no messageId (its itemIdentifier)`
 - Kinesis record without `kinesis.sequenceNumber` (or no `kinesis`) →
@@ -31,15 +29,13 @@ any handler runs:
   aws:kinesis, aws:sqs); pass event_type= to the processor`
 - sequence number `abc`, `-2`, `1e5`, `" 12"` →
   `Records[0] has kinesis.sequenceNumber='abc', not a decimal sequence number`
-- **xfail** sequence number `1²` (a superscript digit) → the same
-  [today: accepted; the first failure then raises a bare `ValueError` from `int()`]
+- sequence number `1²` (a superscript digit) → the same
 - Kinesis record without `partitionKey` (or not a str) →
   `Records[0] has no kinesis.partitionKey`
 - DynamoDB record without `Keys` (or `{}`) → `Records[0] has no dynamodb.Keys`
 - DynamoDB key not typed → `Records[0]: Keys.pk: expected a one-key type mapping`
 - DynamoDB key `{"N": "abc"}` → `Records[0]: Keys.pk: 'abc' is not a DynamoDB number`
-- **xfail** DynamoDB key `{"N": "sNaN"}` → the same
-  [today: a bare `decimal.InvalidOperation`]
+- DynamoDB key `{"N": "sNaN"}` → the same
 - `window` not a mapping → `the event's 'window' is not a mapping with start and end`
 
 **Bad payloads**: only that record fails (the error is on its outcome); the batch goes on:
@@ -74,29 +70,27 @@ any handler runs:
 - `model` dict, "Model", 5 →
   `model=<class 'dict'>: give a pydantic v2 model class (with model_validate_json)`
 - `retry` "3", 3, the `Retry` class → `retry='3': give asyncbatch.Retry(...) or None`
-- `Retry(attempts=0 / -1 / 1.5 / "3")` → `Retry(attempts=0): attempts must be >= 1`
-- `Retry(base=-1)`, `Retry(cap=-1)` → `Retry: base and cap must be >= 0 seconds`
+- `Retry(attempts=0 / -1 / 1.5 / "3" / True)` → `Retry(attempts=0): attempts must be a whole number >= 1`
+- `Retry(base=-1 / "x")`, `Retry(cap=-1 / None)` → `Retry(base=-1): give seconds >= 0`
 - `Retry(on=5 / "ValueError" / (ValueError, "x"))` →
   `Retry(on=5): give exception types, a predicate or None`
-- **xfail** `Retry(attempts=True)` [today: accepted, as 1 attempt]
-- **xfail** `Retry(base="x")`, `Retry(cap=None)` [today: a bare `TypeError`]
 - `timeout` 0, -1, "5", nan → `timeout=0: give seconds > 0, or None`
-- **xfail** `timeout=True` [today: accepted, as 1 second]
+- `timeout=True` → `timeout=True: give seconds > 0, or None`
 - `deadline_margin` / `cancel_margin` -1, "fast", None, nan →
   `deadline_margin=-1: give seconds >= 0 or 'auto'`
 - `cancel_margin` above `deadline_margin` →
   `cancel_margin must not exceed deadline_margin: records stop being started first, ...`
-- `sink=5` → `sink must be an async callable taking a Failure`
-- **xfail** `sink` a sync def [today: accepted; every record it gets fails with SinkError]
-- **xfail** `sink_when=5` [today: a bare `TypeError` out of `process()` at the first failure]
-- **xfail** `hooks=5` [today: a bare `AttributeError` out of `process()`]
-- **xfail** `window_reducer=5` [today: accepted; a window's first record fails, TypeError]
+- `sink=5` → `sink=5 is not an async callable: give 'async def sink(failure): ...' ...`
+- `sink` a sync def → `sink=<function ...> is not an async callable ...`
+- `sink_when=5` → `sink_when=5: give a function (exception -> bool) or None`
+- `hooks=5` → `hooks=5 lacks batch_started, ...: subclass asyncbatch.Hooks ...`
+- `window_reducer=5` → `window_reducer=5: give a function (state, record, window) -> new state`
 - processor argument not an `AsyncBatchProcessor` (None, a str, the handler, the class) →
   `processor must be an asyncbatch.AsyncBatchProcessor, got NoneType`
 - `process_partial_response` inside a running event loop →
   `process_partial_response was called inside a running event loop; use 'await
   async_process_partial_response(...)' there`
-  (asyncio; **xfail** on trio [today: a nested asyncio loop fails with a bare RuntimeError])
+  (asyncio and trio)
 """
 
 from __future__ import annotations
@@ -192,12 +186,6 @@ _MISSING: Any = object()
 _SQS_NO_ID = {k: v for k, v in sqs().items() if k != "messageId"}
 
 
-def _xfail(reason: str, raises: Any) -> pytest.MarkDecorator:
-    """A known core bug; ``raises`` is how the test fails today (so that it cannot pass
-    or fail for another reason unnoticed)."""
-    return pytest.mark.xfail(strict=True, reason=reason, raises=raises)
-
-
 _DID_NOT_RAISE = pytest.fail.Exception  # what pytest.raises raises when nothing was raised
 
 
@@ -224,11 +212,7 @@ MALFORMED = [
     pytest.param({"Records": [sqs(), None]}, None, r"Records\[1\] is a NoneType, not a mapping",
                  id="record-none"),
     pytest.param({"Records": [None]}, None, r"Records\[0\] is a NoneType, not a mapping",
-                 id="first-record-none-auto-detect", marks=_xfail(
-                     "core: with event_type=None, resolve_policy() looks at Records[0] first "
-                     "and says 'cannot tell the event source: Records[0] has eventSource=None' "
-                     "instead of naming the problem (Records[0] is not a mapping)",
-                     AssertionError)),
+                 id="first-record-none-auto-detect"),
     pytest.param({"Records": [_SQS_NO_ID]}, None,
                  r"Records\[0\] has no messageId \(its itemIdentifier\)", id="sqs-no-messageId"),
     pytest.param({"Records": [sqs(messageId="")]}, None, r"Records\[0\] has no messageId",
@@ -280,11 +264,7 @@ MALFORMED = [
                  id="dynamodb-seq-letters"),
     pytest.param({"Records": [kinesis("1²")]}, None,
                  r"kinesis\.sequenceNumber='1²', not a decimal sequence number",
-                 id="kinesis-seq-superscript", marks=_xfail(
-                     "core: _StreamPolicy.plan checks str.isdigit(), which accepts '²'; "
-                     "int('1²') then raises a bare ValueError inside a worker (in an "
-                     "ExceptionGroup from process()) as soon as a record fails; use "
-                     "isdecimal() or an ASCII [0-9]+ check", BaseExceptionGroup)),
+                 id="kinesis-seq-superscript"),
     pytest.param({"Records": [kinesis(key=_MISSING)]}, None,
                  r"Records\[0\] has no kinesis\.partitionKey", id="kinesis-no-partitionKey"),
     pytest.param({"Records": [kinesis("1"), kinesis("2", key=7)]}, None,
@@ -301,10 +281,7 @@ MALFORMED = [
                  id="dynamodb-bad-number-key"),
     pytest.param({"Records": [dynamodb(keys={"pk": {"N": "sNaN"}})]}, None,
                  r"Records\[0\]: Keys\.pk: 'sNaN' is not a DynamoDB number",
-                 id="dynamodb-sNaN-key", marks=_xfail(
-                     "core: _dynamodb.canonical_key calls Decimal('sNaN').normalize(), which "
-                     "raises a bare decimal.InvalidOperation out of process()",
-                     decimal.InvalidOperation)),
+                 id="dynamodb-sNaN-key"),
     pytest.param({"Records": [kinesis()], "window": "2026"}, None,
                  r"the event's 'window' is not a mapping with start and end",
                  id="window-not-mapping"),
@@ -523,31 +500,17 @@ BAD_OPTIONS = [
     *(pytest.param({"timeout": value}, r"timeout=.*: give seconds > 0, or None",
                    id=f"timeout-{value!r}")
       for value in (0, -1, "5", math.nan)),
-    pytest.param({"timeout": True}, r"timeout=True: give seconds > 0", id="timeout-True",
-                 marks=_xfail("core: timeout=True is accepted as a 1-second timeout "
-                              "(concurrency=True is refused; bool passes isinstance(int))",
-                              _DID_NOT_RAISE)),
+    pytest.param({"timeout": True}, r"timeout=True: give seconds > 0", id="timeout-True"),
     *(pytest.param({name: value}, rf"{name}=.*: give seconds >= 0 or 'auto'",
                    id=f"{name}-{value!r}")
       for name in ("deadline_margin", "cancel_margin") for value in (-1, "fast", None, math.nan)),
     pytest.param({"deadline_margin": 1.0, "cancel_margin": 2.0},
                  r"cancel_margin must not exceed deadline_margin", id="cancel-after-deadline"),
-    pytest.param({"sink": 5}, r"sink must be an async callable taking a Failure", id="sink-int"),
-    pytest.param({"sink": _sync_sink}, r"sink .*async", id="sink-sync-def", marks=_xfail(
-        "core: __init__ only checks callable(sink); a sync sink is accepted and every "
-        "failure it gets becomes a SinkError (TypeError: NoneType can't be awaited)",
-        _DID_NOT_RAISE)),
-    pytest.param({"sink_when": 5}, r"sink_when", id="sink_when-int", marks=_xfail(
-        "core: sink_when is not checked; with a sink, the first failure raises a bare "
-        "TypeError ('int' object is not callable) out of process() in an ExceptionGroup",
-        _DID_NOT_RAISE)),
-    pytest.param({"hooks": 5}, r"hooks", id="hooks-int", marks=_xfail(
-        "core: hooks is not checked; process() raises a bare AttributeError "
-        "('int' object has no attribute 'batch_started')", _DID_NOT_RAISE)),
-    pytest.param({"window_reducer": 5}, r"window_reducer", id="window_reducer-int",
-                 marks=_xfail("core: window_reducer is not checked; on a tumbling-window event "
-                              "the first record fails with TypeError ('int' object is not "
-                              "callable)", _DID_NOT_RAISE)),
+    pytest.param({"sink": 5}, r"sink=5 is not an async callable", id="sink-int"),
+    pytest.param({"sink": _sync_sink}, r"sink .*async", id="sink-sync-def"),
+    pytest.param({"sink_when": 5}, r"sink_when", id="sink_when-int"),
+    pytest.param({"hooks": 5}, r"hooks", id="hooks-int"),
+    pytest.param({"window_reducer": 5}, r"window_reducer", id="window_reducer-int"),
 ]
 
 
@@ -562,20 +525,14 @@ def test_a_bad_processor_option_is_a_configuration_error(
 
 BAD_RETRIES = [
     *(pytest.param({"attempts": value},
-                   rf"Retry\(attempts={re.escape(repr(value))}\): attempts must be >= 1",
+                   rf"Retry\(attempts={re.escape(repr(value))}\): attempts must be a whole number >= 1",
                    id=f"attempts-{value!r}")
       for value in (0, -1, 1.5, "3")),
-    pytest.param({"attempts": True}, r"Retry\(attempts=True\)", id="attempts-True",
-                 marks=_xfail("core: Retry(attempts=True) is accepted as one attempt "
-                              "(bool passes isinstance(int))", _DID_NOT_RAISE)),
-    pytest.param({"base": -1}, r"Retry: base and cap must be >= 0 seconds", id="base-negative"),
-    pytest.param({"cap": -1}, r"Retry: base and cap must be >= 0 seconds", id="cap-negative"),
-    pytest.param({"base": "x"}, r"base", id="base-str", marks=_xfail(
-        "core: Retry.__post_init__ compares self.base < 0; a str raises a bare TypeError",
-        TypeError)),
-    pytest.param({"cap": None}, r"cap", id="cap-none", marks=_xfail(
-        "core: Retry.__post_init__ compares self.cap < 0; None raises a bare TypeError",
-        TypeError)),
+    pytest.param({"attempts": True}, r"Retry\(attempts=True\)", id="attempts-True"),
+    pytest.param({"base": -1}, r"Retry\(base=-1\): give seconds >= 0", id="base-negative"),
+    pytest.param({"cap": -1}, r"Retry\(cap=-1\): give seconds >= 0", id="cap-negative"),
+    pytest.param({"base": "x"}, r"base", id="base-str"),
+    pytest.param({"cap": None}, r"cap", id="cap-none"),
     *(pytest.param({"on": value},
                    rf"Retry\(on={re.escape(repr(value))}\): give exception types, a "
                    r"predicate or None", id=f"on-{value!r}")
@@ -618,13 +575,6 @@ async def test_the_processor_argument_must_be_a_processor(processor: Any, got: s
 async def test_process_partial_response_inside_a_running_loop_is_refused(
     anyio_backend: str, request: pytest.FixtureRequest
 ) -> None:
-    if anyio_backend == "trio":
-        request.applymarker(_xfail(
-            "core: process_partial_response only asks asyncio.get_running_loop(); under trio "
-            "it finds none and runs a nested asyncio loop in trio's thread, where anyio still "
-            "sees trio (sniffio) and fails: ExceptionGroup('Exceptions from Trio nursery', "
-            "[RuntimeError('Task got bad yield: CancelShieldedCheckpoint')])",
-            BaseExceptionGroup))
     handler = Calls()
     with pytest.raises(AsyncBatchError) as info:
         asyncbatch.process_partial_response({"Records": [sqs()]}, handler, AsyncBatchProcessor())
