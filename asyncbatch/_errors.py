@@ -1,12 +1,12 @@
 """The errors asyncbatch raises, as one tree::
 
     AsyncBatchError                      base of everything below
-    ├── InvalidEventError (ValueError)   the event is malformed; raised before any handler runs
-    ├── ConfigurationError (ValueError)  a processor or entry point was misused; says how to fix it
-    ├── BatchFailedError (ExceptionGroup) no record of the batch succeeded (Lambda retries it)
-    └── RecordError                      why one record did not succeed (found on its outcome)
-        ├── RecordDecodeError (ValueError)      its payload could not be decoded (base64, JSON, DynamoDB)
-        ├── RecordValidationError (ValueError)  it failed the ``model=`` validation; names the fields
+    ├── InvalidEventError (ValueError)    the event is malformed; raised before any handler
+    ├── ConfigurationError (ValueError)   a processor or entry point was misused; says the fix
+    ├── BatchFailedError (ExceptionGroup) no record of the batch succeeded (Lambda retries)
+    └── RecordError                      why one record did not succeed (on its outcome)
+        ├── RecordDecodeError (ValueError)      its payload is not valid base64 / JSON / DynamoDB
+        ├── RecordValidationError (ValueError)  it failed ``model=`` validation; names the fields
         ├── RecordTimeoutError (TimeoutError)   its handler ran past the per-record timeout
         ├── DeadlineExceededError (TimeoutError) Lambda's deadline came while it ran or waited
         ├── SinkError                           the failure sink did not accept it
@@ -154,5 +154,5 @@ class BatchFailedError(AsyncBatchError, ExceptionGroup):  # type: ignore[misc]
     ) -> None:
         super().__init__(message, exceptions)
 
-    def derive(self, excs: Sequence[Exception]) -> BatchFailedError:  # type: ignore[override]
+    def derive(self, excs: Sequence[Exception]) -> BatchFailedError:
         return BatchFailedError(self.message, excs, self.report)

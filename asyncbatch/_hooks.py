@@ -16,8 +16,14 @@ __all__ = ["Failure", "FailureSink", "Hooks"]
 class Failure:
     """A record that failed for good, as a failure sink receives it."""
 
-    __slots__ = ("record", "identifier", "exception", "attempts", "event_type",
-                 "event_source_arn")
+    __slots__ = (
+        "attempts",
+        "event_source_arn",
+        "event_type",
+        "exception",
+        "identifier",
+        "record",
+    )
 
     record: Record
     identifier: str

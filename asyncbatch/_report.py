@@ -30,8 +30,16 @@ class Outcome:
     seconds, ``index`` the record's position in the event.
     """
 
-    __slots__ = ("status", "record", "identifier", "exception", "attempts", "duration",
-                 "index", "sunk")
+    __slots__ = (
+        "attempts",
+        "duration",
+        "exception",
+        "identifier",
+        "index",
+        "record",
+        "status",
+        "sunk",
+    )
 
     status: str
     record: Record

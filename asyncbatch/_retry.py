@@ -53,6 +53,13 @@ def is_transient(exc: BaseException) -> bool:
 Predicate = Callable[[BaseException], bool]
 
 
+def _exception_types(value: Any) -> bool:
+    if isinstance(value, type):
+        return issubclass(value, BaseException)
+    return isinstance(value, tuple) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in value)
+
+
 @dataclass(frozen=True)
 class Retry:
     """How transient failures are retried.
@@ -76,7 +83,8 @@ class Retry:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) \
                 or self.attempts < 1:
             raise ConfigurationError(
-                f"Retry(attempts={self.attempts!r}): attempts must be a whole number >= 1")
+                f"Retry(attempts={self.attempts!r}): attempts must be a whole number >= 1"
+            )
         for name in ("base", "cap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -84,11 +92,7 @@ class Retry:
         on: Any = self.on
         if on is None:
             predicate: Predicate = is_transient
-        elif isinstance(on, type) and issubclass(on, BaseException):
-            predicate = lambda exc: isinstance(exc, on)  # noqa: E731
-        elif isinstance(on, tuple) and all(
-            isinstance(t, type) and issubclass(t, BaseException) for t in on
-        ):
+        elif _exception_types(on):
             predicate = lambda exc: isinstance(exc, on)  # noqa: E731
         elif callable(on):
             predicate = on

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Coroutine,
+    Iterable,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 import anyio
@@ -88,17 +95,15 @@ async def pool(
                         return
                 await work(item)
 
-        body: Callable[[], Awaitable[None]] = async_worker
+        body: Callable[[], Coroutine[Any, Any, None]] = async_worker
     else:
         iterator = iter(feed)
 
         async def worker() -> None:
-            done = 0
-            for item in iterator:
+            for done, item in enumerate(iterator, 1):
                 if flag.is_set:
                     return
                 await work(item)
-                done += 1
                 if not done % _YIELD_EVERY:
                     await anyio.lowlevel.checkpoint()
 

@@ -16,7 +16,7 @@ __all__ = ["Window", "WindowReducer", "parse_window"]
 class Window:
     """The window an event belongs to. ``state`` is the state Lambda passed in."""
 
-    __slots__ = ("start", "end", "state", "shard_id", "is_final", "terminated_early")
+    __slots__ = ("end", "is_final", "shard_id", "start", "state", "terminated_early")
 
     start: Optional[str]
     end: Optional[str]

@@ -20,14 +20,14 @@ def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (free port), shared by the session; yields its URL.
 
     Tests talk to it over HTTP through aioboto3, exactly as they would to AWS."""
-    from asyncbatch.aws._local import LOCAL_ENV, local_aws
+    from asyncbatch.aws._local import local_aws
 
     with local_aws(set_environment=False) as endpoint:
         yield endpoint
 
 
 @pytest.fixture
-def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The moto endpoint with a clean slate, fake credentials and ``AWS_ENDPOINT_URL`` set."""
     import urllib.request
 
@@ -39,7 +39,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     request = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200
-    yield moto_server
+    return moto_server
 
 
 class FakeLambdaContext:

@@ -70,7 +70,8 @@ any handler runs:
 - `model` dict, "Model", 5 →
   `model=<class 'dict'>: give a pydantic v2 model class (with model_validate_json)`
 - `retry` "3", 3, the `Retry` class → `retry='3': give asyncbatch.Retry(...) or None`
-- `Retry(attempts=0 / -1 / 1.5 / "3" / True)` → `Retry(attempts=0): attempts must be a whole number >= 1`
+- `Retry(attempts=0 / -1 / 1.5 / "3" / True)` →
+  `Retry(attempts=0): attempts must be a whole number >= 1`
 - `Retry(base=-1 / "x")`, `Retry(cap=-1 / None)` → `Retry(base=-1): give seconds >= 0`
 - `Retry(on=5 / "ValueError" / (ValueError, "x"))` →
   `Retry(on=5): give exception types, a predicate or None`
@@ -96,7 +97,6 @@ any handler runs:
 from __future__ import annotations
 
 import base64
-import decimal
 import json
 import math
 import re
@@ -180,7 +180,7 @@ def dynamodb(
 
 
 if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
+    pass
 
 _MISSING: Any = object()
 _SQS_NO_ID = {k: v for k, v in sqs().items() if k != "messageId"}
@@ -525,7 +525,8 @@ def test_a_bad_processor_option_is_a_configuration_error(
 
 BAD_RETRIES = [
     *(pytest.param({"attempts": value},
-                   rf"Retry\(attempts={re.escape(repr(value))}\): attempts must be a whole number >= 1",
+                   rf"Retry\(attempts={re.escape(repr(value))}\): attempts must be a whole "
+                   r"number >= 1",
                    id=f"attempts-{value!r}")
       for value in (0, -1, 1.5, "3")),
     pytest.param({"attempts": True}, r"Retry\(attempts=True\)", id="attempts-True"),

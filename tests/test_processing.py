@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from typing import Any
 
@@ -14,6 +15,9 @@ import asyncbatch
 from asyncbatch import EventType, RecordSkippedError
 
 from .events import SOURCES, ddb_record, kinesis_record, make_event, position, sqs_record
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import ExceptionGroup
 
 pytestmark = pytest.mark.anyio
 

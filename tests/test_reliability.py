@@ -19,7 +19,6 @@ import asyncbatch
 from asyncbatch import (
     DeadlineExceededError,
     Failure,
-    RecordSkippedError,
     RecordTimeoutError,
     Retry,
     SinkError,
