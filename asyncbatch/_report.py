@@ -27,7 +27,8 @@ class Outcome:
     handler's exception (failed), the reason it never ran (skipped, a
     ``RecordSkippedError``), or for a record the failure sink accepted (``sunk``), the
     failure it was sunk for. ``attempts`` counts handler calls, ``duration`` their total
-    seconds, ``index`` the record's position in the event.
+    seconds (``None`` unless the processor measures time: ``timings=True``, or any of
+    retry, timeout, hooks or model), ``index`` the record's position in the event.
     """
 
     __slots__ = (
@@ -46,7 +47,7 @@ class Outcome:
     identifier: str
     exception: Optional[BaseException]
     attempts: int
-    duration: float
+    duration: Optional[float]
     index: int
     sunk: bool
 
@@ -70,7 +71,7 @@ class BatchReport:
         status: bytearray,
         errors: dict[int, BaseException],
         attempts: array[int],
-        durations: array[float],
+        durations: Optional[array[float]],
         elapsed: float,
         window: Optional[Window] = None,
         state: Any = None,
@@ -100,7 +101,8 @@ class BatchReport:
         record = self._view(self._records[index])
         attempts = 0 if code == SKIPPED else self._attempts[index]
         return Outcome(_NAMES[code], record, record.identifier, self._errors.get(index),
-                       attempts, self._durations[index], index, code == SUNK)
+                       attempts, None if self._durations is None else self._durations[index],
+                       index, code == SUNK)
 
     def _select(self, name: str, codes: tuple[int, ...]) -> list[Outcome]:
         found = self._cache.get(name)

@@ -109,11 +109,19 @@ async def pool(
 
         body = worker
 
-    if workers == 1:
+    await run_workers(body, workers)
+
+
+async def run_workers(body: Callable[[], Coroutine[Any, Any, None]], count: int) -> None:
+    """Run ``count`` copies of ``body`` at once and wait for all of them. The copies
+    share whatever feed ``body`` closes over; this is the whole of the concurrency."""
+    if count <= 0:
+        return
+    if count == 1:
         await body()
         return
     async with anyio.create_task_group() as tg:
-        for _ in range(workers):
+        for _ in range(count):
             tg.start_soon(body)
 
 
@@ -136,6 +144,7 @@ class BatchRun:
         sink_when: Callable[[BaseException], bool],
         soft_deadline: Optional[float],
         hard_deadline: Optional[float],
+        timings: bool = False,
     ) -> None:
         n = len(records)
         self.records = records
@@ -155,13 +164,15 @@ class BatchRun:
         self.status = bytearray(n)
         self.errors: dict[int, BaseException] = {}
         self.attempts = array("I", [1]) * n  # the full path stores other counts
-        self.durations = array("d", bytes(8 * n))
+        # durations are measured on the full path only (a clock read costs a syscall here)
+        self.durations: Optional[array[float]] = array("d", bytes(8 * n)) if timings else None
         self.stop = StopFlag()
         self.stop_reason: Optional[RecordSkippedError] = None
         self.cutoff: Optional[int] = None  # checkpoint mode: lowest failed sequence number
         self.cutoff_error: Optional[BaseException] = None
-        simple = parse is None and retry is None and timeout is None and hooks is None
-        self.run_record = self._simple_runner() if simple else self._run_full
+        self.simple = (parse is None and retry is None and timeout is None and hooks is None
+                       and not timings)
+        self.run_record = self._simple_runner() if self.simple else self._run_full
 
     # -- running ---------------------------------------------------------------------
 
@@ -172,7 +183,10 @@ class BatchRun:
             if self.soft_deadline is not None:
                 watchers.start_soon(self._watch_deadline, scope)
             with scope:
-                if plan.lanes is None:
+                if plan.lanes is None and self.simple:
+                    await run_workers(self._independent_worker(),
+                                      min(self.concurrency, plan.size))
+                elif plan.lanes is None:
                     await pool(range(plan.size), self.run_record, self.concurrency,
                                stop=self.stop, size=plan.size)
                 else:
@@ -227,29 +241,53 @@ class BatchRun:
                 errors[index] = error
 
     def _simple_runner(self) -> Callable[[int], Awaitable[bool]]:
-        """The hot path when no model, retry, timeout or hook is configured: a closure
-        over locals, one status byte and one duration per record."""
+        """The hot path when no model, retry, timeout, hook or timing is asked for: a
+        closure over locals, one status byte per record."""
         status = self.status
-        durations = self.durations
         records = self.records
         view = self.view
         call = self.call
         failed = self._failed
-        clock = time.perf_counter
 
         async def run_simple(index: int) -> bool:
             status[index] = RUNNING
-            started = clock()
             try:
                 await call(view(records[index]))
             except Exception as exc:
-                durations[index] = clock() - started
                 return await failed(index, None, exc, 1)
-            durations[index] = clock() - started
             status[index] = SUCCEEDED
             return True
 
         return run_simple
+
+    def _independent_worker(self) -> Callable[[], Coroutine[Any, Any, None]]:
+        """The hottest path: independent records (SQS standard), no option that costs per
+        record. The record run is inlined in the worker loop: one coroutine per record
+        (the handler's) and one status byte; no clock read (``timings=True`` asks for one)."""
+        status = self.status
+        records = self.records
+        view = self.view
+        call = self.call
+        failed = self._failed
+        flag = self.stop
+        indices = iter(range(len(records)))
+        checkpoint = anyio.lowlevel.checkpoint
+
+        async def worker() -> None:
+            for index in indices:
+                if flag.is_set:
+                    return
+                status[index] = RUNNING
+                try:
+                    await call(view(records[index]))
+                except Exception as exc:
+                    await failed(index, None, exc, 1)
+                else:
+                    status[index] = SUCCEEDED
+                if not index % _YIELD_EVERY:
+                    await checkpoint()
+
+        return worker
 
     async def _run_full(self, index: int) -> bool:
         """The path with every option: model parsing, retries, timeout, hooks."""
@@ -286,7 +324,8 @@ class BatchRun:
                         ) from exc
             except Exception as exc:
                 elapsed += time.perf_counter() - started
-                self.durations[index] = elapsed
+                if self.durations is not None:
+                    self.durations[index] = elapsed
                 if retry is not None and not self.stop.is_set \
                         and retry.should_retry(exc, attempt):
                     delay = retry.delay(attempt)
@@ -300,7 +339,8 @@ class BatchRun:
                     hooks.record_failed(record, exc, attempt)
                 return await self._failed(index, record, exc, attempt)
             elapsed += time.perf_counter() - started
-            self.durations[index] = elapsed
+            if self.durations is not None:
+                self.durations[index] = elapsed
             self.status[index] = SUCCEEDED
             if hooks is not None:
                 hooks.record_succeeded(record, attempt, elapsed)

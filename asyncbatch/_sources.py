@@ -8,8 +8,10 @@ scheduler knows none of that.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import contains, itemgetter
 from typing import Any, Callable, Optional, Union
 
 from ._dynamodb import DynamoDBJSONError, canonical_key
@@ -77,6 +79,7 @@ class SourcePolicy:
     event_source: str
     view: type[Record]
     identifier_path: str
+    identifier_keys: tuple[str, ...]
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         raise NotImplementedError
@@ -97,9 +100,9 @@ class SourcePolicy:
         source = self.event_source
         identifier = self.identifier
         try:
-            ids = [identifier(raw) for raw in records]
-            sources = {raw.get("eventSource", source) for raw in records}
-            if sources == {source} and {type(i) for i in ids} == {str} and all(ids):
+            ids = _pluck(records, self.identifier_keys)
+            sources = set(map(dict.get, records, repeat("eventSource"), repeat(source)))
+            if sources == {source} and set(map(type, ids)) == {str} and all(ids):
                 return ids
         except (KeyError, TypeError, AttributeError):
             pass
@@ -127,6 +130,14 @@ class SourcePolicy:
         return [identifier(raw) for raw in records]  # pragma: no cover - mappings, not dicts
 
 
+def _pluck(records: list[Any], keys: tuple[str, ...]) -> list[Any]:
+    """``[r[k1][k2]... for r in records]`` at C speed."""
+    values: Iterable[Any] = records
+    for key in keys:
+        values = map(itemgetter(key), values)
+    return list(values)
+
+
 def _group_id(raw: Mapping[str, Any]) -> Optional[str]:
     attributes = raw.get("attributes")
     if type(attributes) is dict:
@@ -139,6 +150,7 @@ class SQSPolicy(SourcePolicy):
     event_source = "aws:sqs"
     view = SQSRecord
     identifier_path = "messageId"
+    identifier_keys = ("messageId",)
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         return raw["messageId"]
@@ -150,7 +162,8 @@ class SQSPolicy(SourcePolicy):
         if not fifo:
             # A FIFO record always carries its MessageGroupId, whatever the ARN says.
             try:
-                fifo = any("MessageGroupId" in raw["attributes"] for raw in records)
+                attributes = map(itemgetter("attributes"), records)
+                fifo = any(map(contains, attributes, repeat("MessageGroupId")))
             except (KeyError, TypeError):
                 fifo = any(_group_id(raw) is not None for raw in records)
         if not fifo:
@@ -171,7 +184,8 @@ class _StreamPolicy(SourcePolicy):
 
     def plan(self, records: list[Any], fifo_stop_batch: bool) -> Plan:
         ids = self._check(records)
-        for index, ident in enumerate(ids):
+        ids_ok = all(map(str.isdigit, ids)) and all(map(str.isascii, ids))
+        for index, ident in enumerate(() if ids_ok else ids):
             if not (ident.isascii() and ident.isdigit()):
                 raise InvalidEventError(
                     f"Records[{index}] has {self.identifier_path}={ident!r}, "
@@ -188,6 +202,7 @@ class KinesisPolicy(_StreamPolicy):
     event_source = "aws:kinesis"
     view = KinesisRecord
     identifier_path = "kinesis.sequenceNumber"
+    identifier_keys = ("kinesis", "sequenceNumber")
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         return raw["kinesis"]["sequenceNumber"]
@@ -207,6 +222,7 @@ class DynamoDBPolicy(_StreamPolicy):
     event_source = "aws:dynamodb"
     view = DynamoDBRecord
     identifier_path = "dynamodb.SequenceNumber"
+    identifier_keys = ("dynamodb", "SequenceNumber")
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         return raw["dynamodb"]["SequenceNumber"]

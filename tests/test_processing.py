@@ -133,7 +133,21 @@ async def test_sqs_standard_reports_only_failed_in_event_order() -> None:
     assert all(isinstance(o.exception, ValueError) for o in report.failed)
     assert report.skipped == []
     assert len(report.succeeded) == 7
-    assert all(o.attempts == 1 and o.duration >= 0 for o in report.succeeded)
+    assert all(o.attempts == 1 and o.duration is None for o in report.succeeded)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+async def test_timings_measure_every_record(source: str) -> None:
+    async def handle(record: Any) -> None:
+        await anyio.sleep(0.001 * (position(record) + 1))
+        if position(record) == 2:
+            raise ValueError("x")
+
+    processor = asyncbatch.AsyncBatchProcessor(timings=True)
+    report = await processor.process(make_event(source, [f"k{i}" for i in range(4)]), handle)
+    ran = [o for o in report if o.status != "skipped"]
+    assert ran and all(o.duration is not None and o.duration >= 0.001 for o in ran)
+    assert all(o.duration is None or o.duration == 0 for o in report.skipped)
 
 
 async def test_fifo_failure_skips_rest_of_its_group_only() -> None:
