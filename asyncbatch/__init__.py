@@ -18,6 +18,7 @@ from ._errors import (
     SinkError,
 )
 from ._hooks import Failure, FailureSink, Hooks
+from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
 from ._processor import (
     AsyncBatchProcessor,
     async_process_partial_response,
@@ -32,16 +33,19 @@ from ._windows import Window, WindowReducer
 __version__ = "0.1.0"
 
 __all__ = [
+    "AIMDLimit",
     "AsyncBatchError",
     "AsyncBatchProcessor",
     "BatchFailedError",
     "BatchReport",
+    "ConcurrencyLimit",
     "ConfigurationError",
     "DeadlineExceededError",
     "DynamoDBRecord",
     "EventType",
     "Failure",
     "FailureSink",
+    "GradientLimit",
     "Hooks",
     "InvalidEventError",
     "KinesisRecord",

@@ -15,6 +15,7 @@ import anyio
 
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._hooks import FailureSink, Hooks, _accepts_context
+from ._limits import AIMDLimit, ConcurrencyLimit
 from ._report import BatchReport
 from ._retry import Retry
 from ._scheduler import BatchRun, validation_error
@@ -48,7 +49,10 @@ class AsyncBatchProcessor:
     Options (all keyword-only except the first three):
 
     - ``event_type``: ``None`` to detect from the event, an ``EventType`` or its string.
-    - ``concurrency``: hard bound on handlers running at once (``int >= 1``).
+    - ``concurrency``: hard bound on handlers running at once (``int >= 1``); or
+      ``"auto"`` (an ``AIMDLimit(initial=10, max=256)``), or a ``ConcurrencyLimit`` such as
+      ``AIMDLimit`` / ``GradientLimit``, which adapts the number in flight to observed
+      latency and throttling, never above its ``max``.
     - ``model``: a pydantic model; the handler then gets the parsed model.
     - ``retry``: a ``Retry`` policy for transient errors (default: no retry).
     - ``timeout``: seconds one handler call may run before it is cancelled and fails.
@@ -74,15 +78,15 @@ class AsyncBatchProcessor:
     A processor holds no per-call state: one instance may serve concurrent calls.
     """
 
-    __slots__ = ("_event_type", "cancel_margin",
-                 "concurrency", "deadline_margin", "fifo_stop_on_failure", "hooks",
-                 "log_summary", "model", "raise_on_all_failed", "retry", "sink", "sink_when",
-                 "timeout", "timings", "window_reducer")
+    __slots__ = ("_event_type", "cancel_margin", "concurrency", "deadline_margin",
+                 "fifo_stop_on_failure", "hooks", "limit", "log_summary", "model",
+                 "raise_on_all_failed", "retry", "sink", "sink_when", "timeout", "timings",
+                 "window_reducer")
 
     def __init__(
         self,
         event_type: Union[EventType, str, None] = None,
-        concurrency: int = 32,
+        concurrency: Union[int, str, ConcurrencyLimit] = 32,
         model: Optional[type[Any]] = None,
         *,
         retry: Optional[Retry] = None,
@@ -99,11 +103,20 @@ class AsyncBatchProcessor:
         timings: bool = False,
     ) -> None:
         self._event_type = coerce_event_type(event_type)
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        limit: Optional[ConcurrencyLimit] = None
+        if concurrency == "auto":
+            limit = AIMDLimit()
+        elif isinstance(concurrency, ConcurrencyLimit) and not isinstance(concurrency, int):
+            limit = concurrency
+        elif isinstance(concurrency, bool) or not isinstance(concurrency, int) \
+                or concurrency < 1:
             raise ConfigurationError(
                 f"concurrency={concurrency!r}: give a whole number >= 1 (the most handlers "
-                "that may run at once), e.g. concurrency=32"
+                "that may run at once), e.g. concurrency=32, or 'auto', or a limit object "
+                "such as asyncbatch.AIMDLimit(max=100)"
             )
+        if limit is not None and (not isinstance(limit.max, int) or limit.max < 1):
+            raise ConfigurationError(f"concurrency={concurrency!r}: its max must be >= 1")
         if model is not None and not (
             hasattr(model, "model_validate_json") and hasattr(model, "model_validate")
         ):
@@ -143,7 +156,8 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"window_reducer={window_reducer!r}: give a function (state, record, window) "
                 "-> new state")
-        self.concurrency = concurrency
+        self.limit = limit
+        self.concurrency: int = limit.max if limit is not None else int(concurrency)  # type: ignore[arg-type]
         self.model = model
         self.retry = retry
         self.timeout = None if timeout is None else float(timeout)
@@ -187,7 +201,7 @@ class AsyncBatchProcessor:
             concurrency=self.concurrency, parse=self._parser(policy),
             retry=self.retry, timeout=self.timeout, hooks=self.hooks,
             sink=self.sink, sink_when=self.sink_when,
-            soft_deadline=soft, hard_deadline=hard, timings=self.timings,
+            soft_deadline=soft, hard_deadline=hard, timings=self.timings, limit=self.limit,
         )
         hooks = self.hooks
         if hooks is not None:

@@ -33,7 +33,9 @@ from ._errors import (
     SinkError,
 )
 from ._hooks import Failure
+from ._limits import ConcurrencyLimit, Gate
 from ._report import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, SUNK
+from ._retry import is_transient
 from ._sources import FailureMode
 
 if TYPE_CHECKING:
@@ -145,6 +147,7 @@ class BatchRun:
         soft_deadline: Optional[float],
         hard_deadline: Optional[float],
         timings: bool = False,
+        limit: Optional[ConcurrencyLimit] = None,
     ) -> None:
         n = len(records)
         self.records = records
@@ -170,8 +173,11 @@ class BatchRun:
         self.stop_reason: Optional[RecordSkippedError] = None
         self.cutoff: Optional[int] = None  # checkpoint mode: lowest failed sequence number
         self.cutoff_error: Optional[BaseException] = None
+        self.gate = Gate(limit) if limit is not None else None
+        self.is_drop: Callable[[BaseException], bool] = (
+            is_transient if retry is None else (lambda exc: retry.should_retry(exc, 0)))
         self.simple = (parse is None and retry is None and timeout is None and hooks is None
-                       and not timings)
+                       and not timings and limit is None)
         self.run_record = self._simple_runner() if self.simple else self._run_full
 
     # -- running ---------------------------------------------------------------------
@@ -290,8 +296,8 @@ class BatchRun:
         return worker
 
     async def _run_full(self, index: int) -> bool:
-        """The path with every option: model parsing, retries, timeout, hooks."""
-        self.status[index] = RUNNING
+        """The path with every option: model parsing, retries, timeout, hooks, an
+        adaptive limit, timings."""
         record = self.view(self.records[index])
         hooks = self.hooks
         try:
@@ -300,7 +306,6 @@ class BatchRun:
             self.attempts[index] = 0
             return await self._failed(index, record, exc, 0)
         retry = self.retry
-        timeout = self.timeout
         attempt = 0
         elapsed = 0.0
         while True:
@@ -308,43 +313,59 @@ class BatchRun:
             self.attempts[index] = attempt
             if hooks is not None:
                 hooks.record_started(record, attempt)
-            started = time.perf_counter()
-            try:
-                if timeout is None:
-                    await self.call(arg)
-                else:
-                    try:
-                        with anyio.fail_after(timeout):
-                            await self.call(arg)
-                    except TimeoutError as exc:
-                        raise RecordTimeoutError(
-                            f"record {record.identifier}: handler ran past the "
-                            f"{timeout:g}s timeout and was cancelled",
-                            identifier=record.identifier,
-                        ) from exc
-            except Exception as exc:
-                elapsed += time.perf_counter() - started
-                if self.durations is not None:
-                    self.durations[index] = elapsed
-                if retry is not None and not self.stop.is_set \
-                        and retry.should_retry(exc, attempt):
-                    delay = retry.delay(attempt)
-                    if self.soft_deadline is None \
-                            or anyio.current_time() + delay < self.soft_deadline:
-                        if hooks is not None:
-                            hooks.record_retried(record, exc, attempt, delay)
-                        await anyio.sleep(delay)
-                        continue
-                if hooks is not None:
-                    hooks.record_failed(record, exc, attempt)
-                return await self._failed(index, record, exc, attempt)
-            elapsed += time.perf_counter() - started
+            error, rtt = await self._attempt(index, record, arg)
+            elapsed += rtt
             if self.durations is not None:
                 self.durations[index] = elapsed
-            self.status[index] = SUCCEEDED
+            if error is None:
+                self.status[index] = SUCCEEDED
+                if hooks is not None:
+                    hooks.record_succeeded(record, attempt, elapsed)
+                return True
+            if retry is not None and not self.stop.is_set and retry.should_retry(error, attempt):
+                delay = retry.delay(attempt)
+                if self.soft_deadline is None \
+                        or anyio.current_time() + delay < self.soft_deadline:
+                    if hooks is not None:
+                        hooks.record_retried(record, error, attempt, delay)
+                    await anyio.sleep(delay)
+                    continue
             if hooks is not None:
-                hooks.record_succeeded(record, attempt, elapsed)
-            return True
+                hooks.record_failed(record, error, attempt)
+            return await self._failed(index, record, error, attempt)
+
+    async def _attempt(
+        self, index: int, record: Record, arg: Any
+    ) -> tuple[Optional[Exception], float]:
+        """One handler call, through the adaptive gate and under the timeout, if any.
+        Returns the call's exception (or ``None``) and its duration."""
+        gate = self.gate
+        if gate is not None:
+            await gate.acquire()
+        self.status[index] = RUNNING
+        timeout = self.timeout
+        error: Optional[Exception] = None
+        started = time.perf_counter()
+        try:
+            if timeout is None:
+                await self.call(arg)
+            else:
+                try:
+                    with anyio.fail_after(timeout):
+                        await self.call(arg)
+                except TimeoutError as exc:
+                    raise RecordTimeoutError(
+                        f"record {record.identifier}: handler ran past the "
+                        f"{timeout:g}s timeout and was cancelled",
+                        identifier=record.identifier,
+                    ) from exc
+        except Exception as exc:
+            error = exc
+        finally:
+            rtt = time.perf_counter() - started
+            if gate is not None:
+                gate.release(rtt, error is not None and self.is_drop(error))
+        return error, rtt
 
     async def _failed(
         self, index: int, record: Optional[Record], exc: Exception, attempts: int
