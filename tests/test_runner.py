@@ -798,3 +798,13 @@ def test_import_asyncbatch_does_not_import_aws_sdks() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_redelivery_example_runs() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "redelivery" / "run.py"
+    done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "every order but 13 charged exactly once, 13 dead-lettered"
+    assert "in the dead-letter queue: [13]" in lines

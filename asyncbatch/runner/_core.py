@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -583,9 +583,3 @@ def check_positive(name: str, value: Union[int, float], *, minimum: float = 0,
         kind = "a whole number" if integer else "a number"
         raise ConfigurationError(
             f"{name}={value!r}: give {kind} >= {minimum:g}{', e.g. ' + example if example else ''}")
-
-
-async def maybe_await(value: Union[Awaitable[Any], Any]) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value

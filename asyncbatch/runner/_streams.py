@@ -235,7 +235,6 @@ class _Consumer:
         self.sqs = sqs
         self.runs: dict[str, _ShardRun] = {}
         self.started: set[str] = set()
-        self.waiting: set[str] = set()
         self.tg: Optional[anyio.abc.TaskGroup] = None
 
     async def run(self) -> None:
