@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 __all__ = ["canonical_key", "deserialize", "deserialize_item"]
 
@@ -16,6 +17,8 @@ class DynamoDBJSONError(ValueError):
 
 
 def _number(text: Any, path: str) -> Decimal:
+    from decimal import Decimal, InvalidOperation
+
     try:
         return Decimal(text)
     except (InvalidOperation, TypeError, ValueError):
@@ -25,6 +28,8 @@ def _number(text: Any, path: str) -> Decimal:
 def _binary(text: Any, path: str) -> bytes:
     if isinstance(text, (bytes, bytearray)):
         return bytes(text)
+    import base64
+
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, TypeError, ValueError):

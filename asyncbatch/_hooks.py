@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Protocol
+
+from ._frozen import Frozen
 
 if TYPE_CHECKING:
     from ._records import Record
@@ -12,8 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["Failure", "FailureSink", "Hooks"]
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(Frozen):
     """A record that failed for good, as a failure sink receives it."""
 
     __slots__ = (
@@ -31,6 +31,11 @@ class Failure:
     attempts: int
     event_type: str
     event_source_arn: Optional[str]
+
+    def __init__(self, record: Record, identifier: str, exception: BaseException,
+                 attempts: int, event_type: str, event_source_arn: Optional[str]) -> None:
+        self._set(record=record, identifier=identifier, exception=exception,
+                  attempts=attempts, event_type=event_type, event_source_arn=event_source_arn)
 
 
 class FailureSink(Protocol):

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Protocol, runtime_checkable
-
-import anyio
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import anyio
 
 __all__ = ["AIMDLimit", "ConcurrencyLimit", "GradientLimit"]
 
@@ -154,6 +155,8 @@ class Gate:
         if not self._waiters and self.inflight < max(1, self.limit.current):
             self.inflight += 1
             return
+        import anyio
+
         event = anyio.Event()
         self._waiters.append(event)
         try:

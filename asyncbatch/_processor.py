@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
-import logging
 import threading
 import time
 from collections.abc import Awaitable
-from typing import Any, Callable, Optional, Union
-
-import anyio
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._hooks import FailureSink, Hooks, _accepts_context
@@ -28,7 +23,8 @@ __all__ = [
     "process_partial_response",
 ]
 
-logger = logging.getLogger("asyncbatch")
+if TYPE_CHECKING:
+    import asyncio
 
 Handler = Callable[..., Awaitable[Any]]
 
@@ -221,16 +217,8 @@ class AsyncBatchProcessor:
         if hooks is not None:
             run.report_skips()
             hooks.batch_finished(report)
-        if self.log_summary and logger.isEnabledFor(logging.INFO):
-            counts = report.counts
-            logger.info(
-                "asyncbatch %s batch: %d records, %d succeeded, %d failed, %d skipped in %.3fs",
-                policy.event_type.value, len(records), counts["succeeded"], counts["failed"],
-                counts["skipped"], report.elapsed,
-                extra={"asyncbatch": {"event_type": policy.event_type.value,
-                                      "records": len(records), **counts,
-                                      "elapsed": report.elapsed}},
-            )
+        if self.log_summary:
+            _log_summary(policy.event_type.value, report)
         return report
 
     # -- helpers ---------------------------------------------------------------------
@@ -246,6 +234,8 @@ class AsyncBatchProcessor:
         soft = _margin(self.deadline_margin, remaining, 0.10, 0.5, 30.0)
         hard = _margin(self.cancel_margin, remaining, 0.05, 0.2, 10.0)
         hard = min(hard, soft)
+        import anyio
+
         now = anyio.current_time()
         return now + remaining - soft, now + remaining - hard
 
@@ -300,6 +290,23 @@ class AsyncBatchProcessor:
         return state
 
 
+def _log_summary(event_type: str, report: BatchReport) -> None:
+    """One INFO line per batch on the ``asyncbatch`` logger, the counts in ``extra``."""
+    import logging
+
+    logger = logging.getLogger("asyncbatch")
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    counts = report.counts
+    logger.info(
+        "asyncbatch %s batch: %d records, %d succeeded, %d failed, %d skipped in %.3fs",
+        event_type, len(report), counts["succeeded"], counts["failed"], counts["skipped"],
+        report.elapsed,
+        extra={"asyncbatch": {"event_type": event_type, "records": len(report), **counts,
+                              "elapsed": report.elapsed}},
+    )
+
+
 def _not_transient(exc: BaseException) -> bool:
     from ._retry import is_transient
 
@@ -310,6 +317,8 @@ _HOOK_METHODS = tuple(name for name in vars(Hooks) if not name.startswith("_"))
 
 
 def _is_async_callable(obj: Any) -> bool:
+    import inspect
+
     while isinstance(obj, functools.partial):
         obj = obj.func
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
@@ -345,6 +354,8 @@ _loops = threading.local()
 
 def _loop() -> asyncio.AbstractEventLoop:
     """This thread's event loop, created once and reused across warm invocations."""
+    import asyncio
+
     loop: Optional[asyncio.AbstractEventLoop] = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()

@@ -6,9 +6,7 @@ decodes on first access: a handler that reads nothing costs nothing.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -45,6 +43,8 @@ class Record:
         return self.raw.get("eventSourceARN")
 
     def _json(self, text: str | bytes, what: str) -> Any:
+        import json
+
         try:
             return json.loads(text)
         except (ValueError, TypeError) as exc:
@@ -140,6 +140,8 @@ class KinesisRecord(Record):
     def data(self) -> bytes:
         """The payload, base64-decoded on first access; ``RecordDecodeError`` if invalid."""
         if self._data is None:
+            import base64
+
             try:
                 self._data = base64.b64decode(self._kinesis.get("data", ""), validate=True)
             except (binascii.Error, TypeError, ValueError) as exc:

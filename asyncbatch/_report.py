@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
+
+from ._frozen import Frozen
 
 if TYPE_CHECKING:
     from ._records import Record
@@ -19,8 +20,7 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, SUNK = range(6)
 _NAMES = {SUCCEEDED: "succeeded", SUNK: "succeeded", FAILED: "failed", SKIPPED: "skipped"}
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Frozen):
     """What happened to one record.
 
     ``status`` is ``"succeeded"``, ``"failed"`` or ``"skipped"``. ``exception`` is the
@@ -50,6 +50,12 @@ class Outcome:
     duration: Optional[float]
     index: int
     sunk: bool
+
+    def __init__(self, status: str, record: Record, identifier: str,
+                 exception: Optional[BaseException], attempts: int,
+                 duration: Optional[float], index: int, sunk: bool) -> None:
+        self._set(status=status, record=record, identifier=identifier, exception=exception,
+                  attempts=attempts, duration=duration, index=index, sunk=sunk)
 
 
 class BatchReport:

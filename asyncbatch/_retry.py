@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from ._errors import ConfigurationError
+from ._frozen import Frozen
+
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["Retry", "TransientError", "is_transient"]
 
@@ -60,8 +62,7 @@ def _exception_types(value: Any) -> bool:
         isinstance(t, type) and issubclass(t, BaseException) for t in value)
 
 
-@dataclass(frozen=True)
-class Retry:
+class Retry(Frozen):
     """How transient failures are retried.
 
     ``attempts`` counts every call, the first included (``attempts=1``: no retry).
@@ -71,37 +72,46 @@ class Retry:
     Lambda deadline is not made. ``seed`` makes the jitter repeatable.
     """
 
-    attempts: int = 3
-    on: Union[type[BaseException], tuple[type[BaseException], ...], Predicate, None] = None
-    base: float = 0.05
-    cap: float = 2.0
-    seed: Union[int, None] = None
-    _rng: random.Random = field(init=False, repr=False, compare=False)
-    _predicate: Predicate = field(init=False, repr=False, compare=False)
+    __slots__ = ("_predicate", "_rng", "attempts", "base", "cap", "on", "seed")
 
-    def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) \
-                or self.attempts < 1:
+    attempts: int
+    on: Union[type[BaseException], tuple[type[BaseException], ...], Predicate, None]
+    base: float
+    cap: float
+    seed: Union[int, None]
+    _predicate: Predicate
+    _rng: random.Random
+
+    def __init__(
+        self,
+        attempts: int = 3,
+        on: Union[type[BaseException], tuple[type[BaseException], ...], Predicate, None] = None,
+        base: float = 0.05,
+        cap: float = 2.0,
+        seed: Union[int, None] = None,
+    ) -> None:
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ConfigurationError(
-                f"Retry(attempts={self.attempts!r}): attempts must be a whole number >= 1"
+                f"Retry(attempts={attempts!r}): attempts must be a whole number >= 1"
             )
-        for name in ("base", "cap"):
-            value = getattr(self, name)
+        for name, value in (("base", base), ("cap", cap)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigurationError(f"Retry({name}={value!r}): give seconds >= 0")
-        on: Any = self.on
-        if on is None:
+        spec: Any = on
+        if spec is None:
             predicate: Predicate = is_transient
-        elif _exception_types(on):
-            predicate = lambda exc: isinstance(exc, on)  # noqa: E731
-        elif callable(on):
-            predicate = on
+        elif _exception_types(spec):
+            predicate = lambda exc: isinstance(exc, spec)  # noqa: E731
+        elif callable(spec):
+            predicate = spec
         else:
             raise ConfigurationError(
-                f"Retry(on={on!r}): give exception types, a predicate or None"
+                f"Retry(on={spec!r}): give exception types, a predicate or None"
             )
-        object.__setattr__(self, "_predicate", predicate)
-        object.__setattr__(self, "_rng", random.Random(self.seed))
+        import random
+
+        self._set(attempts=attempts, on=on, base=base, cap=cap, seed=seed,
+                  _predicate=predicate, _rng=random.Random(seed))
 
     def should_retry(self, exc: BaseException, attempt: int) -> bool:
         """Whether a failure on call number ``attempt`` (1-based) is retried."""

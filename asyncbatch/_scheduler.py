@@ -22,9 +22,6 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-import anyio
-import anyio.lowlevel
-
 from ._errors import (
     DeadlineExceededError,
     RecordSkippedError,
@@ -39,6 +36,8 @@ from ._retry import is_transient
 from ._sources import FailureMode
 
 if TYPE_CHECKING:
+    import anyio
+
     from ._hooks import FailureSink, Hooks
     from ._records import Record
     from ._retry import Retry
@@ -77,6 +76,8 @@ async def pool(
     An exception escaping ``work`` cancels the others and propagates (as an
     ``ExceptionGroup``); ``work`` is expected to handle its own failures.
     """
+    import anyio.lowlevel
+
     flag = stop if stop is not None else StopFlag()
     workers = concurrency if size is None else min(concurrency, size)
     if workers <= 0:
@@ -122,6 +123,8 @@ async def run_workers(body: Callable[[], Coroutine[Any, Any, None]], count: int)
     if count == 1:
         await body()
         return
+    import anyio
+
     async with anyio.create_task_group() as tg:
         for _ in range(count):
             tg.start_soon(body)
@@ -183,6 +186,8 @@ class BatchRun:
     # -- running ---------------------------------------------------------------------
 
     async def execute(self) -> None:
+        import anyio
+
         plan = self.plan
         async with anyio.create_task_group() as watchers:
             scope = anyio.CancelScope()
@@ -202,6 +207,8 @@ class BatchRun:
         self._finalise()
 
     async def _watch_deadline(self, scope: anyio.CancelScope) -> None:
+        import anyio
+
         assert self.soft_deadline is not None and self.hard_deadline is not None
         await anyio.sleep_until(self.soft_deadline)
         self._stop_all(RecordSkippedError(
@@ -277,7 +284,7 @@ class BatchRun:
         failed = self._failed
         flag = self.stop
         indices = iter(range(len(records)))
-        checkpoint = anyio.lowlevel.checkpoint
+        from anyio.lowlevel import checkpoint
 
         async def worker() -> None:
             for index in indices:
@@ -305,6 +312,8 @@ class BatchRun:
         except Exception as exc:
             self.attempts[index] = 0
             return await self._failed(index, record, exc, 0)
+        import anyio
+
         retry = self.retry
         attempt = 0
         elapsed = 0.0
@@ -339,6 +348,8 @@ class BatchRun:
     ) -> tuple[Optional[Exception], float]:
         """One handler call, through the adaptive gate and under the timeout, if any.
         Returns the call's exception (or ``None``) and its duration."""
+        import anyio
+
         gate = self.gate
         if gate is not None:
             await gate.acquire()

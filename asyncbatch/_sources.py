@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import repeat
 from operator import contains, itemgetter
 from typing import Any, Callable, Optional, Union
@@ -41,16 +40,19 @@ class FailureMode(enum.Enum):
     CHECKPOINT = "checkpoint"  # rest of its lane, and every record above its sequence number
 
 
-@dataclass(frozen=True)
 class Plan:
     """How one batch runs: ``lanes`` of record indices that run one at a time in the
     given order (``None``: every record is independent), the failure mode, and for
     checkpoint mode the sequence number of each record as an ``int``."""
 
-    size: int
-    lanes: Optional[list[list[int]]]
-    mode: FailureMode
-    sequence: Optional[Callable[[int], int]] = None
+    __slots__ = ("lanes", "mode", "sequence", "size")
+
+    def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
+                 sequence: Optional[Callable[[int], int]] = None) -> None:
+        self.size = size
+        self.lanes = lanes
+        self.mode = mode
+        self.sequence = sequence
 
 
 _SOURCE_NAMES = {"aws:sqs": EventType.SQS, "aws:kinesis": EventType.KINESIS,

@@ -4,16 +4,15 @@ invocations of one window, and the reducer that folds records into it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 from ._errors import InvalidEventError
+from ._frozen import Frozen
 
 __all__ = ["Window", "WindowReducer", "parse_window"]
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(Frozen):
     """The window an event belongs to. ``state`` is the state Lambda passed in."""
 
     __slots__ = ("end", "is_final", "shard_id", "start", "state", "terminated_early")
@@ -24,6 +23,11 @@ class Window:
     shard_id: Optional[str]
     is_final: bool
     terminated_early: bool
+
+    def __init__(self, *, start: Optional[str], end: Optional[str], state: Any,
+                 shard_id: Optional[str], is_final: bool, terminated_early: bool) -> None:
+        self._set(start=start, end=end, state=state, shard_id=shard_id, is_final=is_final,
+                  terminated_early=terminated_early)
 
 
 class WindowReducer(Protocol):
