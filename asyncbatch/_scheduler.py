@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._retry import Retry
     from ._sources import Plan, SourcePolicy
 
-__all__ = ["BatchRun", "StopFlag", "pool"]
+__all__ = ["BatchRun", "Crew", "StopFlag", "pool", "run_workers"]
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ async def pool(
     """Await ``work(item)`` for every item of ``feed``, at most ``concurrency`` at once.
 
     Items are taken in feed order. When ``stop`` is set, workers finish the item they
-    hold and take no more. ``size``, when known, avoids starting idle workers.
+    hold and take no more. ``size``, when known, caps the workers at the item count.
     An exception escaping ``work`` cancels the others and propagates (as an
     ``ExceptionGroup``); ``work`` is expected to handle its own failures.
     """
@@ -80,14 +80,12 @@ async def pool(
 
     flag = stop if stop is not None else StopFlag()
     workers = concurrency if size is None else min(concurrency, size)
-    if workers <= 0:
-        return
 
     if isinstance(feed, AsyncIterable):
         source: AsyncIterator[T] = feed.__aiter__()
         lock = anyio.Lock()
 
-        async def async_worker() -> None:
+        async def async_worker(crew: Crew) -> None:
             while not flag.is_set:
                 async with lock:
                     if flag.is_set:
@@ -96,38 +94,73 @@ async def pool(
                         item = await source.__anext__()
                     except StopAsyncIteration:
                         return
+                crew.enter()
                 await work(item)
+                crew.busy -= 1
 
-        body: Callable[[], Coroutine[Any, Any, None]] = async_worker
+        body: Callable[[Crew], Coroutine[Any, Any, None]] = async_worker
     else:
         iterator = iter(feed)
+        checkpoint = anyio.lowlevel.checkpoint
 
-        async def worker() -> None:
+        async def worker(crew: Crew) -> None:
             for done, item in enumerate(iterator, 1):
                 if flag.is_set:
                     return
+                crew.enter()
                 await work(item)
+                crew.busy -= 1
                 if not done % _YIELD_EVERY:
-                    await anyio.lowlevel.checkpoint()
+                    await checkpoint()
 
         body = worker
 
     await run_workers(body, workers)
 
 
-async def run_workers(body: Callable[[], Coroutine[Any, Any, None]], count: int) -> None:
-    """Run ``count`` copies of ``body`` at once and wait for all of them. The copies
-    share whatever feed ``body`` closes over; this is the whole of the concurrency."""
-    if count <= 0:
+class Crew:
+    """The workers of one pool, started on demand up to ``limit``.
+
+    A worker about to await an item calls ``enter()``: when every other started worker
+    is busy in an item (so, suspended there), one more worker is started. A batch whose
+    handlers never suspend runs on one or two workers instead of paying for
+    ``concurrency`` task spawns; an I/O-bound one grows to the bound within as many
+    event-loop steps, at the same clock time."""
+
+    __slots__ = ("_group", "body", "busy", "limit", "started")
+
+    def __init__(self, body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
+        self.body = body
+        self.limit = limit
+        self.started = 1
+        self.busy = 0
+        self._group: Any = None
+
+    def enter(self) -> None:
+        self.busy += 1
+        if self.busy == self.started < self.limit:
+            self.grow()
+
+    def grow(self) -> None:
+        self.started += 1
+        self._group.start_soon(self.body, self)
+
+
+async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
+    """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
+    over, and wait for all of them: this is the whole of the concurrency. The calling
+    task is the first worker."""
+    if limit <= 0:
         return
-    if count == 1:
-        await body()
+    crew = Crew(body, limit)
+    if limit == 1:
+        await body(crew)
         return
     import anyio
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(count):
-            tg.start_soon(body)
+    async with anyio.create_task_group() as group:
+        crew._group = group
+        await body(crew)
 
 
 class BatchRun:
@@ -273,7 +306,7 @@ class BatchRun:
 
         return run_simple
 
-    def _independent_worker(self) -> Callable[[], Coroutine[Any, Any, None]]:
+    def _independent_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
         """The hottest path: independent records (SQS standard), no option that costs per
         record. The record run is inlined in the worker loop: one coroutine per record
         (the handler's) and one status byte; no clock read (``timings=True`` asks for one)."""
@@ -286,10 +319,14 @@ class BatchRun:
         indices = iter(range(len(records)))
         from anyio.lowlevel import checkpoint
 
-        async def worker() -> None:
+        async def worker(crew: Crew) -> None:
             for index in indices:
                 if flag.is_set:
                     return
+                busy = crew.busy + 1  # crew.enter(), inlined: this loop runs per record
+                crew.busy = busy
+                if busy == crew.started < crew.limit:
+                    crew.grow()
                 status[index] = RUNNING
                 try:
                     await call(view(records[index]))
@@ -297,6 +334,7 @@ class BatchRun:
                     await failed(index, None, exc, 1)
                 else:
                     status[index] = SUCCEEDED
+                crew.busy -= 1
                 if not index % _YIELD_EVERY:
                     await checkpoint()
 
