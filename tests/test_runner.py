@@ -115,6 +115,18 @@ async def drain(url: str) -> list[dict[str, Any]]:
             out.extend(found["Messages"])
 
 
+async def in_flight(url: str, count: int) -> bool:
+    return (await queue_counts(url))[1] == count
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll AWS state until ``condition`` holds; the caller bounds it with fail_after."""
+    while True:
+        if await condition():
+            return
+        await anyio.sleep(0.02)
+
+
 class Stream:
     """A Kinesis stream or a DynamoDB table stream holding records ``0..n-1`` (each
     carrying its number ``n`` and its key), and a factory for the runner's source."""
@@ -434,6 +446,26 @@ async def test_sqs_stop_mid_batch_loses_nothing(aws: str, how: str) -> None:
         assert visible == 25
 
 
+async def test_stop_inside_a_batching_window_hands_the_messages_back(aws: str) -> None:
+    url, _ = await make_queue("work")
+    await send(url, [f"m:{i}" for i in range(5)])
+    calls = 0
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        nonlocal calls
+        calls += 1
+
+    runner = make_runner(SQSSource(url, batch_size=50, batching_window=30, wait_time=1),
+                         handler)
+    with anyio.fail_after(TIMEOUT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: runner.run())
+            await wait_until(lambda: in_flight(url, 5))  # gathered, window still open
+            runner.stop()
+    assert calls == 0 and runner.counters.batches == 0
+    assert await queue_counts(url) == (5, 0, 0)
+
+
 async def test_max_batches_stops_after_that_many_invocations(aws: str) -> None:
     url, _ = await make_queue("work")
     await send(url, [f"m:{i}" for i in range(25)])
@@ -598,6 +630,36 @@ async def test_stream_consumer_restarted_with_dynamodb_checkpoints_loses_nothing
     assert resumed == list(range(acknowledged, 30))
     assert await second_store.load(stream.arn, stream.shard_id) == seq[-1]
     await second_store.aclose()
+
+
+async def test_kinesis_resharded_stream_is_read_parents_first(aws: str) -> None:
+    async with clients("kinesis") as (kinesis,):
+        await kinesis.create_stream(StreamName="resharded", ShardCount=1)
+        for n in range(10):
+            await kinesis.put_record(StreamName="resharded", PartitionKey=f"k{n % 3}",
+                                     Data=json.dumps({"n": n}).encode())
+        await kinesis.update_shard_count(StreamName="resharded", TargetShardCount=2,
+                                         ScalingType="UNIFORM_SCALING")
+        for n in range(10, 20):
+            await kinesis.put_record(StreamName="resharded", PartitionKey=f"k{n % 3}",
+                                     Data=json.dumps({"n": n}).encode())
+        shards = (await kinesis.list_shards(StreamName="resharded"))["Shards"]
+    assert len(shards) == 3 and sum(1 for s in shards if "ParentShardId" in s) == 2
+    seen: list[tuple[str, int]] = []
+
+    async def handler(event: dict[str, Any], context: Any) -> None:
+        for r in event["Records"]:
+            seen.append((r["eventID"].split(":")[0],
+                         json.loads(base64.b64decode(r["kinesis"]["data"]))["n"]))
+
+    runner = make_runner(KinesisSource("resharded", poll_interval=0.05), handler)
+    with anyio.fail_after(TIMEOUT):
+        counters = await runner.run(until_empty=True)
+    assert sorted(n for _, n in seen) == list(range(20))  # each record once
+    parent = shards[0]["ShardId"]
+    order = [shard for shard, _ in seen]
+    assert parent not in order[order.index(parent) + order.count(parent):]  # parent first
+    assert counters.succeeded == 20
 
 
 @pytest.mark.parametrize("kind", ["kinesis", "dynamodb"])
@@ -808,3 +870,13 @@ def test_redelivery_example_runs() -> None:
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == "every order but 13 charged exactly once, 13 dead-lettered"
     assert "in the dead-letter queue: [13]" in lines
+
+
+def test_runner_all_matches_its_exports() -> None:
+    import types
+
+    import asyncbatch.runner as runner_module
+
+    public = {name for name, value in vars(runner_module).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType)}
+    assert public == set(runner_module.__all__)

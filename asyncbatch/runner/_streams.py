@@ -62,7 +62,7 @@ class _Stream:
 class _ShardInfo:
     shard_id: str
     parents: tuple[str, ...]
-
+    closed: bool = False  # listed with an EndingSequenceNumber
 
 class _Rec:
     """One record read from a shard: its sequence number as an int (for ordering) and
@@ -257,7 +257,7 @@ class _Consumer:
             if info.shard_id in self.started:
                 continue
             self.started.add(info.shard_id)
-            run = _ShardRun(self, info.shard_id)
+            run = _ShardRun(self, info.shard_id, info.closed)
             self.runs[info.shard_id] = run
             parents = tuple(p for p in info.parents if p in known)
             self.tg.start_soon(self._shard, run, parents)
@@ -287,8 +287,9 @@ class _Consumer:
 
 
 class _ShardRun:
-    def __init__(self, consumer: _Consumer, shard_id: str) -> None:
+    def __init__(self, consumer: _Consumer, shard_id: str, listed_closed: bool) -> None:
         self.consumer = consumer
+        self.listed_closed = listed_closed
         self.source = consumer.source
         self.env = consumer.env
         self.stream = consumer.stream
@@ -390,7 +391,10 @@ class _ShardRun:
                     continue
                 self._push(rec)
                 last_read = rec.ident
-            if following is None:
+            # A closed shard ends with a null NextShardIterator. (moto never returns
+            # one: a shard listed with an EndingSequenceNumber that has nothing more to
+            # read is taken as ended too.)
+            if following is None or (self.listed_closed and caught_up and not raws):
                 self.closed = True
                 self.consumer.check_drained()
                 return
@@ -615,7 +619,8 @@ class KinesisSource(_StreamSource):
             for shard in found.get("Shards", []):
                 parents = tuple(p for p in (shard.get("ParentShardId"),
                                             shard.get("AdjacentParentShardId")) if p)
-                shards.append(_ShardInfo(shard["ShardId"], parents))
+                ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+                shards.append(_ShardInfo(shard["ShardId"], parents, ending is not None))
             token = found.get("NextToken")
             if not token:
                 return shards
@@ -679,7 +684,9 @@ class DynamoDBStreamSource(_StreamSource):
             found = (await client.describe_stream(**params))["StreamDescription"]
             for shard in found.get("Shards", []):
                 parent = shard.get("ParentShardId")
-                shards.append(_ShardInfo(shard["ShardId"], (parent,) if parent else ()))
+                ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+                shards.append(_ShardInfo(shard["ShardId"], (parent,) if parent else (),
+                                         ending is not None))
             last = found.get("LastEvaluatedShardId")
             if not last:
                 return shards
