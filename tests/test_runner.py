@@ -241,7 +241,7 @@ async def test_sqs_first_delivery_failures_end_processed_exactly_once(
         snapshots.append(runner.counters)
 
     runner = make_runner(SQSSource(url, wait_time=1, failure_visibility_timeout=0),
-                    lambda_handler(record_handler, sync=sync), on_batch=on_batch)
+                         lambda_handler(record_handler, sync=sync), on_batch=on_batch)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
 
@@ -311,10 +311,17 @@ async def test_fifo_groups_keep_order_across_redelivery(aws: str) -> None:
             raise RuntimeError("fails on first delivery")
         succeeded.append(record.body)
 
+    body_of: dict[str, str] = {}
+    inner = lambda_handler(record_handler)
+
+    async def handler(event: dict[str, Any], context: Any) -> Any:
+        body_of.update((r["messageId"], r["body"]) for r in event["Records"])
+        return await inner(event, context)
+
     results: list[BatchResult] = []
     runner = make_runner(SQSSource(url, wait_time=1, failure_visibility_timeout=0,
-                              max_concurrency=2),
-                    lambda_handler(record_handler), on_batch=results.append)
+                                   max_concurrency=2),
+                         handler, on_batch=results.append)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
 
@@ -324,8 +331,16 @@ async def test_fifo_groups_keep_order_across_redelivery(aws: str) -> None:
     assert {b for b, n in deliveries.items() if n > 1} == failing
     assert seen_groups == set(groups)
     assert all(r.source_arn == arn for r in results)
-    # the failures were reported with the rest of their group (skipped, redelivered)
-    assert counters.failed > len(failing) and counters.succeeded == len(bodies)
+    # in each batch, a group's reported messages are the failed one and the rest of
+    # its group after it (skipped, to be redelivered in order)
+    for result in results:
+        reported = {body_of[i] for i in result.failed}
+        for g in groups:
+            mine = [body_of[i] for i in result.identifiers if body_of[i].startswith(g)]
+            tail = [b for b in mine if b in reported]
+            assert tail == mine[len(mine) - len(tail):]
+            assert not tail or tail[0] in failing
+    assert counters.failed >= len(failing) and counters.succeeded == len(bodies)
     assert await queue_counts(url) == (0, 0, 0)
 
 
@@ -357,7 +372,7 @@ async def test_sqs_whole_batch_fails_when_the_invocation_fails(
 
     results: list[BatchResult] = []
     runner = make_runner(SQSSource(url, wait_time=1, failure_visibility_timeout=0), handler,
-                    function_timeout=0.5, on_batch=results.append)
+                         function_timeout=0.5, on_batch=results.append)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
 
@@ -385,7 +400,7 @@ async def test_sqs_event_and_context_are_shaped_as_lambda_shapes_them(aws: str) 
                      context.get_remaining_time_in_millis()))
 
     runner = make_runner(SQSSource(url, wait_time=1), handler, function_timeout=20,
-                    function_name="orders")
+                         function_name="orders")
     with anyio.fail_after(TIMEOUT):
         await runner.run(until_empty=True)
 
@@ -480,7 +495,7 @@ async def test_visibility_timeout_shorter_than_the_function_timeout_is_refused(
         aws: str) -> None:
     url, _ = await make_queue("work", VisibilityTimeout="5")
     runner = make_runner(SQSSource(url, wait_time=1), lambda event, context: None,
-                    function_timeout=30)
+                         function_timeout=30)
     with pytest.raises(asyncbatch.ConfigurationError, match="visibility timeout"):
         await runner.run(until_empty=True)
 
@@ -510,8 +525,8 @@ async def test_stream_failing_key_resumes_at_the_lowest_reported_sequence_number
     store = MemoryCheckpointStore()
     results: list[BatchResult] = []
     runner = make_runner(stream.source(batch_size=10, parallelization_factor=factor,
-                                  checkpoint_store=store),
-                    lambda_handler(record_handler), on_batch=results.append)
+                                       checkpoint_store=store),
+                         lambda_handler(record_handler), on_batch=results.append)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
 
@@ -556,9 +571,9 @@ async def test_stream_bisects_then_discards_to_the_on_failure_destination(
 
     batches: list[list[int]] = []
     runner = make_runner(stream.source(batch_size=8, bisect_on_error=True, max_retry_attempts=1,
-                                  on_failure=target),
-                    handler,
-                    on_batch=lambda r: batches.append([number_at[i] for i in r.identifiers]))
+                                       on_failure=target),
+                         handler,
+                         on_batch=lambda r: batches.append([number_at[i] for i in r.identifiers]))
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
 
@@ -624,12 +639,31 @@ async def test_stream_consumer_restarted_with_dynamodb_checkpoints_loses_nothing
         resumed.extend(numbers(event))
 
     second = make_runner(stream.source(batch_size=10, checkpoint_store=second_store),
-                    second_handler)
+                         second_handler)
     with anyio.fail_after(TIMEOUT):
         await second.run(until_empty=True)
     assert resumed == list(range(acknowledged, 30))
     assert await second_store.load(stream.arn, stream.shard_id) == seq[-1]
     await second_store.aclose()
+
+
+async def test_stream_redelivery_is_a_fresh_event(aws: str) -> None:
+    stream = await make_stream("kinesis", ["k0", "k1"])
+    payloads: list[list[int]] = []
+
+    async def handler(event: dict[str, Any], context: Any) -> None:
+        payloads.append([json.loads(base64.b64decode(r["kinesis"]["data"]))["n"]
+                         for r in event["Records"]])
+        if len(payloads) == 1:
+            for r in event["Records"]:  # a handler that changes its event, then fails
+                r["kinesis"]["data"] = base64.b64encode(b'{"n": -1}').decode()
+            raise RuntimeError("failed after changing the event")
+
+    runner = make_runner(stream.source(batch_size=10), handler)
+    with anyio.fail_after(TIMEOUT):
+        counters = await runner.run(until_empty=True)
+    assert payloads == [[0, 1], [0, 1]]
+    assert (counters.errors, counters.redelivered, counters.succeeded) == (1, 2, 2)
 
 
 async def test_kinesis_resharded_stream_is_read_parents_first(aws: str) -> None:

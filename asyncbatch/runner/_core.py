@@ -5,6 +5,7 @@ poll AWS and apply the responses; they run on what is here."""
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 import json
 import logging
@@ -226,7 +227,7 @@ class Invocation:
 
 def _is_async(handler: Any) -> bool:
     target = handler
-    while hasattr(target, "func") and hasattr(target, "args"):  # functools.partial
+    while isinstance(target, functools.partial):
         target = target.func
     return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
         getattr(target, "__call__", None))  # noqa: B004

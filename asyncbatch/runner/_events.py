@@ -14,7 +14,6 @@ __all__ = [
     "dynamodb_record",
     "epoch",
     "kinesis_record",
-    "sqs_message_attributes",
     "sqs_record",
 ]
 
@@ -99,19 +98,6 @@ def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[
     record["eventSourceARN"] = queue_arn
     record["awsRegion"] = region
     return record
-
-
-def sqs_message_attributes(record: Mapping[str, Any]) -> dict[str, Any]:
-    """A Lambda SQS record's ``messageAttributes`` back in ``SendMessage`` form."""
-    out: dict[str, Any] = {}
-    for name, value in (record.get("messageAttributes") or {}).items():
-        entry: dict[str, Any] = {"DataType": value.get("dataType", "String")}
-        if value.get("stringValue") is not None:
-            entry["StringValue"] = value["stringValue"]
-        if value.get("binaryValue") is not None:
-            entry["BinaryValue"] = base64.b64decode(value["binaryValue"])
-        out[name] = entry
-    return out
 
 
 # -- Kinesis ---------------------------------------------------------------------------

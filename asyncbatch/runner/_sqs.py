@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import ConfigurationError
 from ._core import BatchResult, Env, Source, check_positive, shielded
-from ._events import arn_account, arn_region, sqs_message_attributes, sqs_record
+from ._events import arn_account, arn_region, sqs_record
 
 __all__ = ["SQSSource"]
 
@@ -276,14 +276,14 @@ class SQSSource(Source):
         failed = set(ids) if invocation.error is not None else set(invocation.reported)
         succeeded = [m for m in messages if m["MessageId"] not in failed]
         retry: list[dict[str, Any]] = []
-        moved: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        moved: list[dict[str, Any]] = []
         by_redrive: list[dict[str, Any]] = []
-        for message, record in zip(messages, records):
+        for message in messages:
             if message["MessageId"] not in failed:
                 continue
             count = _receive_count(message)
             if self.max_receive_count is not None and count >= self.max_receive_count:
-                moved.append((message, record))
+                moved.append(message)
             elif queue.redrive_max is not None and count >= queue.redrive_max:
                 by_redrive.append(message)
             else:
@@ -343,16 +343,19 @@ class SQSSource(Source):
                                failure.get("Message", failure.get("Code")))
 
     async def _dead_letter(self, sqs: Any, queue: _Queue,
-                           moved: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+                           moved: Sequence[dict[str, Any]]) -> list[str]:
         """Move messages to the dead-letter queue: send a copy, then delete the original
         (a crash in between leaves a duplicate in the DLQ, never a loss)."""
         done: list[str] = []
         target = queue.dead_letter_url
         if not moved or target is None:
             return done
-        for message, record in moved:
+        for message in moved:
             params: dict[str, Any] = {"QueueUrl": target, "MessageBody": message.get("Body", "")}
-            attributes = sqs_message_attributes(record)
+            attributes = {
+                name: {key: value[key] for key in ("DataType", "StringValue", "BinaryValue")
+                       if key in value}
+                for name, value in (message.get("MessageAttributes") or {}).items()}
             if attributes:
                 params["MessageAttributes"] = attributes
             if target.endswith(".fifo"):

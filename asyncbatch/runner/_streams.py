@@ -66,15 +66,24 @@ class _ShardInfo:
 
 class _Rec:
     """One record read from a shard: its sequence number as an int (for ordering) and
-    as the string Lambda reports, the event record, and its arrival time."""
+    as the string Lambda reports, its ordering key, its arrival time, and the event
+    record as JSON text: every delivery gets a fresh copy, as from Lambda, so that a
+    handler that changes its event does not change what a redelivery sees."""
 
-    __slots__ = ("arrival", "ident", "record", "seq")
+    __slots__ = ("arrival", "ident", "key", "seq", "text")
 
-    def __init__(self, seq: int, ident: str, record: dict[str, Any], arrival: float) -> None:
+    def __init__(self, seq: int, ident: str, record: dict[str, Any], key: str,
+                 arrival: float) -> None:
         self.seq = seq
         self.ident = ident
-        self.record = record
+        self.key = key
+        self.text = json.dumps(record, separators=(",", ":"))
         self.arrival = arrival
+
+    @property
+    def record(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.text)
+        return loaded
 
 
 class _Lane:
@@ -410,7 +419,7 @@ class _ShardRun:
         self.entries[rec.seq] = entry
         factor = len(self.lanes)
         lane = self.lanes[0] if factor == 1 else \
-            self.lanes[zlib.crc32(self.source._key(rec.record).encode()) % factor]
+            self.lanes[zlib.crc32(rec.key.encode()) % factor]
         if not lane.pending:
             lane.first_arrival = anyio.current_time()
         lane.pending.append(rec)
@@ -644,7 +653,8 @@ class KinesisSource(_StreamSource):
     def _record(self, raw: Mapping[str, Any], shard_id: str, stream: _Stream) -> _Rec:
         record = kinesis_record(raw, shard_id, stream.arn, stream.region)
         ident = record["kinesis"]["sequenceNumber"]
-        return _Rec(int(ident), ident, record, record["kinesis"]["approximateArrivalTimestamp"])
+        return _Rec(int(ident), ident, record, self._key(record),
+                    record["kinesis"]["approximateArrivalTimestamp"])
 
     def _key(self, record: Mapping[str, Any]) -> str:
         return str(record["kinesis"]["partitionKey"])
@@ -711,7 +721,7 @@ class DynamoDBStreamSource(_StreamSource):
         record = dynamodb_record(raw, stream.arn, stream.region)
         ident = record["dynamodb"]["SequenceNumber"]
         arrival = epoch(record["dynamodb"].get("ApproximateCreationDateTime"))
-        return _Rec(int(ident), ident, record, arrival)
+        return _Rec(int(ident), ident, record, self._key(record), arrival)
 
     def _key(self, record: Mapping[str, Any]) -> str:
         try:
