@@ -1,0 +1,789 @@
+"""Concurrency sweeps: the machinery behind ``asyncbatch bench`` (and the adaptive
+concurrency benchmark in ``benchmarks/adaptive.py``).
+
+A sweep runs one event through ``AsyncBatchProcessor(timings=True)`` at several
+concurrency levels (fixed numbers, ``auto`` or ``gradient``) and measures, per level,
+throughput (succeeded records per second of makespan), record latency percentiles (from
+the outcomes' durations: the handler calls' time, retry back-off waits excluded),
+failures and retries. The handler is the user's, or a simulated dependency
+(:class:`Dependency`) with a latency model and, optionally, a capacity above which it
+slows down and throttles.
+
+Never imported by ``import asyncbatch``; matplotlib only when a plot is drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+
+import anyio
+
+from ._hooks import Hooks
+from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
+from ._retry import Retry, TransientError
+
+if TYPE_CHECKING:
+    from ._records import Record
+
+__all__ = [
+    "BenchError",
+    "Dependency",
+    "LevelResult",
+    "Latency",
+    "SOURCES",
+    "Sweep",
+    "find_knee",
+    "format_table",
+    "generate_event",
+    "load_event",
+    "load_handler",
+    "parse_duration",
+    "parse_latency",
+    "parse_levels",
+    "plot_sweep",
+    "run_level",
+    "run_sweep",
+]
+
+SOURCES = ("sqs", "fifo", "kinesis", "dynamodb")
+ADAPTIVE_LEVELS = ("auto", "gradient")
+KNEE_TOLERANCE = 0.05
+
+Level = Union[int, str]
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+class BenchError(ValueError):
+    """A bad argument of the bench: the message says what to give instead."""
+
+
+# -- latency models --------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*(us|µs|ms|s)\s*$")
+_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"10ms"``, ``"1.5s"``, ``"250us"`` to seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise BenchError(f"{text!r} is not a duration: give a number and a unit "
+                         "(us, ms or s), e.g. 10ms or 0.5s")
+    number, exponent, unit = match.groups()
+    value = float(number) * (10.0 ** int(exponent) if exponent else 1.0)
+    return value * _UNITS[unit]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """How long one call of the simulated dependency takes.
+
+    ``fixed``: always ``a`` seconds. ``lognormal``: median ``a``, shape ``b`` (sigma of the
+    log; 0.5 gives a p99 about 3.2 times the median). ``uniform``: between ``a`` and ``b``.
+    ``exponential``: mean ``a``.
+    """
+
+    kind: str
+    a: float
+    b: float = 0.0
+
+    def sampler(self, rng: random.Random) -> Callable[[], float]:
+        a, b = self.a, self.b
+        if self.kind == "fixed":
+            return lambda: a
+        if self.kind == "lognormal":
+            if a == 0.0:
+                return lambda: 0.0
+            mu = math.log(a)
+            return lambda: rng.lognormvariate(mu, b)
+        if self.kind == "uniform":
+            return lambda: rng.uniform(a, b)
+        if self.kind == "exponential":
+            return lambda: rng.expovariate(1.0 / a) if a > 0 else 0.0
+        raise AssertionError(self.kind)  # pragma: no cover - parse_latency checks
+
+    @property
+    def median(self) -> float:
+        if self.kind == "uniform":
+            return (self.a + self.b) / 2
+        if self.kind == "exponential":
+            return self.a * math.log(2)
+        return self.a
+
+    def __str__(self) -> str:
+        if self.kind == "fixed":
+            return _ms(self.a)
+        if self.kind == "lognormal":
+            return f"lognormal(median {_ms(self.a)}, sigma {self.b:g})"
+        if self.kind == "uniform":
+            return f"uniform({_ms(self.a)}..{_ms(self.b)})"
+        return f"exponential(mean {_ms(self.a)})"
+
+
+_LATENCY_HELP = ("give 10ms, fixed:10ms, lognormal:MEDIAN:SIGMA (e.g. lognormal:10ms:0.5), "
+                 "uniform:MIN:MAX (e.g. uniform:5ms:15ms) or exponential:MEAN")
+
+
+def parse_latency(spec: str) -> Latency:
+    """``10ms``, ``fixed:10ms``, ``lognormal:10ms:0.5``, ``uniform:5ms:15ms``,
+    ``exponential:10ms``."""
+    parts = [part.strip() for part in spec.split(":")]
+    kind = parts[0].lower() if len(parts) > 1 else "fixed"
+    args = parts[1:] if len(parts) > 1 else parts
+    arity = {"fixed": 1, "lognormal": 2, "uniform": 2, "exponential": 1}
+    if kind not in arity:
+        raise BenchError(f"--latency {spec!r}: unknown distribution {parts[0]!r}; "
+                         f"{_LATENCY_HELP}")
+    if len(args) != arity[kind]:
+        raise BenchError(f"--latency {spec!r}: {kind} takes {arity[kind]} value(s); "
+                         f"{_LATENCY_HELP}")
+    try:
+        first = parse_duration(args[0])
+        if kind == "lognormal":
+            sigma = float(args[1])
+            if not (math.isfinite(sigma) and sigma >= 0):
+                raise BenchError(f"sigma {args[1]!r} must be a number >= 0")
+            return Latency(kind, first, sigma)
+        if kind == "uniform":
+            second = parse_duration(args[1])
+            if second < first:
+                raise BenchError(f"the maximum {args[1]} is below the minimum {args[0]}")
+            return Latency(kind, first, second)
+    except ValueError as exc:  # BenchError included
+        raise BenchError(f"--latency {spec!r}: {exc}") from None
+    return Latency(kind, first)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms"
+
+
+# -- the simulated dependency ----------------------------------------------------------
+
+
+class Dependency:
+    """A downstream service the simulated handler calls once per record.
+
+    Up to ``capacity`` calls in flight it answers after a latency drawn from ``latency``.
+    Above it (``n`` calls in flight, the new one included, ``overload = n / capacity - 1``)
+    it slows down, latency times ``1 + slowdown * overload``, and throttles: with
+    ``throttle_slope=None`` every call above the capacity, otherwise with probability
+    ``min(1, throttle_slope * overload)``. A throttled call answers after
+    ``throttle_latency`` seconds with ``TransientError``, which ``Retry`` retries.
+    """
+
+    def __init__(self, latency: Latency, capacity: Optional[int] = None, *,
+                 slowdown: float = 0.0, throttle_slope: Optional[float] = None,
+                 throttle_latency: float = 0.001, seed: int = 0) -> None:
+        if capacity is not None and (isinstance(capacity, bool) or capacity < 1):
+            raise BenchError(f"capacity={capacity!r}: give a whole number >= 1")
+        self.latency = latency
+        self.capacity = capacity
+        self.slowdown = slowdown
+        self.throttle_slope = throttle_slope
+        self.throttle_latency = throttle_latency
+        self._rng = random.Random(seed)
+        self._sample = latency.sampler(self._rng)
+        self.inflight = 0
+        self.peak = 0
+        self.calls = 0
+        self.throttled = 0
+
+    async def call(self) -> None:
+        self.inflight += 1
+        self.calls += 1
+        n = self.inflight
+        if n > self.peak:
+            self.peak = n
+        try:
+            delay = self._sample()
+            capacity = self.capacity
+            if capacity is not None and n > capacity:
+                overload = n / capacity - 1.0
+                slope = self.throttle_slope
+                if slope is None or self._rng.random() < slope * overload:
+                    self.throttled += 1
+                    await anyio.sleep(self.throttle_latency)
+                    raise TransientError(
+                        f"throttled: {n} calls in flight, capacity {capacity}")
+                delay *= 1.0 + self.slowdown * overload
+            await anyio.sleep(delay)
+        finally:
+            self.inflight -= 1
+
+    async def __call__(self, record: Any) -> None:
+        await self.call()
+
+    def describe(self) -> str:
+        text = f"simulated dependency, latency {self.latency}"
+        if self.capacity is not None:
+            text += f", capacity {self.capacity} calls in flight"
+            if self.slowdown:
+                text += f", slower above it: x(1 + {self.slowdown:g} * overload)"
+            if self.throttle_slope is None:
+                text += ", throttles every call above it"
+            else:
+                text += f", throttles with probability {self.throttle_slope:g} * overload"
+        return text
+
+
+# -- handlers and events ---------------------------------------------------------------
+
+
+def load_handler(spec: str) -> Handler:
+    """``module:function`` or ``path/to/file.py:function`` to an async function."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    from ._processor import _is_async_callable
+
+    module_name, sep, attribute = spec.rpartition(":")
+    if not sep or not module_name or not attribute:
+        raise BenchError(f"--handler {spec!r}: give MODULE:FUNCTION, e.g. app:handle")
+    try:
+        if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+            path = Path(module_name)
+            if not path.is_file():
+                raise BenchError(f"--handler {spec!r}: no such file {path}")
+            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            if module_spec is None or module_spec.loader is None:
+                raise BenchError(f"--handler {spec!r}: cannot load {path}")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[path.stem] = module
+            module_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except BenchError:
+        raise
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        if module_name != missing and not module_name.startswith(missing + "."):
+            raise BenchError(f"--handler {spec!r}: importing {module_name} failed: "
+                             f"{exc}") from None
+        raise BenchError(f"--handler {spec!r}: no module named {missing!r} "
+                         "(is it on the path? run from its directory)") from None
+    except Exception as exc:
+        raise BenchError(f"--handler {spec!r}: importing {module_name} failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise BenchError(f"--handler {spec!r}: {module_name} has no {attribute!r}") from None
+    if not callable(target):
+        raise BenchError(f"--handler {spec!r}: {attribute} is not callable")
+    if not _is_async_callable(target):
+        raise BenchError(f"--handler {spec!r}: {attribute} is not an async function; define "
+                         f"it with 'async def {attribute.rsplit('.', 1)[-1]}(record): ...'")
+    return target  # type: ignore[no-any-return]
+
+
+_ARNS = {
+    "sqs": "arn:aws:sqs:us-east-1:123456789012:bench",
+    "fifo": "arn:aws:sqs:us-east-1:123456789012:bench.fifo",
+    "kinesis": "arn:aws:kinesis:us-east-1:123456789012:stream/bench",
+    "dynamodb": "arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/2024-01-01T00:00",
+}
+_KINESIS_BASE = 49590338271490256608559692538361571095921575989136588898
+
+
+def generate_event(source: str, records: int, keys: int = 100) -> dict[str, Any]:
+    """A Lambda-shaped event of ``records`` records spread round-robin over ``keys``
+    ordering keys (FIFO message groups, partition keys, item keys; ignored for SQS)."""
+    if source not in SOURCES:
+        raise BenchError(f"--source {source!r}: choose from {', '.join(SOURCES)}")
+    if records < 1 or keys < 1:
+        raise BenchError("--records and --keys must be >= 1")
+    arn = _ARNS[source]
+    out: list[dict[str, Any]] = []
+    for i in range(records):
+        key = f"key-{i % keys}"
+        body = json.dumps({"n": i, "key": key})
+        if source in ("sqs", "fifo"):
+            attributes = {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"}
+            if source == "fifo":
+                attributes.update(MessageGroupId=key, MessageDeduplicationId=f"d-{i}",
+                                  SequenceNumber=str(10**19 + i))
+            out.append({"messageId": f"msg-{i:07d}", "receiptHandle": f"h-{i}", "body": body,
+                        "attributes": attributes, "messageAttributes": {},
+                        "eventSource": "aws:sqs", "eventSourceARN": arn,
+                        "awsRegion": "us-east-1"})
+        elif source == "kinesis":
+            out.append({"kinesis": {"partitionKey": key,
+                                    "sequenceNumber": str(_KINESIS_BASE + i),
+                                    "data": base64.b64encode(body.encode()).decode(),
+                                    "approximateArrivalTimestamp": 1700000000.0 + i},
+                        "eventSource": "aws:kinesis", "eventID": f"shardId-000000000000:{i}",
+                        "eventName": "aws:kinesis:record", "eventSourceARN": arn,
+                        "awsRegion": "us-east-1"})
+        else:
+            item_keys = {"pk": {"S": key}}
+            out.append({"eventID": f"e-{i}", "eventName": "MODIFY",
+                        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                        "dynamodb": {"Keys": item_keys,
+                                     "NewImage": {**item_keys, "n": {"N": str(i)}},
+                                     "SequenceNumber": str(10**20 + i), "SizeBytes": 40,
+                                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                        "eventSourceARN": arn})
+    return {"Records": out}
+
+
+def load_event(path: str, records: Optional[int] = None) -> dict[str, Any]:
+    """A sample Lambda event from a JSON file; with ``records``, its records repeated (or
+    cut) to that many, identifiers made unique and sequence numbers kept increasing."""
+    from ._errors import InvalidEventError
+    from ._sources import resolve_policy, split_event
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"--event {path}: cannot read it ({exc})") from None
+    try:
+        event = json.loads(text)
+    except ValueError as exc:
+        raise BenchError(f"--event {path}: not JSON ({exc})") from None
+    try:
+        sample = split_event(event)
+        resolve_policy(sample, None)
+    except InvalidEventError as exc:
+        raise BenchError(f"--event {path}: not a Lambda batch event: {exc}") from None
+    if not sample:
+        raise BenchError(f"--event {path}: its 'Records' list is empty; nothing to measure")
+    if records is not None:
+        if records < 1:
+            raise BenchError("--records must be >= 1")
+        event = {**event, "Records": _replicate(sample, records)}
+    return dict(event)
+
+
+def _replicate(sample: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    if n <= len(sample):
+        return sample[:n]
+    copies = -(-n // len(sample))
+    seqs = [_sequence(raw) for raw in sample]
+    known = [s for s in seqs if s is not None]
+    span = (max(known) - min(known) + 1) if known else 0
+    out: list[dict[str, Any]] = []
+    for copy in range(copies):
+        for raw, seq in zip(sample, seqs):
+            if len(out) == n:
+                break
+            out.append(raw if copy == 0 else _renumber(raw, copy, seq, span))
+    return out
+
+
+def _sequence(raw: dict[str, Any]) -> Optional[int]:
+    try:
+        if "kinesis" in raw:
+            return int(raw["kinesis"]["sequenceNumber"])
+        if "dynamodb" in raw:
+            return int(raw["dynamodb"]["SequenceNumber"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _renumber(raw: dict[str, Any], copy: int, seq: Optional[int],
+              span: int) -> dict[str, Any]:
+    new = dict(raw)
+    if "messageId" in raw:
+        new["messageId"] = f"{raw['messageId']}-{copy}"
+    elif seq is not None and "kinesis" in raw:
+        new["kinesis"] = {**raw["kinesis"], "sequenceNumber": str(seq + copy * span)}
+    elif seq is not None and "dynamodb" in raw:
+        new["dynamodb"] = {**raw["dynamodb"], "SequenceNumber": str(seq + copy * span)}
+    return new
+
+
+# -- concurrency levels ----------------------------------------------------------------
+
+
+def parse_levels(text: str) -> list[Level]:
+    """``"1,10,50,auto"`` to ``[1, 10, 50, "auto"]`` (``auto``: ``AIMDLimit()``, the
+    processor's ``concurrency="auto"``; ``gradient``: ``GradientLimit()``)."""
+    levels: list[Level] = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        if part in ADAPTIVE_LEVELS:
+            level: Level = part
+        else:
+            try:
+                level = int(part)
+            except ValueError:
+                raise BenchError(f"--concurrency {text!r}: {part!r} is not a whole number, "
+                                 "'auto' or 'gradient'; e.g. 1,10,50,100,auto") from None
+            if level < 1:
+                raise BenchError(f"--concurrency {text!r}: levels must be >= 1")
+        if level not in levels:
+            levels.append(level)
+    if not levels:
+        raise BenchError(f"--concurrency {text!r}: give levels, e.g. 1,10,50,100,auto")
+    return levels
+
+
+def make_concurrency(level: Level) -> Union[int, ConcurrencyLimit]:
+    """A fresh ``concurrency=`` argument for one run of ``level``."""
+    if level == "auto":
+        return AIMDLimit()
+    if level == "gradient":
+        return GradientLimit()
+    assert isinstance(level, int)
+    return level
+
+
+# -- one level, one sweep --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """One run of the event at one concurrency level. Times in seconds."""
+
+    level: str
+    concurrency: Optional[int]  # the fixed bound; None for an adaptive level
+    records: int
+    succeeded: int
+    failed: int
+    skipped: int
+    retries: int
+    makespan: float
+    throughput: float  # succeeded records per second of makespan
+    p50: Optional[float]
+    p95: Optional[float]
+    p99: Optional[float]
+    mean_inflight: float  # sum of handler-call time / makespan (Little's law)
+    final_limit: Optional[int] = None  # where an adaptive limit ended
+    throttled: Optional[int] = None  # calls the simulated dependency throttled
+    peak_inflight: Optional[int] = None  # most calls the simulated dependency saw at once
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Progress(Hooks):
+    """Counts finished records for the progress line (two integer increments a record)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.retries = 0
+
+    def record_succeeded(self, record: Record, attempts: int, duration: float) -> None:
+        self.done += 1
+
+    def record_failed(self, record: Record, exception: BaseException, attempts: int) -> None:
+        self.done += 1
+
+    def record_retried(self, record: Record, exception: BaseException, attempt: int,
+                       delay: float) -> None:
+        self.retries += 1
+
+
+def percentile(values: Sequence[float], q: float) -> Optional[float]:
+    """The ``q``-th percentile (0..100) by linear interpolation; ``None`` when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+Progress = Callable[[int, int], None]
+
+
+async def run_level(
+    event: dict[str, Any],
+    handler: Handler,
+    level: Level,
+    *,
+    retry: Optional[Retry] = None,
+    record_timeout: Optional[float] = None,
+    dependency: Optional[Dependency] = None,
+    limit: Optional[Union[int, ConcurrencyLimit]] = None,
+    progress: Optional[Progress] = None,
+    interval: float = 0.2,
+) -> LevelResult:
+    """Process ``event`` once at ``level``; ``progress(done, total)`` every ``interval``
+    seconds while it runs. ``limit`` overrides the limit ``level`` would make;
+    ``record_timeout`` is the processor's per-record ``timeout``."""
+    from ._processor import AsyncBatchProcessor
+
+    concurrency = make_concurrency(level) if limit is None else limit
+    hooks = _Progress()
+    processor = AsyncBatchProcessor(
+        concurrency=concurrency, retry=retry, timeout=record_timeout, timings=True, hooks=hooks,
+        log_summary=False, raise_on_all_failed=False)
+    total = len(event["Records"])
+
+    async def tick() -> None:
+        assert progress is not None
+        while True:
+            progress(hooks.done, total)
+            await anyio.sleep(interval)
+
+    async with anyio.create_task_group() as tg:
+        if progress is not None:
+            tg.start_soon(tick)
+        started = time.perf_counter()
+        report = await processor.process(event, handler)
+        makespan = time.perf_counter() - started
+        tg.cancel_scope.cancel()
+    if progress is not None:
+        progress(hooks.done, total)
+    durations = [o.duration for o in report.succeeded if o.duration is not None]
+    counts = report.counts
+    attempts = sum(o.attempts for o in report.succeeded) + sum(o.attempts for o in report.failed)
+    busy = sum(durations) + sum(o.duration or 0.0 for o in report.failed)
+    adaptive = processor.limit
+    return LevelResult(
+        level=str(level),
+        concurrency=concurrency if isinstance(concurrency, int) else None,
+        records=total,
+        succeeded=counts["succeeded"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+        retries=max(0, attempts - counts["succeeded"] - counts["failed"]),
+        makespan=makespan,
+        throughput=counts["succeeded"] / makespan if makespan > 0 else 0.0,
+        p50=percentile(durations, 50),
+        p95=percentile(durations, 95),
+        p99=percentile(durations, 99),
+        mean_inflight=busy / makespan if makespan > 0 else 0.0,
+        final_limit=adaptive.current if adaptive is not None else None,
+        throttled=(dependency.throttled if dependency is not None
+                   and dependency.capacity is not None else None),
+        peak_inflight=dependency.peak if dependency is not None else None,
+    )
+
+
+@dataclass
+class Sweep:
+    """A sweep's settings and, once run, its results (the median run of each level)."""
+
+    levels: list[Level]
+    description: str
+    records: int
+    source: str
+    repeat: int = 1
+    backend: str = "asyncio"
+    results: list[LevelResult] = field(default_factory=list)
+
+    @property
+    def knee(self) -> Optional[LevelResult]:
+        return find_knee(self.results)
+
+    def best(self) -> Optional[LevelResult]:
+        fixed = [r for r in self.results if r.concurrency is not None]
+        return max(fixed, key=lambda r: r.throughput) if fixed else None
+
+    def as_dict(self) -> dict[str, Any]:
+        knee = self.knee
+        best = self.best()
+        return {
+            "workload": self.description,
+            "records": self.records,
+            "source": self.source,
+            "repeat": self.repeat,
+            "backend": self.backend,
+            "levels": [str(level) for level in self.levels],
+            "results": [r.as_dict() for r in self.results],
+            "best": None if best is None else {"concurrency": best.concurrency,
+                                                "throughput": best.throughput},
+            "knee": None if knee is None else {"concurrency": knee.concurrency,
+                                                "throughput": knee.throughput,
+                                                "tolerance": KNEE_TOLERANCE},
+        }
+
+
+def find_knee(results: Sequence[LevelResult],
+              tolerance: float = KNEE_TOLERANCE) -> Optional[LevelResult]:
+    """The smallest fixed concurrency whose throughput is within ``tolerance`` of the best
+    fixed level's (adaptive levels are not points of the curve)."""
+    fixed = [r for r in results if r.concurrency is not None]
+    if not fixed:
+        return None
+    best = max(r.throughput for r in fixed)
+    within = [r for r in fixed if r.throughput >= (1.0 - tolerance) * best]
+    return min(within, key=lambda r: r.concurrency or 0)
+
+
+def run_sweep(
+    sweep: Sweep,
+    event: dict[str, Any],
+    make_handler: Callable[[], tuple[Handler, Optional[Dependency]]],
+    *,
+    retry: Optional[Retry] = None,
+    timeout: Optional[float] = None,
+    progress: Optional[Callable[[int, Level, int, int, Optional[LevelResult]], None]] = None,
+) -> Sweep:
+    """Run every level ``sweep.repeat`` times, round-robin (repetition 1 of every level,
+    then repetition 2, ...), so that a noisy neighbour spreads over all levels; keep each
+    level's median-makespan run. ``make_handler`` gives a fresh handler (and its simulated
+    dependency, if any) per run. ``progress(rep, level, done, total, result)``."""
+    runs: dict[str, list[LevelResult]] = {str(level): [] for level in sweep.levels}
+
+    async def main() -> None:
+        for rep in range(sweep.repeat):
+            for level in sweep.levels:
+                handler, dependency = make_handler()
+                result = await run_level(event, handler, level, retry=retry,
+                                         record_timeout=timeout,
+                                         dependency=dependency,
+                                         progress=_bind_progress(progress, rep, level))
+                runs[str(level)].append(result)
+                if progress is not None:
+                    progress(rep, level, result.records, result.records, result)
+
+    anyio.run(main, backend=sweep.backend)
+    sweep.results = [_median_run(runs[str(level)]) for level in sweep.levels]
+    return sweep
+
+
+def _bind_progress(
+    progress: Optional[Callable[[int, Level, int, int, Optional[LevelResult]], None]],
+    rep: int, level: Level,
+) -> Optional[Progress]:
+    if progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        progress(rep, level, done, total, None)
+
+    return report
+
+
+def _median_run(results: list[LevelResult]) -> LevelResult:
+    ordered = sorted(results, key=lambda r: r.makespan)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _fmt_ms(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def format_table(sweep: Sweep) -> str:
+    """The results as an aligned text table, then the knee."""
+    show_throttled = any(r.throttled is not None for r in sweep.results)
+    header = ["concurrency", "throughput", "p50", "p95", "p99", "makespan", "in flight",
+              "failed", "retries"]
+    if show_throttled:
+        header.append("throttled")
+    rows = [header]
+    for r in sweep.results:
+        name = r.level if r.final_limit is None else f"{r.level} (->{r.final_limit})"
+        row = [name, f"{r.throughput:,.0f} rec/s", _fmt_ms(r.p50), _fmt_ms(r.p95),
+               _fmt_ms(r.p99), f"{r.makespan:.3f} s", f"{r.mean_inflight:.1f}",
+               f"{r.failed + r.skipped:,}", f"{r.retries:,}"]
+        if show_throttled:
+            row.append("-" if r.throttled is None else f"{r.throttled:,}")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(describe_knee(sweep))
+    return "\n".join(lines)
+
+
+def describe_knee(sweep: Sweep) -> str:
+    knee = sweep.knee
+    best = sweep.best()
+    if knee is None or best is None:
+        return "knee: none (no fixed concurrency level in the sweep)"
+    text = (f"knee: concurrency {knee.concurrency} ({knee.throughput:,.0f} rec/s), the smallest "
+            f"level within {KNEE_TOLERANCE:.0%} of the best ")
+    if best is knee:
+        text += "(it is the best)"
+    else:
+        text += f"({best.throughput:,.0f} rec/s at {best.concurrency})"
+    largest = max(r.concurrency or 0 for r in sweep.results)
+    if knee.concurrency == largest and len([r for r in sweep.results if r.concurrency]) > 1:
+        text += "; it is the largest level tried: throughput may grow further"
+    for r in sweep.results:
+        if r.concurrency is None and best.throughput > 0:
+            text += (f"\n{r.level}: {r.throughput:,.0f} rec/s, "
+                     f"{r.throughput / best.throughput:.0%} of the best fixed level, "
+                     f"limit ended at {r.final_limit}")
+    return text
+
+
+def plot_sweep(sweep: Sweep, path: Union[str, Path], title: Optional[str] = None) -> Path:
+    """Throughput (and p99 latency) against concurrency as a PNG; adaptive levels as
+    horizontal lines, the knee marked. matplotlib is imported here (Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    fixed = sorted((r for r in sweep.results if r.concurrency is not None),
+                   key=lambda r: r.concurrency or 0)
+    adaptive = [r for r in sweep.results if r.concurrency is None]
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    try:
+        handles: list[Any] = []
+        if fixed:
+            xs = [r.concurrency or 0 for r in fixed]
+            handles += ax.plot(xs, [r.throughput for r in fixed], "o-", color="tab:blue",
+                               label="throughput (fixed concurrency)")
+            if max(xs) >= 20 * min(xs):
+                ax.set_xscale("log")
+            p99 = [(r.concurrency or 0, r.p99 * 1000) for r in fixed if r.p99 is not None]
+            if p99:
+                latency = ax.twinx()
+                handles += latency.plot([x for x, _ in p99], [y for _, y in p99], "s--",
+                                        color="tab:red", alpha=0.7,
+                                        label="p99 record latency (right axis)")
+                latency.set_ylabel("p99 record latency (ms)", color="tab:red")
+                latency.set_ylim(bottom=0)
+            knee = find_knee(fixed)
+            if knee is not None and knee.concurrency is not None:
+                ax.axvline(knee.concurrency, color="grey", linestyle=":")
+                ax.annotate(f"knee: {knee.concurrency}", (knee.concurrency, knee.throughput),
+                            textcoords="offset points", xytext=(6, -14))
+        colors = ["tab:green", "tab:purple", "tab:orange"]
+        for i, r in enumerate(adaptive):
+            handles.append(ax.axhline(
+                r.throughput, color=colors[i % len(colors)], linestyle="-.",
+                label=f"{r.level}: {r.throughput:,.0f} rec/s, limit ended at {r.final_limit}"))
+        ax.set_xlabel("concurrency")
+        ax.set_ylabel("throughput (succeeded records/s)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(handles=handles, loc="lower right", fontsize="small")
+        heading = title or (f"asyncbatch bench: {sweep.records:,} records ({sweep.source}), "
+                            f"{sweep.description}")
+        ax.set_title(textwrap.fill(heading, 90), fontsize="small")
+        fig.tight_layout()
+        out = Path(path)
+        fig.savefig(out)
+    finally:
+        plt.close(fig)
+    return out
