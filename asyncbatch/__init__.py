@@ -18,7 +18,7 @@ from ._errors import (
     SinkError,
 )
 from ._hooks import Failure, FailureSink, Hooks
-from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
+from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
 from ._processor import (
     AsyncBatchProcessor,
     async_process_partial_response,
@@ -61,6 +61,7 @@ __all__ = [
     "SinkError",
     "TransientError",
     "Window",
+    "WindowedLimit",
     "WindowReducer",
     "async_process_partial_response",
     "is_transient",

@@ -13,8 +13,6 @@ import json
 import sys
 from typing import Any, Callable
 
-import anyio
-
 import asyncbatch
 
 Out = Callable[[str], None]
@@ -32,6 +30,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
     out: Out = print
     anyio.run(event_samples, out)
     if args.no_s3:
@@ -85,6 +85,8 @@ def _table(report: asyncbatch.BatchReport, out: Out, key: Callable[[Any], str]) 
 
 
 async def event_samples(out: Out) -> None:
+    import anyio
+
     # SQS standard: orders, two of which are bad; a flaky dependency retried in-process.
     flaky = {"m-03": 2}
 

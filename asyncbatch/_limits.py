@@ -21,7 +21,7 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     import anyio
 
-__all__ = ["AIMDLimit", "ConcurrencyLimit", "GradientLimit"]
+__all__ = ["AIMDLimit", "ConcurrencyLimit", "GradientLimit", "WindowedLimit"]
 
 
 @runtime_checkable
@@ -53,8 +53,8 @@ def _check_bounds(name: str, initial: int, minimum: int, maximum: int) -> None:
 class AIMDLimit:
     """Additive increase, multiplicative decrease: +1 per successful call while the limit
     is in use (at least half of it in flight), times ``backoff`` on a dropped call or one
-    slower than ``timeout`` seconds. Reacts to throttling directly; the default of
-    ``concurrency="auto"``."""
+    slower than ``timeout`` seconds. Reacts to throttling directly. Per call, it
+    overshoots and over-corrects; ``concurrency="auto"`` wraps it in ``WindowedLimit``."""
 
     __slots__ = ("_limit", "_max", "backoff", "minimum", "timeout")
 
@@ -138,6 +138,65 @@ class GradientLimit:
 
     def __repr__(self) -> str:
         return f"GradientLimit(current={self.current}, max={self._max})"
+
+
+class WindowedLimit:
+    """Feeds another limit one sample per window of calls instead of one per call, as
+    Netflix's ``WindowedLimit`` does: a window closes after ``min_samples`` calls and at
+    least as many as were in flight (about one round trip, without reading a clock), and
+    the wrapped limit then sees the window's mean round-trip time, its largest in-flight
+    count, and whether any call of it was dropped. So one overload episode (a burst of
+    throttles from calls sent together) cuts the limit once, not once per throttle, and
+    AIMD grows by one per round trip instead of doubling.
+
+    ``slow_start``: until the first drop every call goes straight through, so a cold
+    limit doubles each round trip and reaches the capacity quickly. ``concurrency="auto"``
+    is ``WindowedLimit(AIMDLimit())``."""
+
+    __slots__ = ("_count", "_dropped", "_inflight", "_rtt", "delegate", "min_samples",
+                 "slow_start")
+
+    def __init__(self, delegate: ConcurrencyLimit, *, min_samples: int = 10,
+                 slow_start: bool = True) -> None:
+        if not isinstance(delegate, ConcurrencyLimit):
+            raise ConfigurationError(
+                f"WindowedLimit({delegate!r}): wrap a limit such as AIMDLimit()")
+        self.delegate = delegate
+        self.min_samples = min_samples
+        self.slow_start = slow_start
+        self._reset()
+
+    def _reset(self) -> None:
+        self._count = 0
+        self._rtt = 0.0
+        self._inflight = 0
+        self._dropped = False
+
+    @property
+    def max(self) -> int:
+        return self.delegate.max
+
+    @property
+    def current(self) -> int:
+        return self.delegate.current
+
+    def on_sample(self, rtt: float, inflight: int, dropped: bool) -> None:
+        if self.slow_start:
+            if not dropped:
+                self.delegate.on_sample(rtt, inflight, dropped)
+                return
+            self.slow_start = False
+        self._count += 1
+        self._rtt += rtt
+        if inflight > self._inflight:
+            self._inflight = inflight
+        self._dropped |= dropped
+        if self._count >= max(self.min_samples, self._inflight):
+            self.delegate.on_sample(self._rtt / self._count, self._inflight, self._dropped)
+            self._reset()
+
+    def __repr__(self) -> str:
+        return f"WindowedLimit({self.delegate!r})"
 
 
 class Gate:

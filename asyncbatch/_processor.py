@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._hooks import FailureSink, Hooks, _accepts_context
-from ._limits import AIMDLimit, ConcurrencyLimit
+from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from ._report import BatchReport
 from ._retry import Retry
 from ._scheduler import BatchRun, validation_error
@@ -46,9 +46,9 @@ class AsyncBatchProcessor:
 
     - ``event_type``: ``None`` to detect from the event, an ``EventType`` or its string.
     - ``concurrency``: hard bound on handlers running at once (``int >= 1``); or
-      ``"auto"`` (an ``AIMDLimit(initial=10, max=256)``), or a ``ConcurrencyLimit`` such as
-      ``AIMDLimit`` / ``GradientLimit``, which adapts the number in flight to observed
-      latency and throttling, never above its ``max``.
+      ``"auto"`` (``WindowedLimit(AIMDLimit(initial=10, max=256))``), or a
+      ``ConcurrencyLimit`` such as ``AIMDLimit`` / ``GradientLimit``, which adapts the
+      number in flight to observed latency and throttling, never above its ``max``.
     - ``model``: a pydantic model; the handler then gets the parsed model.
     - ``retry``: a ``Retry`` policy for transient errors (default: no retry).
     - ``timeout``: seconds one handler call may run before it is cancelled and fails.
@@ -101,7 +101,7 @@ class AsyncBatchProcessor:
         self._event_type = coerce_event_type(event_type)
         limit: Optional[ConcurrencyLimit] = None
         if concurrency == "auto":
-            limit = AIMDLimit()
+            limit = WindowedLimit(AIMDLimit())
         elif isinstance(concurrency, ConcurrencyLimit) and not isinstance(concurrency, int):
             limit = concurrency
         elif isinstance(concurrency, bool) or not isinstance(concurrency, int) \

@@ -155,8 +155,10 @@ class BatchReport:
     def failure_identifiers(self) -> list[str]:
         """Identifiers of failed and skipped records, in event order, each once."""
         out: list[str] = []
-        seen: set[str] = set()
         status = self._status
+        if FAILED not in status and SKIPPED not in status:
+            return out
+        seen: set[str] = set()
         view = self._view
         records = self._records
         for index in range(len(status)):

@@ -255,10 +255,15 @@ class BatchRun:
         self.stop.is_set = True
 
     async def _run_lane(self, lane: Sequence[int]) -> None:
+        from anyio.lowlevel import checkpoint as yield_now
+
         plan = self.plan
         checkpoint = plan.mode is FailureMode.CHECKPOINT
         seq = plan.sequence
+        run_record = self.run_record
         for pos, index in enumerate(lane):
+            if pos and not pos % _YIELD_EVERY:
+                await yield_now()  # a long lane must not starve the deadline watcher
             if self.stop.is_set:
                 return  # the rest stays pending and is reported with the stop reason
             if checkpoint and self.cutoff is not None:
@@ -266,7 +271,7 @@ class BatchRun:
                 if seq(index) > self.cutoff:
                     self._skip(lane[pos:], "checkpoint", self.cutoff_error)
                     return
-            if not await self.run_record(index):
+            if not await run_record(index):
                 if plan.mode is not FailureMode.STOP_ALL:  # there the stop reason says it
                     self._skip(lane[pos + 1:], "group_failed", self.errors[index])
                 return

@@ -184,9 +184,14 @@ class _StreamPolicy(SourcePolicy):
     def key(self, raw: Mapping[str, Any], index: int) -> object:
         raise NotImplementedError
 
+    def keys(self, records: list[Any]) -> list[object]:
+        """Every record's ordering key; ``InvalidEventError`` names the first bad one."""
+        return [self.key(raw, index) for index, raw in enumerate(records)]
+
     def plan(self, records: list[Any], fifo_stop_batch: bool) -> Plan:
         ids = self._check(records)
-        ids_ok = all(map(str.isdigit, ids)) and all(map(str.isascii, ids))
+        joined = "".join(ids)  # every id is a non-empty str (checked above)
+        ids_ok = joined.isascii() and joined.isdigit()
         for index, ident in enumerate(() if ids_ok else ids):
             if not (ident.isascii() and ident.isdigit()):
                 raise InvalidEventError(
@@ -194,7 +199,7 @@ class _StreamPolicy(SourcePolicy):
                     "not a decimal sequence number",
                     index=index,
                 )
-        keys = [self.key(raw, index) for index, raw in enumerate(records)]
+        keys = self.keys(records)
         return Plan(len(records), _lanes(keys), FailureMode.CHECKPOINT,
                     lambda index: int(ids[index]))
 
@@ -208,6 +213,15 @@ class KinesisPolicy(_StreamPolicy):
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         return raw["kinesis"]["sequenceNumber"]
+
+    def keys(self, records: list[Any]) -> list[object]:
+        try:  # the common case at C speed; a bad record is then found and named below
+            keys: list[object] = _pluck(records, ("kinesis", "partitionKey"))
+            if set(map(type, keys)) == {str}:
+                return keys
+        except (KeyError, TypeError):
+            pass
+        return super().keys(records)
 
     def key(self, raw: Mapping[str, Any], index: int) -> object:
         key = raw["kinesis"].get("partitionKey")

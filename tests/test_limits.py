@@ -53,9 +53,24 @@ def test_bad_limits_are_configuration_errors(bad: dict[str, Any]) -> None:
         GradientLimit(**bad)
 
 
-def test_auto_concurrency_is_an_aimd_limit() -> None:
+def test_windows_feed_one_sample_per_round_trip() -> None:
+    inner = AIMDLimit(initial=10, max=100)
+    limit = asyncbatch.WindowedLimit(inner, min_samples=5)
+    for _ in range(10):  # slow start: every call counts until the first drop
+        limit.on_sample(0.01, inflight=10, dropped=False)
+    assert limit.current == 20
+    for _ in range(20):  # a burst of 20 throttles from one overload: one cut
+        limit.on_sample(0.01, inflight=20, dropped=True)
+    assert limit.current == 18
+    for _ in range(18):  # one window of successes: +1, not +18
+        limit.on_sample(0.01, inflight=18, dropped=False)
+    assert limit.current == 19
+
+
+def test_auto_concurrency_is_a_windowed_aimd_limit() -> None:
     processor = asyncbatch.AsyncBatchProcessor(concurrency="auto")
-    assert isinstance(processor.limit, AIMDLimit)
+    assert isinstance(processor.limit, asyncbatch.WindowedLimit)
+    assert isinstance(processor.limit.delegate, AIMDLimit)
     assert processor.concurrency == processor.limit.max
     with pytest.raises(asyncbatch.ConfigurationError, match="'auto'"):
         asyncbatch.AsyncBatchProcessor(concurrency="fast")

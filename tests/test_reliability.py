@@ -409,3 +409,24 @@ async def test_sqs_batches_ignore_windows_but_keep_partial_failures() -> None:
     report = await asyncbatch.AsyncBatchProcessor().process(
         {"Records": [sqs_record(0), sqs_record(1)]}, handle)
     assert "state" not in report.response()
+
+
+@pytest.mark.parametrize("source", ["sqs", "kinesis"])
+async def test_handlers_that_never_yield_still_meet_the_deadline(source: str) -> None:
+    """A handler that blocks without awaiting (1 ms of CPU each) gives the deadline
+    watcher no chance unless the workers yield on their own, in lanes too."""
+    from trio.lowlevel import current_clock
+
+    clock = current_clock()
+    assert isinstance(clock, MockClock)
+
+    async def handle(record: Any) -> None:
+        clock.jump(0.001)  # time passes, no checkpoint
+
+    context = FakeLambdaContext(2.0)
+    event = make_event(source, ["one-hot-key"] * 3000)
+    t0 = anyio.current_time()
+    report = await asyncbatch.AsyncBatchProcessor().process(event, handle, context)
+    assert anyio.current_time() - t0 < 2.0
+    assert report.skipped and len(report.succeeded) < 2000
+    assert len(report.succeeded) + len(report.skipped) + len(report.failed) == 3000
