@@ -25,8 +25,11 @@ def local_aws(*, set_environment: bool = True) -> Iterator[str]:
     With ``set_environment`` (the default), fake credentials, the region and
     ``AWS_ENDPOINT_URL`` are set for the duration, so that any boto3 / aioboto3 client
     made inside talks to it; the previous environment is restored afterwards."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request log
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
