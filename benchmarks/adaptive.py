@@ -14,7 +14,7 @@ probability ``min(1, throttle_slope * overload)``. Throttles are retried by
 loop), not a simulated clock: figures include the engine's own overhead and the noise of
 a shared machine, hence fresh interpreters, round-robin repetitions and medians.
 
-Contenders: fixed limits, ``concurrency="auto"`` (``AIMDLimit()``),
+Contenders: fixed limits, ``concurrency="auto"`` (``WindowedLimit(AIMDLimit())``),
 ``GradientLimit(max=200)``, and variants of them defined here (the proposals of the
 report; ``asyncbatch/_limits.py`` is not modified). Each run is one fresh interpreter
 (``python -m benchmarks.adaptive --worker``, JSON in, JSON out), with a fresh limit: the
@@ -214,10 +214,11 @@ class OneCutPerRTT:
 
 def _contenders() -> dict[str, Factory]:
     """The adaptive contenders by name (``"fixed N"`` needs no entry)."""
-    from asyncbatch import AIMDLimit, GradientLimit
+    from asyncbatch import AIMDLimit, GradientLimit, WindowedLimit
 
     return {
-        "auto (AIMDLimit)": AIMDLimit,
+        "auto": lambda: WindowedLimit(AIMDLimit()),  # what concurrency="auto" builds
+        "AIMDLimit() per call": AIMDLimit,
         "GradientLimit(max=200)": lambda: GradientLimit(max=200),
         "AIMDLimit(backoff=0.7)": lambda: AIMDLimit(backoff=0.7),
         "AIMDLimit(backoff=0.97)": lambda: AIMDLimit(backoff=0.97),
@@ -240,7 +241,7 @@ def make_contender(name: str) -> Any:
 
 
 FIXED = ("fixed 10", "fixed 25", "fixed 50", "fixed 75", "fixed 100", "fixed 200")
-ENGINE_ADAPTIVE = ("auto (AIMDLimit)", "GradientLimit(max=200)")
+ENGINE_ADAPTIVE = ("auto", "AIMDLimit() per call", "GradientLimit(max=200)")
 PARAMETER_VARIANTS = ("AIMDLimit(backoff=0.7)", "AIMDLimit(timeout=15ms)",
                       "GradientLimit(max=200, tolerance=1.2)")
 ALGORITHM_VARIANTS = ("OneCutPerRTT(AIMDLimit())", "Windowed(AIMDLimit())", "WindowedAIMD()",
@@ -248,8 +249,10 @@ ALGORITHM_VARIANTS = ("OneCutPerRTT(AIMDLimit())", "Windowed(AIMDLimit())", "Win
 DEFAULT_CONTENDERS = FIXED + ENGINE_ADAPTIVE + PARAMETER_VARIANTS + ALGORITHM_VARIANTS
 
 NOTES = {
-    "auto (AIMDLimit)": "the engine's `concurrency=\"auto\"`: `AIMDLimit(initial=10, max=256, "
-                        "backoff=0.9)`, +1 per successful call, x0.9 per throttled call",
+    "auto": "the engine's `concurrency=\"auto\"`: `WindowedLimit(AIMDLimit())`, one "
+            "sample per round trip of calls after a slow start that ends at the first throttle",
+    "AIMDLimit() per call": "the engine's `AIMDLimit(initial=10, max=256, backoff=0.9)` "
+                            "unwrapped: +1 per successful call, x0.9 per throttled call",
     "GradientLimit(max=200)": "the engine's `GradientLimit` with its defaults but `max=200`",
     "AIMDLimit(backoff=0.7)": "parameters only: a deeper cut per throttle",
     "AIMDLimit(backoff=0.97)": "parameters only: a shallower cut per throttle",

@@ -14,7 +14,7 @@ from benchmarks import adaptive
 TINY = adaptive.Scenario(records=120, capacity=4, latency_ms=1.0, attempts=20,
                          retry_base_ms=1.0, retry_cap_ms=5.0)
 # any "fixed N" is a contender: here around the tiny capacity (4)
-CONTENDERS = ("fixed 2", "fixed 8", "auto (AIMDLimit)", "Windowed(AIMDLimit())")
+CONTENDERS = ("fixed 2", "fixed 8", "AIMDLimit() per call", "Windowed(AIMDLimit())")
 
 
 def test_tiny_benchmark_result_structure(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_tiny_benchmark_result_structure(tmp_path: Path) -> None:
     assert by_name["fixed 8"].runs[0].throttled > 0  # 8 calls against a capacity of 4
     assert result.best_fixed.contender in ("fixed 2", "fixed 8")
     assert result.best_fixed.ratio == 1.0
-    for name in ("auto (AIMDLimit)", "Windowed(AIMDLimit())"):
+    for name in ("AIMDLimit() per call", "Windowed(AIMDLimit())"):
         summary = by_name[name]
         assert summary.fixed is None and summary.final_limit is not None
         trace = summary.runs[0].trace
@@ -54,15 +54,15 @@ def test_tiny_benchmark_result_structure(tmp_path: Path) -> None:
     png = adaptive.write_plot(result, tmp_path / "adaptive.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     data = adaptive.result_json(result)
-    assert set(data["verdicts"]) == {"auto (AIMDLimit)", "Windowed(AIMDLimit())"}
+    assert set(data["verdicts"]) == {"AIMDLimit() per call", "Windowed(AIMDLimit())"}
 
 
 def test_each_run_can_take_a_fresh_interpreter() -> None:
     result = adaptive.run_benchmark(
         adaptive.Scenario(records=40, capacity=4, latency_ms=1.0),
-        ("fixed 2", "auto (AIMDLimit)"), reps=1, fresh=True)
+        ("fixed 2", "AIMDLimit() per call"), reps=1, fresh=True)
     assert result.fresh
-    auto = result.by_name()["auto (AIMDLimit)"]
+    auto = result.by_name()["AIMDLimit() per call"]
     assert auto.runs[0].final_limit is not None and auto.runs[0].trace
 
 
@@ -72,7 +72,7 @@ def test_unknown_contenders_and_no_fixed_limit_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown contenders"):
         adaptive.run_benchmark(TINY, ("fixed 0", "fixed 2"), reps=1, fresh=False)
     with pytest.raises(ValueError, match="at least one fixed limit"):
-        adaptive.run_benchmark(TINY, ("auto (AIMDLimit)",), reps=1, fresh=False)
+        adaptive.run_benchmark(TINY, ("AIMDLimit() per call",), reps=1, fresh=False)
 
 
 def test_windowed_cuts_once_per_window_where_aimd_cuts_per_throttle() -> None:
