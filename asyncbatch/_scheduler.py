@@ -214,12 +214,15 @@ class BatchRun:
             is_transient if retry is None else (lambda exc: retry.should_retry(exc, 0)))
         self.simple = (parse is None and retry is None and timeout is None and hooks is None
                        and not timings and limit is None)
-        self.run_record = self._simple_runner() if self.simple else self._run_full
+        self.run_record = self._run_full  # the simple path is inlined in the workers
 
     # -- running ---------------------------------------------------------------------
 
     async def execute(self) -> None:
         import anyio
+        import anyio.lowlevel
+
+        self.yield_now = anyio.lowlevel.checkpoint
 
         plan = self.plan
         async with anyio.create_task_group() as watchers:
@@ -255,15 +258,17 @@ class BatchRun:
         self.stop.is_set = True
 
     async def _run_lane(self, lane: Sequence[int]) -> None:
-        from anyio.lowlevel import checkpoint as yield_now
-
         plan = self.plan
         checkpoint = plan.mode is FailureMode.CHECKPOINT
         seq = plan.sequence
-        run_record = self.run_record
+        simple = self.simple
+        status = self.status
+        records = self.records
+        view = self.view
+        call = self.call
         for pos, index in enumerate(lane):
             if pos and not pos % _YIELD_EVERY:
-                await yield_now()  # a long lane must not starve the deadline watcher
+                await self.yield_now()  # a long lane must not starve the deadline watcher
             if self.stop.is_set:
                 return  # the rest stays pending and is reported with the stop reason
             if checkpoint and self.cutoff is not None:
@@ -271,7 +276,18 @@ class BatchRun:
                 if seq(index) > self.cutoff:
                     self._skip(lane[pos:], "checkpoint", self.cutoff_error)
                     return
-            if not await run_record(index):
+            if simple:  # the hot path, inlined: no coroutine of our own per record
+                status[index] = RUNNING
+                try:
+                    await call(view(records[index]))
+                except Exception as exc:
+                    ok = await self._failed(index, None, exc, 1)
+                else:
+                    status[index] = SUCCEEDED
+                    ok = True
+            else:
+                ok = await self._run_full(index)
+            if not ok:
                 if plan.mode is not FailureMode.STOP_ALL:  # there the stop reason says it
                     self._skip(lane[pos + 1:], "group_failed", self.errors[index])
                 return
@@ -290,26 +306,6 @@ class BatchRun:
             if status[index] == PENDING:
                 status[index] = SKIPPED
                 errors[index] = error
-
-    def _simple_runner(self) -> Callable[[int], Awaitable[bool]]:
-        """The hot path when no model, retry, timeout, hook or timing is asked for: a
-        closure over locals, one status byte per record."""
-        status = self.status
-        records = self.records
-        view = self.view
-        call = self.call
-        failed = self._failed
-
-        async def run_simple(index: int) -> bool:
-            status[index] = RUNNING
-            try:
-                await call(view(records[index]))
-            except Exception as exc:
-                return await failed(index, None, exc, 1)
-            status[index] = SUCCEEDED
-            return True
-
-        return run_simple
 
     def _independent_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
         """The hottest path: independent records (SQS standard), no option that costs per
