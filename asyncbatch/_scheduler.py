@@ -122,10 +122,10 @@ class Crew:
     """The workers of one pool, started on demand up to ``limit``.
 
     A worker about to await an item calls ``enter()``: when every other started worker
-    is busy in an item (so, suspended there), one more worker is started. A batch whose
-    handlers never suspend runs on one or two workers instead of paying for
-    ``concurrency`` task spawns; an I/O-bound one grows to the bound within as many
-    event-loop steps, at the same clock time."""
+    is busy in an item (so, suspended there), the crew doubles. A batch whose handlers
+    never suspend runs on one or two workers instead of paying for ``concurrency`` task
+    spawns; an I/O-bound one reaches the bound within log2(concurrency) event-loop
+    steps, at the same clock time."""
 
     __slots__ = ("_group", "body", "busy", "limit", "started")
 
@@ -142,8 +142,12 @@ class Crew:
             self.grow()
 
     def grow(self) -> None:
-        self.started += 1
-        self._group.start_soon(self.body, self)
+        """Double the crew (up to the limit): every started worker is suspended in an
+        item, so the load is I/O-bound and the bound is reached in log2(limit) steps."""
+        more = min(self.started, self.limit - self.started)
+        self.started += more
+        for _ in range(more):
+            self._group.start_soon(self.body, self)
 
 
 async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
