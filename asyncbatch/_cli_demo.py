@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         from .aws._demo_s3 import run_s3_demo
         from .aws._local import local_aws
     except ImportError as exc:  # pragma: no cover - depends on the install
-        out(f"\nS3 import skipped: {exc}. Install the extra: pip install 'asyncbatch[aws]'")
+        out(f"\nS3 import skipped: {exc}. Install the extra: pip install 'asyncbatch[demo]'")
         return 0
     out("\n== S3 CSV import: S3 -> validate -> DynamoDB -> SNS, on a local moto server ==")
     with local_aws() as endpoint:

@@ -12,6 +12,17 @@
         ├── SinkError                           the failure sink did not accept it
         └── RecordSkippedError                  it was never run; ``reason`` says why
 
+    and, in the AWS modules (imported only when used):
+
+    ├── aws.sqs.SQSSinkError              SQS refused a dead-letter message (``code``)
+    ├── aws.s3_import.S3ImportError       one CSV object could not be imported
+    │   ├── CsvHeaderError (ValueError)       a required column is missing (names it)
+    │   ├── CsvDecodeError (ValueError)       the file is not UTF-8 (gives the byte offset)
+    │   └── ImportDeadlineError (TimeoutError) the Lambda deadline came mid-import
+    └── runner.RunnerError                the local event-source runner
+        ├── InvalidResponseError (ValueError) a handler's response Lambda would refuse
+        └── FunctionTimeoutError (TimeoutError) a handler ran past the function timeout
+
 Exceptions raised by your handler are kept as they are on the record's outcome; the
 ``RecordError`` subclasses are what asyncbatch itself puts there.
 """

@@ -8,7 +8,7 @@ visible again, and lets the queue's redrive policy take the poison pill.
 
     python examples/redelivery/run.py
 
-Needs ``pip install 'asyncbatch[aws]'`` (aioboto3 and moto).
+Needs ``pip install 'asyncbatch[demo]'`` (aioboto3 and moto).
 """
 
 from __future__ import annotations
