@@ -241,52 +241,15 @@ class Dependency:
 
 def load_handler(spec: str) -> Handler:
     """``module:function`` or ``path/to/file.py:function`` to an async function."""
-    import importlib
-    import importlib.util
-    import os
-    import sys
-
+    from ._cli import load_callable
     from ._processor import _is_async_callable
 
-    module_name, sep, attribute = spec.rpartition(":")
-    if not sep or not module_name or not attribute:
-        raise BenchError(f"--handler {spec!r}: give MODULE:FUNCTION, e.g. app:handle")
     try:
-        if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
-            path = Path(module_name)
-            if not path.is_file():
-                raise BenchError(f"--handler {spec!r}: no such file {path}")
-            module_spec = importlib.util.spec_from_file_location(path.stem, path)
-            if module_spec is None or module_spec.loader is None:
-                raise BenchError(f"--handler {spec!r}: cannot load {path}")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[path.stem] = module
-            module_spec.loader.exec_module(module)
-        else:
-            if os.getcwd() not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(module_name)
-    except BenchError:
-        raise
-    except ModuleNotFoundError as exc:
-        missing = exc.name or module_name
-        if module_name != missing and not module_name.startswith(missing + "."):
-            raise BenchError(f"--handler {spec!r}: importing {module_name} failed: "
-                             f"{exc}") from None
-        raise BenchError(f"--handler {spec!r}: no module named {missing!r} "
-                         "(is it on the path? run from its directory)") from None
-    except Exception as exc:
-        raise BenchError(f"--handler {spec!r}: importing {module_name} failed: "
-                         f"{type(exc).__name__}: {exc}") from None
-    target: Any = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise BenchError(f"--handler {spec!r}: {module_name} has no {attribute!r}") from None
-    if not callable(target):
-        raise BenchError(f"--handler {spec!r}: {attribute} is not callable")
+        target = load_callable(spec)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
     if not _is_async_callable(target):
+        attribute = spec.rpartition(":")[2]
         raise BenchError(f"--handler {spec!r}: {attribute} is not an async function; define "
                          f"it with 'async def {attribute.rsplit('.', 1)[-1]}(record): ...'")
     return target  # type: ignore[no-any-return]

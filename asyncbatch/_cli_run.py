@@ -10,14 +10,12 @@ aioboto3 is imported only when the command runs, not when the CLI starts.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import logging
-import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
+
+from ._cli import load_callable
 
 if TYPE_CHECKING:
     from .runner import BatchResult, Counters, Runner, Source
@@ -115,30 +113,7 @@ def add_parser(subparsers: Any) -> None:
 def load_handler(spec: str) -> Any:
     """``module:function`` or ``path/to/file.py:function`` to the callable (the current
     directory is importable, as with ``python -m``)."""
-    module_name, sep, attribute = spec.rpartition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"--handler {spec!r}: give MODULE:FUNCTION, e.g. app:lambda_handler")
-    if module_name.endswith(".py") or os.sep in module_name:
-        path = Path(module_name)
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ValueError(f"--handler {spec!r}: cannot load {path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
-    else:
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        module = importlib.import_module(module_name)
-    target = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise ValueError(f"--handler {spec!r}: {module_name} has no {attribute}") from None
-    if not callable(target):
-        raise ValueError(f"--handler {spec!r} is not callable")
-    return target
+    return load_callable(spec)
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
