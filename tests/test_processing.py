@@ -468,11 +468,7 @@ def test_sync_entry_point_reuses_one_loop_and_works_in_threads() -> None:
     assert len(set(loops)) == 2  # a thread gets its own loop
 
 
-async def test_sync_entry_point_inside_a_running_loop_says_what_to_use(
-    anyio_backend: str,
-) -> None:
-    if anyio_backend != "asyncio":
-        pytest.skip("asyncio loop detection")
+async def test_sync_entry_point_inside_a_running_loop_says_what_to_use() -> None:
 
     async def handle(record: Any) -> None:
         pass

@@ -858,11 +858,7 @@ class _ObjectRun:
                     await self._write_one_by_one(pending)
                     return
                 attempt += 1
-                delay = self._retry_wait(attempt) if is_transient(exc) else None
-                if delay is None:
-                    raise
-                self.write_retries += 1
-                await anyio.sleep(delay)
+                await self._back_off(attempt, exc)
                 continue
             unprocessed = (response.get("UnprocessedItems") or {}).get(table) or []
             self.rows_written += len(pending) - len(unprocessed)
@@ -900,14 +896,19 @@ class _ObjectRun:
                                     f"refused by DynamoDB: {message}")
                         break
                     attempt += 1
-                    delay = self._retry_wait(attempt) if is_transient(exc) else None
-                    if delay is None:
-                        raise
-                    self.write_retries += 1
-                    await anyio.sleep(delay)
+                    await self._back_off(attempt, exc)
                     continue
                 self.rows_written += 1
                 break
+
+    async def _back_off(self, attempt: int, exc: Exception) -> None:
+        """Wait before retry ``attempt`` of a failed request; re-raise ``exc`` when it is
+        not transient or when the deadline leaves no time for the wait."""
+        delay = self._retry_wait(attempt) if is_transient(exc) else None
+        if delay is None:
+            raise exc
+        self.write_retries += 1
+        await anyio.sleep(delay)
 
     # -- after the run ----------------------------------------------------------------
 
