@@ -217,8 +217,7 @@ class BatchRun:
         self.is_drop: Callable[[BaseException], bool] = (
             is_transient if retry is None else (lambda exc: retry.should_retry(exc, 0)))
         self.simple = (parse is None and retry is None and timeout is None and hooks is None
-                       and not timings and limit is None)
-        self.run_record = self._run_full  # the simple path is inlined in the workers
+                       and not timings and limit is None)  # then inlined in the workers
 
     # -- running ---------------------------------------------------------------------
 
@@ -238,7 +237,7 @@ class BatchRun:
                     await run_workers(self._independent_worker(),
                                       min(self.concurrency, plan.size))
                 elif plan.lanes is None:
-                    await pool(range(plan.size), self.run_record, self.concurrency,
+                    await pool(range(plan.size), self._run_full, self.concurrency,
                                stop=self.stop, size=plan.size)
                 else:
                     await pool(plan.lanes, self._run_lane, self.concurrency,
