@@ -192,17 +192,14 @@ def reset(moto: str) -> None:
 def prepare(moto: str, data: bytes) -> None:
     import boto3
 
+    from asyncbatch.aws._demo_s3 import STUDENT_TABLE
+
     reset(moto)
     s3 = boto3.client("s3", endpoint_url=moto)
     dynamodb = boto3.client("dynamodb", endpoint_url=moto)
     s3.create_bucket(Bucket=BUCKET)
     dynamodb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "student_id", "AttributeType": "S"},
-                              {"AttributeName": "course", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "student_id", "KeyType": "HASH"},
-                   {"AttributeName": "course", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST")
+        TableName=TABLE, **STUDENT_TABLE)
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=data)
 
 

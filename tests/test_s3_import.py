@@ -29,6 +29,7 @@ import aioboto3
 from pydantic import BaseModel, Field
 
 from asyncbatch import InvalidEventError, Retry
+from asyncbatch.aws._demo_s3 import STUDENT_TABLE
 from asyncbatch.aws.s3_import import (
     CsvHeaderError,
     ImportDeadlineError,
@@ -149,12 +150,7 @@ async def make_aws(endpoint: str, session: Any = None) -> AsyncIterator[Aws]:
             session.client("sns") as sns, session.client("sqs") as sqs:
         await s3.create_bucket(Bucket=BUCKET)
         await dynamodb.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "student_id", "AttributeType": "S"},
-                                  {"AttributeName": "course", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "student_id", "KeyType": "HASH"},
-                       {"AttributeName": "course", "KeyType": "RANGE"}],
-            BillingMode="PAY_PER_REQUEST")
+            TableName=TABLE, **STUDENT_TABLE)
         topic = (await sns.create_topic(Name="batch_processing_notification"))["TopicArn"]
         queue = (await sqs.create_queue(QueueName="notifications"))["QueueUrl"]
         attrs = await sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
@@ -679,12 +675,7 @@ def test_example_lambda_handler_on_moto(aws: str, monkeypatch: pytest.MonkeyPatc
     sqs = boto3.client("sqs")
     s3.create_bucket(Bucket=BUCKET)
     dynamodb.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "student_id", "AttributeType": "S"},
-                              {"AttributeName": "course", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "student_id", "KeyType": "HASH"},
-                   {"AttributeName": "course", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST")
+        TableName=TABLE, **STUDENT_TABLE)
     topic = sns.create_topic(Name="imports")["TopicArn"]
     queue = sqs.create_queue(QueueName="imports")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])

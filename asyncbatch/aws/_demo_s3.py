@@ -19,10 +19,18 @@ from pydantic import BaseModel, Field
 
 from .s3_import import ImportProgress, ImportResult, S3CsvImporter
 
-__all__ = ["DemoStudent", "make_csv", "run_s3_demo"]
+__all__ = ["STUDENT_TABLE", "DemoStudent", "make_csv", "run_s3_demo"]
 
 Out = Callable[[str], Any]
 
+# The seed's student table: all courses of a student under one hash key.
+STUDENT_TABLE: dict[str, Any] = {
+    "AttributeDefinitions": [{"AttributeName": "student_id", "AttributeType": "S"},
+                             {"AttributeName": "course", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "student_id", "KeyType": "HASH"},
+                  {"AttributeName": "course", "KeyType": "RANGE"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
 TABLE = "asyncbatch-demo-students"
 TOPIC = "asyncbatch-demo-imports"
 QUEUE = "asyncbatch-demo-imports"
@@ -155,12 +163,7 @@ async def run_s3_demo(rows: int = 20000, *, out: Out = print,
         await s3.create_bucket(Bucket=bucket)
         try:
             await dynamodb.create_table(
-                TableName=TABLE,
-                AttributeDefinitions=[{"AttributeName": "student_id", "AttributeType": "S"},
-                                      {"AttributeName": "course", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "student_id", "KeyType": "HASH"},
-                           {"AttributeName": "course", "KeyType": "RANGE"}],
-                BillingMode="PAY_PER_REQUEST")
+                TableName=TABLE, **STUDENT_TABLE)
         except dynamodb.exceptions.ResourceInUseException:
             pass  # made by an earlier run on the same endpoint
         await dynamodb.get_waiter("table_exists").wait(
