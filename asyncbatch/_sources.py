@@ -8,7 +8,7 @@ scheduler knows none of that.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import contains, itemgetter
 from typing import Any, Callable, Optional, Union
@@ -41,18 +41,37 @@ class FailureMode(enum.Enum):
 
 
 class Plan:
-    """How one batch runs: ``lanes`` of record indices that run one at a time in the
-    given order (``None``: every record is independent), the failure mode, and for
-    checkpoint mode the sequence number of each record as an ``int``."""
+    """How one batch runs. The contract between a source and the scheduler:
 
-    __slots__ = ("lanes", "mode", "sequence", "size")
+    - ``size``: the number of records.
+    - ``identifiers``: every record's ``itemIdentifier`` as the event held it when it
+      arrived (validated before any handler runs); the response is built from these, so
+      a handler that edits its record or the event cannot change what is reported.
+    - ``lanes``: record indices that run one at a time, each lane in run order (sequence
+      or offset order for streams, event order for FIFO groups); ``None`` when every
+      record is independent.
+    - ``mode``: what a failure skips.
+    - ``sequence``: checkpoint mode: each record's sequence number (or offset) as an int.
+    - ``partition``: checkpoint mode: the checkpoint group of each record (Kafka: its
+      topic-partition); ``None`` when the whole batch is one group (one shard).
+    - ``rank``: the scheduling priority of a record at the head of its lane (lower runs
+      first); ``None``: its position in the event.
+    """
+
+    __slots__ = ("identifiers", "lanes", "mode", "partition", "rank", "sequence", "size")
 
     def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
-                 sequence: Optional[Callable[[int], int]] = None) -> None:
+                 sequence: Optional[Callable[[int], int]] = None, *,
+                 identifiers: Optional[list[Any]] = None,
+                 partition: Optional[Callable[[int], Hashable]] = None,
+                 rank: Optional[Callable[[int], Any]] = None) -> None:
         self.size = size
         self.lanes = lanes
         self.mode = mode
         self.sequence = sequence
+        self.identifiers = identifiers
+        self.partition = partition
+        self.rank = rank
 
 
 _SOURCE_NAMES = {"aws:sqs": EventType.SQS, "aws:kinesis": EventType.KINESIS,
