@@ -332,3 +332,15 @@ def resolve_policy(records: list[Any], event_type: Optional[EventType]) -> Sourc
             index=0,
         )
     return _POLICIES[detected]
+
+
+def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: bool = False,
+               ordering: Optional[str] = None) -> tuple[SourcePolicy, list[Any], Plan]:
+    """The event's source, its records (a new list: a handler that edits the event does not
+    change it) and the plan the scheduler runs; ``InvalidEventError`` before any handler."""
+    records = list(split_event(event))
+    policy = resolve_policy(records, event_type)
+    plan = policy.plan(records, fifo_stop_batch)
+    if plan.identifiers is None:
+        plan.identifiers = [policy.identifier(raw) for raw in records]
+    return policy, records, plan
