@@ -192,7 +192,7 @@ def reset(moto: str) -> None:
 def prepare(moto: str, data: bytes) -> None:
     import boto3
 
-    from asyncbatch.aws._demo_s3 import STUDENT_TABLE
+    from asyncbatch.cli.demo_s3 import STUDENT_TABLE
 
     reset(moto)
     s3 = boto3.client("s3", endpoint_url=moto)
@@ -230,7 +230,7 @@ def run_put_item() -> dict[str, Any]:
     import boto3
     from pydantic import ValidationError
 
-    from asyncbatch.aws._demo_s3 import DemoStudent
+    from asyncbatch.cli.demo_s3 import DemoStudent
 
     s3 = boto3.client("s3")
     dynamodb = boto3.client("dynamodb")
@@ -257,7 +257,7 @@ def run_batch_writer() -> dict[str, Any]:
     import boto3
     from pydantic import ValidationError
 
-    from asyncbatch.aws._demo_s3 import DemoStudent
+    from asyncbatch.cli.demo_s3 import DemoStudent
 
     s3 = boto3.client("s3")
     table = boto3.resource("dynamodb").Table(TABLE)
@@ -281,8 +281,8 @@ def run_batch_writer() -> dict[str, Any]:
 
 
 def run_asyncbatch(concurrency: int) -> dict[str, Any]:
-    from asyncbatch.aws._demo_s3 import DemoStudent
     from asyncbatch.aws.s3_import import S3CsvImporter
+    from asyncbatch.cli.demo_s3 import DemoStudent
 
     event = {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
                           "s3": {"bucket": {"name": BUCKET}, "object": {"key": KEY}}}]}
@@ -332,7 +332,7 @@ def run_contender(name: str, endpoint: str) -> dict[str, Any]:
 
 def csv_bytes(rows: int) -> tuple[bytes, int]:
     """The file and how many of its rows are valid."""
-    from asyncbatch.aws._demo_s3 import make_csv
+    from asyncbatch.cli.demo_s3 import make_csv
 
     data, bad, _ = make_csv(rows)
     return data, rows - len(bad)

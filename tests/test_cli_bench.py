@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncbatch import _bench
-from asyncbatch._cli import main
+from asyncbatch.cli import main
+from asyncbatch.cli import sweep as _bench
 
 TINY = ["--records", "200", "--concurrency", "1,4", "-q"]
 
@@ -247,8 +247,8 @@ def test_cli_modules_import_nothing_heavy() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; import asyncbatch._cli as c; c.build_parser(); "
-            "print(sorted(m for m in ('matplotlib', 'asyncbatch._bench') if m in sys.modules))")
+    code = ("import sys; import asyncbatch.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('matplotlib', 'asyncbatch.cli.sweep') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"

@@ -834,7 +834,7 @@ def _counts_sync(url: str) -> tuple[int, int]:
 
 def test_cli_run_sqs_until_empty(aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from asyncbatch._cli import main
+    from asyncbatch.cli import main
 
     (tmp_path / "app_handlers.py").write_text(HANDLER_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -852,7 +852,7 @@ def test_cli_run_sqs_until_empty(aws: str, tmp_path: Path, monkeypatch: pytest.M
 
 def test_cli_rejects_options_of_another_source(aws: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from asyncbatch._cli import main
+    from asyncbatch.cli import main
 
     code = main(["run", "--kinesis", "s", "--handler", "json:dumps", "--max-receive-count", "3"])
     assert code == 2
@@ -888,7 +888,7 @@ def test_cli_sigterm_finishes_the_batch_in_flight(aws: str, tmp_path: Path) -> N
 
 
 def test_import_asyncbatch_does_not_import_aws_sdks() -> None:
-    code = ("import sys, asyncbatch, asyncbatch._cli_run; "
+    code = ("import sys, asyncbatch, asyncbatch.cli.run; "
             "print([m for m in ('aioboto3', 'boto3', 'botocore', 'aiobotocore') "
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -29,7 +29,6 @@ import aioboto3
 from pydantic import BaseModel, Field
 
 from asyncbatch import InvalidEventError, Retry
-from asyncbatch.aws._demo_s3 import STUDENT_TABLE
 from asyncbatch.aws.s3_import import (
     CsvHeaderError,
     ImportDeadlineError,
@@ -39,6 +38,7 @@ from asyncbatch.aws.s3_import import (
     import_csv_objects,
     s3_objects,
 )
+from asyncbatch.cli.demo_s3 import STUDENT_TABLE
 
 pytestmark = pytest.mark.anyio
 
@@ -625,7 +625,7 @@ async def test_connection_pool_is_sized_to_concurrency(env: Aws) -> None:
 
 
 async def test_demo_runs_end_to_end(aws: str) -> None:
-    from asyncbatch.aws._demo_s3 import make_csv, run_s3_demo
+    from asyncbatch.cli.demo_s3 import make_csv, run_s3_demo
 
     lines: list[str] = []
     result = await run_s3_demo(300, out=lines.append, progress=False)

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_s3:
         return 0
     try:
-        from .aws._demo_s3 import run_s3_demo
-        from .aws._local import local_aws
+        from ..aws._local import local_aws
+        from .demo_s3 import run_s3_demo
     except ImportError as exc:  # pragma: no cover - depends on the install
         out(f"\nS3 import skipped: {exc}. Install the extra: pip install 'asyncbatch[demo]'")
         return 0

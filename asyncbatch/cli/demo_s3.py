@@ -17,7 +17,7 @@ from urllib.parse import quote_plus
 
 from pydantic import BaseModel, Field
 
-from .s3_import import ImportProgress, ImportResult, S3CsvImporter
+from ..aws.s3_import import ImportProgress, ImportResult, S3CsvImporter
 
 __all__ = ["STUDENT_TABLE", "DemoStudent", "make_csv", "run_s3_demo"]
 

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import anyio
 
-from ._hooks import Hooks
-from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
-from ._retry import Retry, TransientError
+from .._hooks import Hooks
+from .._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
+from .._retry import Retry, TransientError
 
 if TYPE_CHECKING:
-    from ._records import Record
+    from .._records import Record
 
 __all__ = [
     "BenchError",
@@ -241,8 +241,8 @@ class Dependency:
 
 def load_handler(spec: str) -> Handler:
     """``module:function`` or ``path/to/file.py:function`` to an async function."""
-    from ._cli import load_callable
-    from ._processor import _is_async_callable
+    from .._processor import _is_async_callable
+    from ._common import load_callable
 
     try:
         target = load_callable(spec)
@@ -308,8 +308,8 @@ def generate_event(source: str, records: int, keys: int = 100) -> dict[str, Any]
 def load_event(path: str, records: Optional[int] = None) -> dict[str, Any]:
     """A sample Lambda event from a JSON file; with ``records``, its records repeated (or
     cut) to that many, identifiers made unique and sequence numbers kept increasing."""
-    from ._errors import InvalidEventError
-    from ._sources import resolve_policy, split_event
+    from .._errors import InvalidEventError
+    from .._sources import resolve_policy, split_event
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -485,7 +485,7 @@ async def run_level(
     """Process ``event`` once at ``level``; ``progress(done, total)`` every ``interval``
     seconds while it runs. ``limit`` overrides the limit ``level`` would make;
     ``record_timeout`` is the processor's per-record ``timeout``."""
-    from ._processor import AsyncBatchProcessor
+    from .._processor import AsyncBatchProcessor
 
     concurrency = make_concurrency(level) if limit is None else limit
     hooks = _Progress()

@@ -15,10 +15,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
-from ._cli import load_callable
+from ._common import load_callable
 
 if TYPE_CHECKING:
-    from .runner import BatchResult, Counters, Runner, Source
+    from ..runner import BatchResult, Counters, Runner, Source
 
 __all__ = ["add_parser", "load_handler"]
 
@@ -126,7 +126,7 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]
 
 
 def _source(args: argparse.Namespace) -> Source:
-    from .runner import (
+    from ..runner import (
         DynamoDBCheckpointStore,
         DynamoDBStreamSource,
         KinesisSource,
@@ -188,8 +188,8 @@ async def _report(runner: Runner, interval: float) -> None:
 def _main(args: argparse.Namespace) -> int:
     import anyio
 
-    from ._errors import ConfigurationError
-    from .runner import Runner
+    from .._errors import ConfigurationError
+    from ..runner import Runner
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from ._bench import Dependency, Handler, Level, LevelResult
+    from .sweep import Dependency, Handler, Level, LevelResult
 
 __all__ = ["add_parser"]
 
@@ -109,7 +109,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._bench import BenchError
+    from .sweep import BenchError
 
     try:
         return _run(args)
@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ._bench import (
+    from .._retry import Retry
+    from .sweep import (
         BenchError,
         Dependency,
         Sweep,
@@ -138,7 +139,6 @@ def _run(args: argparse.Namespace) -> int:
         plot_sweep,
         run_sweep,
     )
-    from ._retry import Retry
 
     # -- check every argument before anything runs
     if args.handler is None and args.latency is None:
@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _duration(option: str, text: str) -> float:
-    from ._bench import BenchError, parse_duration
+    from .sweep import BenchError, parse_duration
 
     try:
         return parse_duration(text)
@@ -250,7 +250,7 @@ def _estimate(args: argparse.Namespace, records: int, levels: list[Level]) -> Op
     """Seconds the slowest fixed level should take with a simulated latency."""
     if args.latency is None:
         return None
-    from ._bench import parse_latency
+    from .sweep import parse_latency
 
     fixed = [level for level in levels if isinstance(level, int)]
     if not fixed:
