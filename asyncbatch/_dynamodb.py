@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from decimal import Decimal
 
-__all__ = ["canonical_key", "deserialize", "deserialize_item"]
+__all__ = ["canonical_key", "deserialize", "deserialize_item", "serialize", "serialize_item"]
+
+# The type tags a primary key attribute may have (DynamoDB keys are strings, numbers or
+# binary); an image may hold every tag of ``deserialize``.
+_KEY_TAGS = ("S", "N", "B")
 
 
 class DynamoDBJSONError(ValueError):
@@ -19,10 +23,15 @@ class DynamoDBJSONError(ValueError):
 def _number(text: Any, path: str) -> Decimal:
     from decimal import Decimal, InvalidOperation
 
+    if not isinstance(text, str):
+        raise DynamoDBJSONError(f"{path}: {text!r:.80} is not a DynamoDB number (a string)")
     try:
-        return Decimal(text)
-    except (InvalidOperation, TypeError, ValueError):
-        raise DynamoDBJSONError(f"{path}: {text!r} is not a DynamoDB number") from None
+        number = Decimal(text)
+    except (InvalidOperation, TypeError, ValueError, ArithmeticError):
+        raise DynamoDBJSONError(f"{path}: {text!r:.80} is not a DynamoDB number") from None
+    if not number.is_finite():
+        raise DynamoDBJSONError(f"{path}: {text!r:.80} is not a DynamoDB number")
+    return number
 
 
 def _binary(text: Any, path: str) -> bytes:
@@ -43,6 +52,8 @@ def deserialize(value: Any, path: str = "$") -> Any:
         raise DynamoDBJSONError(f"{path}: expected a one-key type mapping, got {value!r:.80}")
     ((tag, inner),) = value.items()
     if tag == "S":
+        if not isinstance(inner, str):
+            raise DynamoDBJSONError(f"{path}: S must hold a string")
         return inner
     if tag == "N":
         return _number(inner, path)
@@ -60,11 +71,15 @@ def deserialize(value: Any, path: str = "$") -> Any:
         return [deserialize(v, f"{path}[{i}]") for i, v in enumerate(inner)]
     if tag == "B":
         return _binary(inner, path)
-    if tag == "SS":
-        return set(inner)
-    if tag == "NS":
-        return {_number(v, path) for v in inner}
-    if tag == "BS":
+    if tag in ("SS", "NS", "BS"):
+        if not isinstance(inner, list):
+            raise DynamoDBJSONError(f"{path}: {tag} must hold a list")
+        if tag == "SS":
+            if not all(isinstance(v, str) for v in inner):
+                raise DynamoDBJSONError(f"{path}: SS must hold strings")
+            return set(inner)
+        if tag == "NS":
+            return {_number(v, path) for v in inner}
         return {_binary(v, path) for v in inner}
     raise DynamoDBJSONError(f"{path}: unknown DynamoDB type {tag!r}")
 
@@ -86,13 +101,52 @@ def canonical_key(keys: Mapping[str, Any]) -> tuple[tuple[str, str, Any], ...]:
         if not isinstance(value, Mapping) or len(value) != 1:
             raise DynamoDBJSONError(f"Keys.{name}: expected a one-key type mapping")
         ((tag, inner),) = value.items()
+        if tag not in _KEY_TAGS:
+            raise DynamoDBJSONError(
+                f"Keys.{name}: type {tag!r:.40} is not a key type (S, N or B)")
         if tag == "N":
             number = _number(inner, f"Keys.{name}")
-            if not number.is_finite():
-                raise DynamoDBJSONError(f"Keys.{name}: {inner!r} is not a DynamoDB number")
-            inner = number.normalize()
+            try:
+                inner = number.normalize()
+            except ArithmeticError:  # decimal.Overflow: beyond the context's exponent range
+                raise DynamoDBJSONError(
+                    f"Keys.{name}: {inner!r:.80} is out of DynamoDB's number range") from None
         elif not isinstance(inner, str):
             raise DynamoDBJSONError(f"Keys.{name}: {tag} key value must be a string")
         parts.append((name, tag, inner))
     parts.sort()
     return tuple(parts)
+
+
+def serialize(value: Any) -> dict[str, Any]:
+    """One plain Python value to DynamoDB JSON (the inverse of ``deserialize``)."""
+    import base64
+    from decimal import Decimal
+
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (int, float, Decimal)):
+        return {"N": str(value)}
+    if isinstance(value, (bytes, bytearray)):
+        return {"B": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {"M": serialize_item(value)}
+    if isinstance(value, (list, tuple)):
+        return {"L": [serialize(v) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        items = sorted(value, key=repr)
+        if all(isinstance(v, str) for v in items):
+            return {"SS": items}
+        if all(isinstance(v, (bytes, bytearray)) for v in items):
+            return {"BS": [serialize(v)["B"] for v in items]}
+        return {"NS": [str(v) for v in items]}
+    raise TypeError(f"{type(value).__name__} has no DynamoDB type")
+
+
+def serialize_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A whole item of plain values to DynamoDB JSON."""
+    return {name: serialize(value) for name, value in item.items()}

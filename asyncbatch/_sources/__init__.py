@@ -1,0 +1,144 @@
+"""Event sources: one descriptor per source, beside the one scheduler.
+
+Each source is described once, in its own module: ``sqs.py``, ``kinesis.py``,
+``dynamodb.py``, ``kafka.py`` (the shared parts in ``_base.py``). A descriptor knows, for
+one kind of event, where its records are and how to validate them, the identifier and
+how it goes into ``batchItemFailures``, the sequence and ordering key (the lanes), what
+a failure skips, what ``model=`` parses, the record view and how to build a sample
+record. The scheduler knows none of that: it runs the ``Plan`` a descriptor returns.
+
+``read_event`` is the processor's one entry point. Adding a source is one module with
+its descriptor, registered in ``SOURCES`` below, and its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional, Union
+
+from .._errors import ConfigurationError, InvalidEventError
+from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
+from .dynamodb import DYNAMODB, DynamoDBRecord
+from .kafka import KAFKA, KafkaRecord
+from .kinesis import KINESIS, KinesisRecord
+from .sqs import SQS, SQSRecord
+
+__all__ = [
+    "SOURCES",
+    "DynamoDBRecord",
+    "EventType",
+    "FailureMode",
+    "KafkaRecord",
+    "KinesisRecord",
+    "Plan",
+    "Record",
+    "SQSRecord",
+    "Source",
+    "SourcePolicy",
+    "coerce_event_type",
+    "read_event",
+    "resolve_policy",
+    "source_for",
+    "split_event",
+]
+
+#: every source, by event type
+SOURCES: dict[EventType, Source] = {
+    source.event_type: source for source in (SQS, KINESIS, DYNAMODB, KAFKA)
+}
+
+# eventSource value -> source; a record's for SQS/Kinesis/DynamoDB, the event's for Kafka
+_BY_EVENT_SOURCE: dict[str, Source] = {
+    name: source for source in SOURCES.values() for name in source.event_sources
+}
+_EVENT_LEVEL = tuple(KAFKA.event_sources)
+
+
+def source_for(event_type: Union[EventType, str]) -> Source:
+    """The descriptor of an event type (an ``EventType`` or its string)."""
+    coerced = coerce_event_type(event_type)
+    assert coerced is not None
+    return SOURCES[coerced]
+
+
+def coerce_event_type(value: Union[EventType, str, None]) -> Optional[EventType]:
+    """``EventType``, its value, its name, or ``None`` (detect); else ConfigurationError."""
+    if value is None or isinstance(value, EventType):
+        return value
+    if isinstance(value, str):
+        for member in EventType:
+            if value in (member.value, member.name):
+                return member
+    names = ", ".join(repr(m.value) for m in EventType)
+    raise ConfigurationError(
+        f"event_type={value!r} is not an event type; use None (detect), an EventType or one "
+        f"of {names}"
+    )
+
+
+def _detect(event: Mapping[str, Any]) -> Source:
+    """The source the event names: its own ``eventSource`` (Kafka), else its first
+    record's (an empty batch is SQS: it reports nothing whatever its source)."""
+    top = event.get("eventSource")
+    if isinstance(top, str) and top in _EVENT_LEVEL:
+        return _BY_EVENT_SOURCE[top]
+    if "Records" not in event and "records" in event:
+        raise InvalidEventError(
+            f"the event has 'records' but eventSource={top!r}: a Kafka event names its "
+            f"source ({', '.join(map(repr, _EVENT_LEVEL))}); pass event_type= to the processor")
+    records = split_event(event)
+    if not records:
+        return SQS
+    first = records[0]
+    if not isinstance(first, Mapping):
+        raise InvalidEventError(
+            f"Records[0] is a {type(first).__name__}, not a mapping", index=0)
+    name = first.get("eventSource")
+    found = _BY_EVENT_SOURCE.get(name) if isinstance(name, str) else None
+    if found is None or found is KAFKA:
+        known = ", ".join(sorted(n for n in _BY_EVENT_SOURCE if n not in _EVENT_LEVEL))
+        raise InvalidEventError(
+            f"cannot tell the event source: Records[0] has eventSource={name!r} (known: "
+            f"{known}); pass event_type= to the processor",
+            index=0,
+        )
+    return found
+
+
+def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: bool = False,
+               ordering: Optional[str] = None) -> tuple[Source, list[Any], Plan]:
+    """The event's source, a new list of its records (a handler that edits the event does
+    not change it) and the plan the scheduler runs, identifiers included.
+
+    ``InvalidEventError`` (malformed event) or ``ConfigurationError`` (an ``ordering`` the
+    source does not take) before any handler runs."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(
+            f"the event is a {type(event).__name__}, not a mapping with a 'Records' list")
+    source = SOURCES[event_type] if event_type is not None else _detect(event)
+    records = source.find(event)
+    plan = source.plan(records, fifo_stop_batch=fifo_stop_batch, ordering=ordering)
+    return source, records, plan
+
+
+# -- the names the scheduler used before read_event ----------------------------------
+
+def split_event(event: Any) -> list[Any]:
+    """The event's ``Records`` list; InvalidEventError when the event has none."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(
+            f"the event is a {type(event).__name__}, not a mapping with a 'Records' list"
+        )
+    records = event.get("Records")
+    if records is None:
+        raise InvalidEventError("the event has no 'Records' key")
+    if not isinstance(records, list):
+        raise InvalidEventError(f"the event's 'Records' is a {type(records).__name__}, not a list")
+    return records
+
+
+def resolve_policy(records: list[Any], event_type: Optional[EventType]) -> Source:
+    """The source of these ``Records``: the given type, or the one they name."""
+    if event_type is not None:
+        return SOURCES[event_type]
+    return _detect({"Records": records})

@@ -1,0 +1,329 @@
+"""What every event source shares: the event types, the plan handed to the scheduler,
+the record view base class and the descriptor base class.
+
+A source is described once, by one ``Source`` subclass in its own module (``sqs.py``,
+``kinesis.py``, ``dynamodb.py``, ``kafka.py``): where its records are, how they are
+validated, the identifier and how it goes into ``batchItemFailures``, the sequence and
+ordering key, what ``model=`` parses, the view class and how to build a sample record.
+"""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Optional
+
+from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError
+
+__all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+class EventType(str, enum.Enum):
+    """The event sources asyncbatch knows; the values are the names SEMANTICS.md uses."""
+
+    SQS = "SQS"
+    KINESIS = "KinesisDataStreams"
+    DYNAMODB_STREAMS = "DynamoDBStreams"
+    KAFKA = "Kafka"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FailureMode(enum.Enum):
+    """What one failed record does to the records not yet started."""
+
+    INDEPENDENT = "independent"  # nothing
+    SKIP_LANE = "skip_lane"  # the rest of its lane (FIFO message group) is skipped
+    STOP_ALL = "stop_all"  # everything not yet started is skipped
+    CHECKPOINT = "checkpoint"  # rest of its lane, and every record above its sequence number
+
+
+class Plan:
+    """How one batch runs. The contract between a source and the scheduler:
+
+    - ``size``: the number of records.
+    - ``identifiers``: every record's ``itemIdentifier`` as the event held it when it
+      arrived (validated before any handler runs); the response is built from these, so
+      a handler that edits its record or the event cannot change what is reported.
+    - ``lanes``: record indices that run one at a time, each lane in run order (sequence
+      or offset order for streams, event order for FIFO groups); ``None`` when every
+      record is independent.
+    - ``mode``: what a failure skips.
+    - ``sequence``: checkpoint mode: each record's sequence number (or offset) as an int.
+    - ``partition``: checkpoint mode: the checkpoint group of each record (Kafka: its
+      topic-partition); ``None`` when the whole batch is one group (one shard).
+    - ``rank``: the scheduling priority of a record at the head of its lane (lower runs
+      first); ``None``: its position in the event.
+    """
+
+    __slots__ = ("identifiers", "lanes", "mode", "partition", "rank", "sequence", "size")
+
+    def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
+                 sequence: Optional[Callable[[int], int]] = None, *,
+                 identifiers: Optional[list[Any]] = None,
+                 partition: Optional[Callable[[int], Hashable]] = None,
+                 rank: Optional[Callable[[int], Any]] = None) -> None:
+        self.size = size
+        self.lanes = lanes
+        self.mode = mode
+        self.sequence = sequence
+        self.identifiers = identifiers
+        self.partition = partition
+        self.rank = rank
+
+    def __repr__(self) -> str:
+        lanes = "independent" if self.lanes is None else f"{len(self.lanes)} lanes"
+        return f"Plan({self.size} records, {lanes}, {self.mode.value})"
+
+
+class Record:
+    """Base of the record views. ``raw`` is the record exactly as the event holds it.
+
+    A view holds nothing but ``raw`` until a property decodes something, so a view may be
+    made without running any Python code: ``v = object.__new__(cls); v.raw = raw`` (the
+    scheduler does that on its hot path)."""
+
+    __slots__ = ("raw",)
+
+    raw: dict[str, Any]
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    @property
+    def identifier(self) -> Any:
+        """The ``itemIdentifier`` Lambda expects in ``batchItemFailures``."""
+        raise NotImplementedError
+
+    @property
+    def ordering_key(self) -> Optional[Hashable]:
+        """Records with equal keys run one at a time, in order; ``None``: independent."""
+        return None
+
+    @property
+    def event_source_arn(self) -> Optional[str]:
+        return self.raw.get("eventSourceARN")
+
+    def _json(self, text: str | bytes, what: str) -> Any:
+        import json
+
+        try:
+            return json.loads(text)
+        except (ValueError, TypeError) as exc:
+            raise RecordDecodeError(
+                f"record {self.identifier}: {what} is not valid JSON ({exc})",
+                identifier=self.identifier,
+            ) from exc
+
+    def _b64(self, text: Any, what: str) -> bytes:
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(text, validate=True)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise RecordDecodeError(
+                f"record {self.identifier}: {what} is not valid base64 ({exc})",
+                identifier=self.identifier,
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(identifier={self.identifier!r})"
+
+
+def bad(index: int, message: str) -> InvalidEventError:
+    """``InvalidEventError`` naming ``Records[index]``."""
+    return InvalidEventError(f"Records[{index}] {message}", index=index)
+
+
+def sequence_numbers(ids: Sequence[Any], path: str) -> list[int]:
+    """Decimal sequence-number strings as ints, compared as integers, never as text.
+
+    The common case is checked at C speed: all ids joined, encoded to ASCII and checked
+    with ``bytes.isdigit`` (ASCII digits only, unlike ``str.isdigit``); a bad batch is
+    then walked to name the first bad record. A number longer than Python's int-digit
+    limit (``sys.get_int_max_str_digits()``) is refused before ``int`` would raise."""
+    try:
+        joined = "".join(ids).encode("ascii")
+        ok = joined.isdigit() and all(ids)
+    except (TypeError, UnicodeEncodeError):
+        ok = False
+    if ok:
+        try:
+            return list(map(int, ids))
+        except ValueError:  # a number beyond the int-digit limit
+            pass
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+    for index, ident in enumerate(ids):
+        if not (isinstance(ident, str) and ident and ident.isascii() and ident.isdigit()):
+            raise bad(index, f"has {path}={ident!r:.80}, not a decimal sequence number")
+        if limit and len(ident) > limit:
+            raise bad(index, f"has a {path} of {len(ident)} digits, more than Python "
+                             f"converts to int ({limit}, sys.get_int_max_str_digits())")
+    return list(map(int, ids))  # pragma: no cover - the loop above names the bad one
+
+
+def group(keys: Sequence[Hashable]) -> list[list[int]]:
+    """Record indices grouped by key, each lane in event order, lanes in order of their
+    first record."""
+    groups: dict[Hashable, list[int]] = {}
+    get = groups.get
+    for index, key in enumerate(keys):
+        lane = get(key)
+        if lane is None:
+            groups[key] = [index]
+        else:
+            lane.append(index)
+    return list(groups.values())
+
+
+def sort_lanes(lanes: list[list[int]], seqs: list[int]) -> list[list[int]]:
+    """Each lane in increasing sequence order, lanes by the sequence of their head.
+
+    A batch already in sequence order (the usual case) is checked in one C-speed pass
+    and left as it is."""
+    from operator import lt
+
+    if all(map(lt, seqs, seqs[1:])):
+        return lanes
+    key = seqs.__getitem__
+    for lane in lanes:
+        lane.sort(key=key)
+    lanes.sort(key=lambda lane: seqs[lane[0]])
+    return lanes
+
+
+class Source:
+    """One event source, described once. Subclasses fill in the class attributes and
+    ``find``, ``plan``, ``identifier``, ``model_input`` and ``sample_record``.
+
+    A source is stateless: one instance per source serves every batch."""
+
+    event_type: ClassVar[EventType]
+    #: the ``eventSource`` values that name this source
+    event_sources: ClassVar[tuple[str, ...]]
+    view: ClassVar[type[Record]]
+    #: where a record's identifier is, for error messages
+    identifier_path: ClassVar[str]
+    #: the ``ordering=`` values this source accepts, the default first
+    orderings: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def event_source(self) -> str:
+        return self.event_sources[0]
+
+    def check_ordering(self, ordering: Optional[str]) -> str:
+        """The ordering to use: ``ordering`` or the source's default."""
+        if ordering is None:
+            return self.orderings[0] if self.orderings else ""
+        if ordering not in self.orderings:
+            if not self.orderings:
+                raise ConfigurationError(
+                    f"ordering={ordering!r}: {self.event_type.value} records have no ordering "
+                    "to choose (SQS FIFO runs each message group in order); leave it None")
+            choices = " or ".join(repr(o) for o in self.orderings)
+            raise ConfigurationError(
+                f"ordering={ordering!r}: {self.event_type.value} takes {choices} "
+                f"(default {self.orderings[0]!r})")
+        return ordering
+
+    def find(self, event: Mapping[str, Any]) -> list[Any]:
+        """A new list of the event's records (a handler that edits the event cannot
+        change it); ``InvalidEventError`` when the event holds none."""
+        records = event.get("Records")
+        if records is None:
+            raise InvalidEventError("the event has no 'Records' key")
+        if not isinstance(records, list):
+            raise InvalidEventError(
+                f"the event's 'Records' is a {type(records).__name__}, not a list")
+        return records[:]
+
+    def plan(self, records: list[Any], fifo_stop_batch: bool = False, *,
+             ordering: Optional[str] = None) -> Plan:
+        """Validate every record (``InvalidEventError`` names the first bad one) and
+        build the plan, identifiers included, in one pass."""
+        raise NotImplementedError
+
+    def identifier(self, raw: Mapping[str, Any]) -> Any:
+        """A record's ``itemIdentifier``."""
+        raise NotImplementedError
+
+    def failure_item(self, identifier: Any) -> dict[str, Any]:
+        """One entry of ``batchItemFailures``."""
+        return {"itemIdentifier": identifier}
+
+    def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
+        """The key whose records run one at a time (``None``: independent)."""
+        return None
+
+    def model_input(self, view: Any) -> tuple[Any, bool]:
+        """What ``model=`` validates: ``(value, is_json_text)``."""
+        raise NotImplementedError
+
+    def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
+                      **options: Any) -> dict[str, Any]:
+        """A record shaped as Lambda sends it: ``index`` makes its identifier unique and
+        its sequence increasing; ``payload`` (dict/list JSON-encoded, str/bytes kept)
+        is its body; ``key`` its ordering key where the source has one."""
+        raise NotImplementedError
+
+    def sample_event(self, records: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+        """An event holding ``records`` (from ``sample_record``)."""
+        return {"Records": records}
+
+    def check_records(self, records: list[Any]) -> None:
+        """Every record a mapping of this source: ``InvalidEventError`` names the first
+        that is not (called only once the fast path of ``plan`` failed)."""
+        sources = self.event_sources
+        for index, raw in enumerate(records):
+            if not isinstance(raw, Mapping):
+                raise bad(index, f"is a {type(raw).__name__}, not a mapping")
+            found = raw.get("eventSource", sources[0])
+            if found not in sources:
+                raise bad(index, f"comes from {found!r} but the batch is {sources[0]!r}: "
+                                 "one batch holds records of one source")
+
+    def __repr__(self) -> str:
+        return f"<source {self.event_type.value}>"
+
+
+#: the name the scheduler and processor know a source by
+SourcePolicy = Source
+
+
+def payload_text(payload: Any) -> str:
+    """A sample payload as text: dict/list JSON-encoded, str kept, bytes decoded."""
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload).decode("utf-8", "surrogateescape")
+    if isinstance(payload, str):
+        return payload
+    import json
+
+    return json.dumps(payload)
+
+
+def payload_bytes(payload: Any) -> bytes:
+    """A sample payload as bytes: dict/list JSON-encoded, str UTF-8 encoded, bytes kept."""
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    import json
+
+    return json.dumps(payload).encode()
+
+
+def stream_plan(ids: list[Any], path: str, keys: Optional[Sequence[Hashable]]) -> Plan:
+    """The plan of a stream batch (one shard): checkpoint mode, lanes by ``keys`` (or the
+    whole batch as one lane when ``keys`` is ``None``), each lane in increasing sequence
+    order, lanes by their head's sequence; a record's rank is its sequence number."""
+    seqs = sequence_numbers(ids, path)
+    n = len(ids)
+    whole = [list(range(n))] if n else []
+    lanes = sort_lanes(whole if keys is None else group(keys), seqs)
+    get = seqs.__getitem__
+    return Plan(n, lanes, FailureMode.CHECKPOINT, get, identifiers=ids, rank=get)

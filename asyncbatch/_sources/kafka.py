@@ -1,0 +1,256 @@
+"""Apache Kafka: Amazon MSK (``"aws:kafka"``) and self-managed (``"SelfManagedKafka"``).
+
+- Records: grouped by topic-partition under ``event["records"]["<topic>-<partition>"]``,
+  each ``{"topic", "partition", "offset", "timestamp", "timestampType", "key" (base64 or
+  null), "value" (base64), "headers": [{name: [byte, ...]}]}``. The event (not the
+  record) names the source in ``eventSource``.
+- Identifier: ``{"partition": "<topic>-<partition>", "offset": <int>}``; Lambda resumes
+  each reported topic-partition from its lowest reported offset.
+- Checkpoint group: the topic-partition (a failure in one never holds back another).
+- Order: ``ordering="partition"`` (default): one lane per topic-partition in offset order;
+  ``ordering="key"``: one lane per (topic-partition, key) in offset order, records without
+  a key sharing one lane per partition.
+- ``model=`` parses the base64-decoded value as JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Hashable, Mapping
+from typing import Any, Optional
+
+from .._errors import InvalidEventError
+from ._base import (
+    EventType,
+    FailureMode,
+    Plan,
+    Record,
+    Source,
+    group,
+    payload_bytes,
+)
+
+__all__ = ["KAFKA", "KafkaRecord", "KafkaSource"]
+
+CLUSTER_ARN = ("arn:aws:kafka:us-east-1:123456789012:cluster/orders-cluster/"
+               "751d2973-a626-431c-9d4e-d7975eb44dd7-2")
+BOOTSTRAP_SERVERS = ("b-2.orders-cluster.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092,"
+                     "b-1.orders-cluster.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092")
+_EVENT_SOURCES = ("aws:kafka", "SelfManagedKafka")
+
+
+class KafkaRecord(Record):
+    """One Kafka record; ``key`` and ``value`` are base64-decoded on access."""
+
+    __slots__ = ()
+
+    @property
+    def topic(self) -> str:
+        return self.raw["topic"]  # type: ignore[no-any-return]
+
+    @property
+    def partition(self) -> int:
+        return self.raw["partition"]  # type: ignore[no-any-return]
+
+    @property
+    def offset(self) -> int:
+        return self.raw["offset"]  # type: ignore[no-any-return]
+
+    @property
+    def topic_partition(self) -> str:
+        """``"<topic>-<partition>"``: the checkpoint group, as the event names it."""
+        return f"{self.raw['topic']}-{self.raw['partition']}"
+
+    @property
+    def identifier(self) -> dict[str, Any]:
+        """``{"partition": "<topic>-<partition>", "offset": <int>}`` (a new dict)."""
+        return {"partition": self.topic_partition, "offset": self.raw["offset"]}
+
+    @property
+    def timestamp(self) -> Optional[int]:
+        """Milliseconds since the epoch (see ``timestamp_type``)."""
+        return self.raw.get("timestamp")
+
+    @property
+    def timestamp_type(self) -> Optional[str]:
+        """``CREATE_TIME`` or ``LOG_APPEND_TIME``."""
+        return self.raw.get("timestampType")
+
+    @property
+    def key(self) -> Optional[bytes]:
+        """The record key, base64-decoded; ``None`` for a record without a key."""
+        key = self.raw.get("key")
+        return None if key is None else self._b64(key, "key")
+
+    @property
+    def value(self) -> bytes:
+        """The record value, base64-decoded (``b""`` for a null value, a tombstone)."""
+        value = self.raw.get("value")
+        return b"" if value is None else self._b64(value, "value")
+
+    def json(self) -> Any:
+        """The value parsed as JSON; ``RecordDecodeError`` when it is not JSON."""
+        return self._json(self.value, "value")
+
+    @property
+    def headers(self) -> dict[str, bytes]:
+        """The headers as ``{name: value bytes}`` (the event holds each value as a list
+        of byte values; of a name given twice, the last value is kept)."""
+        from .._errors import RecordDecodeError
+
+        out: dict[str, bytes] = {}
+        try:
+            for header in self.raw.get("headers") or ():
+                for name, value in header.items():
+                    out[name] = bytes(value)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise RecordDecodeError(
+                f"record {self.identifier}: headers are not [{{name: [byte, ...]}}] ({exc})",
+                identifier=self.identifier,
+            ) from exc
+        return out
+
+    @property
+    def ordering_key(self) -> Optional[Hashable]:
+        """The topic-partition (the default lane)."""
+        return self.topic_partition
+
+    @property
+    def event_source_arn(self) -> Optional[str]:
+        return None  # the ARN is the event's (``eventSourceArn``), not the record's
+
+
+class KafkaSource(Source):
+    event_type = EventType.KAFKA
+    event_sources = _EVENT_SOURCES
+    view = KafkaRecord
+    identifier_path = "offset"
+    orderings = ("partition", "key")
+
+    def find(self, event: Mapping[str, Any]) -> list[Any]:
+        groups = event.get("records")
+        if groups is None:
+            raise InvalidEventError(
+                "the Kafka event has no 'records' mapping of '<topic>-<partition>' to records")
+        if not isinstance(groups, Mapping):
+            raise InvalidEventError(
+                f"the Kafka event's 'records' is a {type(groups).__name__}, not a mapping of "
+                "'<topic>-<partition>' to lists of records")
+        records: list[Any] = []
+        for name, part in groups.items():
+            if not isinstance(part, list):
+                raise InvalidEventError(
+                    f"records[{name!r}] is a {type(part).__name__}, not a list of records")
+            for position, raw in enumerate(part):
+                index = len(records)
+                if not isinstance(raw, Mapping):
+                    raise _bad(index, f"records[{name!r}][{position}] is a "
+                                      f"{type(raw).__name__}, not a mapping")
+                topic, number = raw.get("topic"), raw.get("partition")
+                if isinstance(topic, str) and _is_int(number) and f"{topic}-{number}" != name:
+                    raise _bad(index, f"records[{name!r}][{position}] is of topic {topic!r} "
+                                      f"partition {number!r}, not of {name!r}")
+                records.append(raw)
+        return records
+
+    def identifier(self, raw: Mapping[str, Any]) -> Any:
+        return {"partition": f"{raw['topic']}-{raw['partition']}", "offset": raw["offset"]}
+
+    def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
+        return f"{raw['topic']}-{raw['partition']}"
+
+    def plan(self, records: list[Any], fifo_stop_batch: bool = False, *,
+             ordering: Optional[str] = None) -> Plan:
+        by_key = self.check_ordering(ordering) == "key"
+        ids: list[Any] = []
+        parts: list[str] = []
+        offsets: list[int] = []
+        keys: list[Hashable] = []
+        for index, raw in enumerate(records):
+            if not isinstance(raw, Mapping):
+                raise _bad(index, f"is a {type(raw).__name__}, not a mapping")
+            topic, number, offset = raw.get("topic"), raw.get("partition"), raw.get("offset")
+            if not isinstance(topic, str) or not topic:
+                raise _bad(index, f"has topic={topic!r:.80}, not a topic name")
+            if type(number) is not int or number < 0:
+                raise _bad(index, f"has partition={number!r:.80}, not a partition number")
+            if type(offset) is not int or offset < 0:
+                raise _bad(index, f"has offset={offset!r:.80}, not an offset (its "
+                                  "itemIdentifier)")
+            part = f"{topic}-{number}"
+            ids.append({"partition": part, "offset": offset})
+            parts.append(part)
+            offsets.append(offset)
+            if by_key:
+                key = raw.get("key")
+                if key is not None and not isinstance(key, str):
+                    raise _bad(index, f"has key={key!r:.80}, not base64 text or null")
+                keys.append((part, key))
+        lanes = group(keys if by_key else parts)
+        seen: set[tuple[str, int]] = set()
+        for index, ident in enumerate(ids):
+            pair = (ident["partition"], ident["offset"])
+            if pair in seen:
+                raise _bad(index, f"repeats offset {pair[1]} of {pair[0]!r}: an offset "
+                                  "identifies one record of its partition")
+            seen.add(pair)
+        lanes = _sort_by_offset(lanes, offsets)
+        return Plan(len(records), lanes, FailureMode.CHECKPOINT, offsets.__getitem__,
+                    identifiers=ids, partition=parts.__getitem__)
+
+    def model_input(self, view: Any) -> tuple[Any, bool]:
+        return view.value, True
+
+    def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
+                      topic: str = "orders", partition: int = 0, offset: Optional[int] = None,
+                      headers: Optional[Mapping[str, bytes]] = None,
+                      **options: Any) -> dict[str, Any]:
+        """``key``: the record key (str/bytes, ``None`` for none); ``offset`` defaults to
+        ``index``."""
+        value = payload_bytes({"n": index} if payload is None else payload)
+        key_bytes = None if key is None else payload_bytes(key)
+        return {
+            "topic": topic,
+            "partition": partition,
+            "offset": index if offset is None else offset,
+            "timestamp": 1_700_000_000_000 + index,
+            "timestampType": "CREATE_TIME",
+            "key": None if key_bytes is None else base64.b64encode(key_bytes).decode("ascii"),
+            "value": base64.b64encode(value).decode("ascii"),
+            "headers": [{name: list(data)} for name, data in (headers or {}).items()],
+        }
+
+    def sample_event(self, records: list[dict[str, Any]], *, self_managed: bool = False,
+                     **options: Any) -> dict[str, Any]:
+        """An MSK event (``self_managed=True``: a self-managed Kafka one) grouping
+        ``records`` by topic-partition."""
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for raw in records:
+            grouped.setdefault(f"{raw['topic']}-{raw['partition']}", []).append(raw)
+        event: dict[str, Any] = {"eventSource": _EVENT_SOURCES[1 if self_managed else 0]}
+        if not self_managed:
+            event["eventSourceArn"] = CLUSTER_ARN
+        event["bootstrapServers"] = BOOTSTRAP_SERVERS
+        event["records"] = grouped
+        return event
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _bad(index: int, message: str) -> InvalidEventError:
+    return InvalidEventError(f"Kafka record {index}: {message}", index=index)
+
+
+def _sort_by_offset(lanes: list[list[int]], offsets: list[int]) -> list[list[int]]:
+    """Each lane in offset order; lanes keep the order of their first record in the event
+    (offsets of different partitions are unrelated numbers, so they never rank lanes)."""
+    key = offsets.__getitem__
+    for lane in lanes:
+        if any(offsets[a] > offsets[b] for a, b in zip(lane, lane[1:])):
+            lane.sort(key=key)
+    return lanes
+
+
+KAFKA = KafkaSource()
