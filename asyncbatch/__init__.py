@@ -24,7 +24,7 @@ from ._processor import (
     async_process_partial_response,
     process_partial_response,
 )
-from ._records import DynamoDBRecord, KinesisRecord, Record, SQSRecord
+from ._records import DynamoDBRecord, KafkaRecord, KinesisRecord, Record, SQSRecord
 from ._report import BatchReport, Outcome
 from ._retry import Retry, TransientError, is_transient
 from ._sources import EventType
@@ -48,6 +48,7 @@ __all__ = [
     "GradientLimit",
     "Hooks",
     "InvalidEventError",
+    "KafkaRecord",
     "KinesisRecord",
     "Outcome",
     "Record",
