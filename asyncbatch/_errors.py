@@ -10,7 +10,14 @@
         ├── RecordTimeoutError (TimeoutError)   its handler ran past the per-record timeout
         ├── DeadlineExceededError (TimeoutError) Lambda's deadline came while it ran or waited
         ├── SinkError                           the failure sink did not accept it
-        └── RecordSkippedError                  it was never run; ``reason`` says why
+        ├── HandlerCancelledError               the handler raised CancelledError itself
+        ├── CallbackError                       a hook, predicate or reducer of yours raised
+        ├── RecordSkippedError                  it was never run; ``reason`` says why
+        └── IdempotencyError (in _idempotency)  idempotency kept it from succeeding (``key``)
+            ├── IdempotencyInProgressError (TransientError) another invocation holds its key
+            ├── IdempotencyValidationError (ValueError) its key was seen with another payload
+            ├── IdempotencyKeyError (ValueError)    its key could not be computed
+            └── IdempotencyStoreError               the store failed to claim its key
 
     and, in the AWS modules (imported only when used):
 
@@ -45,7 +52,9 @@ __all__ = [
     "AsyncBatchError",
     "BatchFailedError",
     "ConfigurationError",
+    "CallbackError",
     "DeadlineExceededError",
+    "HandlerCancelledError",
     "InvalidEventError",
     "RecordDecodeError",
     "RecordError",
@@ -76,9 +85,10 @@ class ConfigurationError(AsyncBatchError, ValueError):
 
 
 class RecordError(AsyncBatchError):
-    """Why one record did not succeed. ``identifier`` names the record."""
+    """Why one record did not succeed. ``identifier`` names the record (its itemIdentifier:
+    a string, or for Kafka a ``{"partition", "offset"}`` mapping)."""
 
-    def __init__(self, message: str, *, identifier: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, identifier: Any = None) -> None:
         super().__init__(message)
         self.identifier = identifier
 
@@ -98,7 +108,7 @@ class RecordValidationError(RecordError, ValueError):
         self,
         message: str,
         *,
-        identifier: Optional[str] = None,
+        identifier: Any = None,
         fields: Sequence[str] = (),
         errors: Sequence[Any] = (),
     ) -> None:
@@ -121,9 +131,27 @@ class SinkError(RecordError):
     ``original`` the record's own failure."""
 
     def __init__(
-        self, message: str, *, identifier: Optional[str] = None, original: BaseException
+        self, message: str, *, identifier: Any = None, original: BaseException
     ) -> None:
         super().__init__(message, identifier=identifier)
+        self.original = original
+
+
+class HandlerCancelledError(RecordError):
+    """The handler (or a library it called) raised ``CancelledError`` although nothing
+    cancelled it: not asyncbatch's deadline or timeout, nor the caller of ``process()``.
+    Only its record fails; ``__cause__`` is the ``CancelledError``."""
+
+
+class CallbackError(RecordError):
+    """A callback of yours raised while asyncbatch handled this record: a per-record hook,
+    a ``Retry(on=...)`` predicate, ``sink_when`` or the window reducer. ``callback`` names
+    it, ``__cause__`` is its exception and ``original`` the record's own failure, if any."""
+
+    def __init__(self, message: str, *, identifier: Any = None, callback: str,
+                 original: Optional[BaseException] = None) -> None:
+        super().__init__(message, identifier=identifier)
+        self.callback = callback
         self.original = original
 
 
@@ -138,7 +166,7 @@ class RecordSkippedError(RecordError):
         message: str,
         *,
         reason: str,
-        identifier: Optional[str] = None,
+        identifier: Any = None,
         cause: Optional[BaseException] = None,
     ) -> None:
         super().__init__(message, identifier=identifier)

@@ -201,7 +201,8 @@ class WindowedLimit:
 
 class Gate:
     """Admits handler calls while fewer than ``limit.current`` are in flight; the others
-    wait in arrival order. One gate per ``process()`` call."""
+    wait in arrival order. One gate per limit object and thread, shared by every
+    ``process()`` call using that limit."""
 
     __slots__ = ("_waiters", "inflight", "limit")
 
@@ -211,7 +212,7 @@ class Gate:
         self._waiters: deque[anyio.Event] = deque()
 
     async def acquire(self) -> None:
-        if not self._waiters and self.inflight < max(1, self.limit.current):
+        if not self._waiters and self.inflight < self._allowed():
             self.inflight += 1
             return
         import anyio
@@ -228,13 +229,33 @@ class Gate:
                 self._waiters.remove(event)
             raise
 
-    def release(self, rtt: float, dropped: bool) -> None:
-        self.limit.on_sample(rtt, self.inflight, dropped)
+    def _allowed(self) -> int:
+        """``limit.current`` clamped to ``[1, max]`` (a limit may be user code: one that
+        raises or answers nonsense cannot break the bound)."""
+        try:
+            current = int(self.limit.current)
+            top = int(self.limit.max)
+        except Exception:
+            return 1
+        return max(1, min(current, top))
+
+    def release(self, rtt: float, dropped: bool, *, sample: bool = True) -> None:
+        """A call ended (``sample=False``: a slot handed back unused). A limit whose
+        ``on_sample`` raises (it may be user code) is logged and keeps its value."""
+        if sample:
+            try:
+                self.limit.on_sample(rtt, self.inflight, dropped)
+            except Exception as exc:
+                import logging
+
+                logging.getLogger("asyncbatch").warning(
+                    "asyncbatch: %r.on_sample raised %r; the limit keeps its value",
+                    self.limit, exc)
         self.inflight -= 1
         self._wake()
 
     def _wake(self) -> None:
         waiters = self._waiters
-        while waiters and self.inflight < max(1, self.limit.current):
+        while waiters and self.inflight < self._allowed():
             self.inflight += 1
             waiters.popleft().set()

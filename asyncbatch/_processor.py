@@ -8,14 +8,15 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from ._deadline import AUTO, check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._hooks import FailureSink, Hooks, _accepts_context
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from ._report import BatchReport
 from ._retry import Retry
 from ._scheduler import BatchRun, validation_error
-from ._sources import EventType, coerce_event_type, resolve_policy, split_event
-from ._windows import Window, WindowReducer, parse_window
+from ._sources import EventType, coerce_event_type, read_event
+from ._windows import WindowReducer, parse_window
 
 __all__ = [
     "AsyncBatchProcessor",
@@ -26,17 +27,12 @@ __all__ = [
 if TYPE_CHECKING:
     import asyncio
 
+    from ._idempotency import Idempotency
+
 Handler = Callable[..., Awaitable[Any]]
 
-_AUTO = "auto"
-
-
-def _margin(value: Union[float, str, None], remaining: float, share: float,
-            floor: float, ceiling: float) -> float:
-    if value == _AUTO:
-        return min(max(remaining * share, floor), ceiling)
-    assert isinstance(value, (int, float))
-    return float(value)
+_AUTO = AUTO
+_ORDERINGS = (None, "key", "partition")
 
 
 class AsyncBatchProcessor:
@@ -59,6 +55,12 @@ class AsyncBatchProcessor:
       this. Default ``"auto"``: 5% of the remaining time, at least 0.2 s, at most 10 s.
     - ``fifo_stop_on_failure``: SQS FIFO only: stop the whole batch at the first failure
       (default: skip the rest of the failed record's message group only).
+    - ``ordering``: streams only. ``None``: the source's default; ``"key"``: records of
+      one key in order, keys in parallel (Kinesis partition key, DynamoDB item key; for
+      Kafka the record key within its topic-partition); ``"partition"``: one
+      topic-partition (Kafka's default) or the whole shard batch in order.
+    - ``idempotency``: an ``asyncbatch.Idempotency``: a record whose key completed before
+      succeeds without running; a key claimed by a live invocation fails transiently.
     - ``sink``: a ``FailureSink`` receiving permanently failed records (poison pills).
     - ``sink_when``: which failures go to the sink (default: those the retry policy does
       not consider transient).
@@ -66,7 +68,9 @@ class AsyncBatchProcessor:
     - ``window_reducer``: folds successful records into the tumbling-window state.
     - ``raise_on_all_failed``: ``process_partial_response`` raises ``BatchFailedError``
       when no record succeeded (default ``True``); ``False`` returns the failure list.
-    - ``log_summary``: log one summary line per batch on the ``asyncbatch`` logger.
+    - ``log_summary``: log one summary line per batch on the ``asyncbatch`` logger, and
+      why records failed (identifier, exception type and message; at most
+      ``log_failures`` records per batch, default 10, then a count; tracebacks at DEBUG).
     - ``timings``: measure every record's duration (``Outcome.duration``). Off by default:
       a clock read per record is the largest cost of the hot path. Retry, timeout, hooks
       and model processors measure anyway.
@@ -75,9 +79,9 @@ class AsyncBatchProcessor:
     """
 
     __slots__ = ("_event_type", "cancel_margin", "concurrency", "deadline_margin",
-                 "fifo_stop_on_failure", "hooks", "limit", "log_summary", "model",
-                 "raise_on_all_failed", "retry", "sink", "sink_when", "timeout", "timings",
-                 "window_reducer")
+                 "fifo_stop_on_failure", "hooks", "idempotency", "limit", "log_failures",
+                 "log_summary", "model", "ordering", "raise_on_all_failed", "retry", "sink",
+                 "sink_when", "timeout", "timings", "window_reducer")
 
     def __init__(
         self,
@@ -97,6 +101,9 @@ class AsyncBatchProcessor:
         raise_on_all_failed: bool = True,
         log_summary: bool = True,
         timings: bool = False,
+        ordering: Optional[str] = None,
+        idempotency: Optional[Idempotency] = None,
+        log_failures: int = 10,
     ) -> None:
         self._event_type = coerce_event_type(event_type)
         limit: Optional[ConcurrencyLimit] = None
@@ -124,17 +131,16 @@ class AsyncBatchProcessor:
         if timeout is not None and (isinstance(timeout, bool) or not (
                 isinstance(timeout, (int, float)) and timeout > 0)):
             raise ConfigurationError(f"timeout={timeout!r}: give seconds > 0, or None")
-        for name, margin in (("deadline_margin", deadline_margin),
-                             ("cancel_margin", cancel_margin)):
-            if margin != _AUTO and (isinstance(margin, bool) or not (
-                    isinstance(margin, (int, float)) and margin >= 0)):
-                raise ConfigurationError(f"{name}={margin!r}: give seconds >= 0 or 'auto'")
-        if (isinstance(deadline_margin, (int, float)) and isinstance(cancel_margin, (int, float))
-                and cancel_margin > deadline_margin):
+        check_margins(deadline_margin, cancel_margin)
+        if ordering not in _ORDERINGS:
             raise ConfigurationError(
-                "cancel_margin must not exceed deadline_margin: records stop being started "
-                "first, and running ones are cancelled later"
-            )
+                f"ordering={ordering!r}: give None (the source's default), 'key' or 'partition'")
+        if idempotency is not None and not callable(getattr(idempotency, "prepare", None)):
+            raise ConfigurationError(
+                f"idempotency={idempotency!r}: give asyncbatch.Idempotency(store, ...)")
+        if isinstance(log_failures, bool) or not isinstance(log_failures, int) \
+                or log_failures < 0:
+            raise ConfigurationError(f"log_failures={log_failures!r}: give a whole number >= 0")
         if sink is not None and not _is_async_callable(sink):
             raise ConfigurationError(
                 f"sink={sink!r} is not an async callable: give 'async def sink(failure): ...' "
@@ -170,6 +176,9 @@ class AsyncBatchProcessor:
         self.raise_on_all_failed = raise_on_all_failed
         self.log_summary = log_summary
         self.timings = bool(timings)
+        self.ordering = ordering
+        self.idempotency = idempotency
+        self.log_failures = log_failures
 
     @property
     def event_type(self) -> Optional[EventType]:
@@ -185,59 +194,67 @@ class AsyncBatchProcessor:
         """Run ``handler`` over every record of ``event``; return the report.
 
         Raises ``InvalidEventError`` (malformed event) or ``ConfigurationError`` (bad
-        handler) before any handler runs; otherwise always returns."""
+        handler, broken context clock) before any handler runs; otherwise always returns,
+        whatever the handler, hooks, predicates, sink or reducer raise. Only
+        ``KeyboardInterrupt`` and ``SystemExit`` propagate (unwrapped), and a cancellation
+        of the caller."""
         call = _bind(handler, context)
-        records = split_event(event)
+        policy, records, plan = read_event(
+            event, self._event_type, fifo_stop_batch=self.fifo_stop_on_failure,
+            ordering=self.ordering)
         window = parse_window(event)
-        policy = resolve_policy(records, self._event_type)
-        plan = policy.plan(records, self.fifo_stop_on_failure)
-        soft, hard = self._deadlines(context)
+        deadline = deadlines(context, self.deadline_margin, self.cancel_margin)
         run = BatchRun(
             records=records, policy=policy, plan=plan, call=call,
             concurrency=self.concurrency, parse=self._parser(policy),
             retry=self.retry, timeout=self.timeout, hooks=self.hooks,
-            sink=self.sink, sink_when=self.sink_when,
-            soft_deadline=soft, hard_deadline=hard, timings=self.timings, limit=self.limit,
+            sink=self.sink, sink_when=self.sink_when, deadline=deadline,
+            timings=self.timings, limit=self.limit,
+            window=window, reducer=self.window_reducer,
         )
         hooks = self.hooks
+        event_type = policy.event_type.value
         if hooks is not None:
-            hooks.batch_started(policy.event_type.value, len(records))
+            _batch_hook(hooks, "batch_started", event_type, len(records))
         started = time.perf_counter()
         if records:
-            await run.execute()
-        state = None
-        if window is not None:
-            state = self._fold_window(run, window)
+            if self.idempotency is not None:
+                await self._prepare_idempotency(run, deadline)
+            try:
+                await run.execute()
+            except BaseException as exc:
+                fatal = _fatal(exc)
+                if fatal is not None and fatal is not exc:
+                    raise fatal from None  # KeyboardInterrupt / SystemExit, unwrapped
+                raise
         report = BatchReport(
             event_type=policy.event_type, records=records, view=policy.view,
             status=run.status, errors=run.errors, attempts=run.attempts,
             durations=run.durations, elapsed=time.perf_counter() - started,
-            window=window, state=state,
+            window=window, state=run.state, identifiers=run.identifiers,
+            results=run.results,
         )
         if hooks is not None:
             run.report_skips()
-            hooks.batch_finished(report)
+            _batch_hook(hooks, "batch_finished", report)
         if self.log_summary:
-            _log_summary(policy.event_type.value, report)
+            _log_summary(event_type, report, self.log_failures)
         return report
 
-    # -- helpers ---------------------------------------------------------------------
-
-    def _deadlines(self, context: Any) -> tuple[Optional[float], Optional[float]]:
-        remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-        if remaining_ms is None or not callable(remaining_ms):
-            return None, None
+    async def _prepare_idempotency(self, run: BatchRun, deadline: Any) -> None:
+        """Look the batch's keys up before scheduling; a store that cannot answer fails
+        every record (transiently: Lambda redelivers them), never the call."""
+        assert self.idempotency is not None
+        views = [run.view(raw) for raw in run.records]
+        run.simple = False
         try:
-            remaining = float(remaining_ms()) / 1000.0
-        except (TypeError, ValueError):
-            return None, None
-        soft = _margin(self.deadline_margin, remaining, 0.10, 0.5, 30.0)
-        hard = _margin(self.cancel_margin, remaining, 0.05, 0.2, 10.0)
-        hard = min(hard, soft)
-        import anyio
+            run.idempotency = await self.idempotency.prepare(
+                views, None if deadline is None else deadline.epoch)
+        except Exception as exc:
+            _logger().warning("asyncbatch: the idempotency store could not be read: %r", exc)
+            run.fail_all(exc)
 
-        now = anyio.current_time()
-        return now + remaining - soft, now + remaining - hard
+    # -- helpers ---------------------------------------------------------------------
 
     def _parser(self, policy: Any) -> Optional[Callable[[Any], Any]]:
         model = self.model
@@ -245,9 +262,21 @@ class AsyncBatchProcessor:
             return None
         from pydantic import ValidationError
 
+        from ._handlers import is_record_model
+
         model_input = policy.model_input
         validate_json = model.model_validate_json
         validate = model.model_validate
+        if is_record_model(model, policy.event_type.value):
+            # A model of the whole record (Powertools' SqsRecordModel and the like, or
+            # any model with the record's own fields): the metadata stays in the model.
+            def parse_record(record: Any) -> Any:
+                try:
+                    return validate(record.raw)
+                except ValidationError as exc:
+                    raise validation_error(record.identifier, exc) from exc
+
+            return parse_record
 
         def parse(record: Any) -> Any:
             value, is_json = model_input(record)
@@ -258,53 +287,73 @@ class AsyncBatchProcessor:
 
         return parse
 
-    def _fold_window(self, run: BatchRun, window: Window) -> Any:
-        """Fold records below the checkpoint into the window state, in sequence order."""
-        state = window.state
-        reducer = self.window_reducer
-        if reducer is None or run.plan.sequence is None:
-            return state
-        from ._report import SUCCEEDED, SUNK
 
-        status = run.status
-        seq = run.plan.sequence
-        reported = [seq(i) for i in range(len(status)) if status[i] not in (SUCCEEDED, SUNK)]
-        checkpoint = min(reported) if reported else None
-        order = sorted(range(len(status)), key=seq)
-        parse = run.parse
-        for index in order:
-            if checkpoint is not None and seq(index) >= checkpoint:
-                break
-            record = run.view(run.records[index])
-            try:
-                value = record if parse is None else parse(record)
-                state = reducer(state, value, window)
-            except Exception as exc:
-                # The state cannot include this record: report it, so that Lambda
-                # redelivers it and everything after it.
-                from ._report import FAILED
+def _logger() -> Any:
+    import logging
 
-                status[index] = FAILED
-                run.errors[index] = exc
-                break
-        return state
+    return logging.getLogger("asyncbatch")
 
 
-def _log_summary(event_type: str, report: BatchReport) -> None:
-    """One INFO line per batch on the ``asyncbatch`` logger, the counts in ``extra``."""
+def _batch_hook(hooks: Any, name: str, *args: Any) -> None:
+    """A batch hook that raises is logged and ignored: it never costs the batch."""
+    try:
+        getattr(hooks, name)(*args)
+    except Exception as exc:
+        _logger().warning("asyncbatch: hooks.%s raised %r (ignored)", name, exc, exc_info=exc)
+
+
+def _fatal(exc: BaseException) -> Optional[BaseException]:
+    """The ``KeyboardInterrupt`` or ``SystemExit`` inside an exception (group), if any."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _fatal(inner)
+        if found is not None:
+            return found
+    return None
+
+
+def _log_summary(event_type: str, report: BatchReport, log_failures: int = 10) -> None:
+    """One INFO line per batch on the ``asyncbatch`` logger, the counts in ``extra``; then
+    one WARNING per failed record (identifier, exception type and message in ``extra``),
+    at most ``log_failures`` of them and a count of the rest; tracebacks at DEBUG."""
     import logging
 
     logger = logging.getLogger("asyncbatch")
-    if not logger.isEnabledFor(logging.INFO):
-        return
     counts = report.counts
-    logger.info(
-        "asyncbatch %s batch: %d records, %d succeeded, %d failed, %d skipped in %.3fs",
-        event_type, len(report), counts["succeeded"], counts["failed"], counts["skipped"],
-        report.elapsed,
-        extra={"asyncbatch": {"event_type": event_type, "records": len(report), **counts,
-                              "elapsed": report.elapsed}},
-    )
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "asyncbatch %s batch: %d records, %d succeeded, %d failed, %d skipped in %.3fs",
+            event_type, len(report), counts["succeeded"], counts["failed"], counts["skipped"],
+            report.elapsed,
+            extra={"asyncbatch": {"event_type": event_type, "records": len(report), **counts,
+                                  "elapsed": report.elapsed}},
+        )
+    if not counts["failed"] or not log_failures or not logger.isEnabledFor(logging.WARNING):
+        return
+    failed = report.failed
+    debug = logger.isEnabledFor(logging.DEBUG)
+    for outcome in failed[:log_failures]:
+        exc = outcome.exception
+        kind = type(exc).__name__ if exc is not None else "unknown"
+        message = str(exc) if exc is not None else ""
+        logger.warning(
+            "asyncbatch %s record %s failed: %s: %s", event_type, outcome.identifier, kind,
+            message,
+            extra={"asyncbatch": {"event_type": event_type, "identifier": outcome.identifier,
+                                  "error_type": kind, "error": message,
+                                  "attempts": outcome.attempts}},
+        )
+        if debug and exc is not None:
+            logger.debug("asyncbatch record %s traceback", outcome.identifier,
+                         exc_info=(type(exc), exc, exc.__traceback__))
+    if len(failed) > log_failures:
+        logger.warning(
+            "asyncbatch %s batch: %d more failed records not logged (log_failures=%d)",
+            event_type, len(failed) - log_failures, log_failures,
+            extra={"asyncbatch": {"event_type": event_type,
+                                  "unlogged_failures": len(failed) - log_failures}},
+        )
 
 
 def _not_transient(exc: BaseException) -> bool:
@@ -317,34 +366,25 @@ _HOOK_METHODS = tuple(name for name in vars(Hooks) if not name.startswith("_"))
 
 
 def _is_async_callable(obj: Any) -> bool:
-    import inspect
+    from ._handlers import is_async_callable
 
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None))  # noqa: B004
+    return is_async_callable(obj)
 
 
-def _bind(handler: Any, context: Any) -> Callable[[Any], Awaitable[Any]]:
-    """The handler as a one-argument coroutine function (context bound if it takes one)."""
-    if not callable(handler):
-        raise ConfigurationError(f"handler {handler!r} is not callable; give an async function")
-    if not _is_async_callable(handler):
-        name = getattr(handler, "__qualname__", repr(handler))
-        raise ConfigurationError(
-            f"handler {name} is not an async function: define it with 'async def "
-            f"{getattr(handler, '__name__', 'handle')}(record): ...'"
-        )
-    if _accepts_context(handler):
-        return _with_context(handler, context)
-    return handler  # type: ignore[no-any-return]
+def _bind(handler: Any, context: Any,
+          concurrency: Optional[int] = None) -> Callable[[Any], Awaitable[Any]]:
+    """The handler as a one-argument coroutine function: the context bound to a
+    ``lambda_context`` parameter or a second positional one; a sync handler run on worker
+    threads, at most ``concurrency`` at once (see ``_handlers``)."""
+    from ._handlers import bind_handler
+
+    return bind_handler(handler, context, concurrency)
 
 
 def _with_context(handler: Handler, context: Any) -> Callable[[Any], Awaitable[Any]]:
-    def call(record: Any) -> Awaitable[Any]:
-        return handler(record, context)
+    from ._handlers import _with_context as with_context
 
-    return call
+    return with_context(handler, context)
 
 
 # -- Lambda entry points ------------------------------------------------------------
@@ -352,15 +392,61 @@ def _with_context(handler: Handler, context: Any) -> Callable[[Any], Awaitable[A
 _loops = threading.local()
 
 
+class _ThreadLoop:
+    """This thread's event loop, kept across warm invocations and closed with the thread
+    (or at exit), so that no ``unclosed event loop`` warning is left behind."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __del__(self) -> None:
+        _close_loop(self.loop)
+
+
 def _loop() -> asyncio.AbstractEventLoop:
     """This thread's event loop, created once and reused across warm invocations."""
     import asyncio
 
-    loop: Optional[asyncio.AbstractEventLoop] = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
+    holder: Optional[_ThreadLoop] = getattr(_loops, "holder", None)
+    if holder is None or holder.loop.is_closed():
         loop = asyncio.new_event_loop()
-        _loops.loop = loop
-    return loop
+        _loops.holder = _ThreadLoop(loop)
+        if threading.current_thread() is threading.main_thread():
+            import atexit
+
+            atexit.register(_close_loop, loop)
+        return loop
+    return holder.loop
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel whatever is left on ``loop``, let it finish, and close the loop."""
+    if loop.is_closed() or loop.is_running():
+        return
+    import asyncio
+
+    try:
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except BaseException:  # closing must not raise over the real error
+        pass
+    finally:
+        loop.close()
+
+
+def _discard_loop() -> None:
+    """After ``KeyboardInterrupt``/``SystemExit`` escaped the loop, tasks of the batch are
+    still on it: cancel them and close the loop, so a warm invocation starts clean."""
+    holder: Optional[_ThreadLoop] = getattr(_loops, "holder", None)
+    if holder is not None:
+        _loops.holder = None
+        _close_loop(holder.loop)
 
 
 def _finish(report: BatchReport, processor: AsyncBatchProcessor) -> dict[str, Any]:
@@ -403,7 +489,11 @@ def process_partial_response(
             "use 'await async_process_partial_response(...)' there"
         )
     loop = _loop()
-    report = loop.run_until_complete(processor.process(event, handler, context))
+    try:
+        report = loop.run_until_complete(processor.process(event, handler, context))
+    except (KeyboardInterrupt, SystemExit):
+        _discard_loop()
+        raise
     return _finish(report, processor)
 
 

@@ -15,9 +15,21 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchReport", "Outcome"]
 
-# Per-record status codes, one byte each.
-PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, SUNK = range(6)
-_NAMES = {SUCCEEDED: "succeeded", SUNK: "succeeded", FAILED: "failed", SKIPPED: "skipped"}
+# Per-record status codes, one byte each. REPLAYED: succeeded without running, from an
+# idempotency record of an earlier delivery.
+PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, SUNK, REPLAYED = range(7)
+_NAMES = {SUCCEEDED: "succeeded", SUNK: "succeeded", REPLAYED: "succeeded", FAILED: "failed",
+          SKIPPED: "skipped"}
+_OK = (SUCCEEDED, SUNK, REPLAYED)
+
+
+def identity_key(identifier: Any) -> Any:
+    """A hashable form of an itemIdentifier (Kafka's are mappings)."""
+    if isinstance(identifier, str):
+        return identifier
+    if isinstance(identifier, dict):
+        return tuple(sorted(identifier.items(), key=repr))
+    return repr(identifier)
 
 
 class Outcome(Frozen):
@@ -29,6 +41,10 @@ class Outcome(Frozen):
     failure it was sunk for. ``attempts`` counts handler calls, ``duration`` their total
     seconds (``None`` unless the processor measures time: ``timings=True``, or any of
     retry, timeout, hooks or model), ``index`` the record's position in the event.
+    ``identifier`` is the record's itemIdentifier as the event held it when it arrived.
+    ``result`` is what the handler returned (``None`` otherwise); ``replayed`` is true for a
+    record that succeeded without running because its idempotency key had completed
+    before (``result`` is then the stored result).
     """
 
     __slots__ = (
@@ -38,24 +54,30 @@ class Outcome(Frozen):
         "identifier",
         "index",
         "record",
+        "replayed",
+        "result",
         "status",
         "sunk",
     )
 
     status: str
     record: Record
-    identifier: str
+    identifier: Any
     exception: Optional[BaseException]
     attempts: int
     duration: Optional[float]
     index: int
     sunk: bool
+    result: Any
+    replayed: bool
 
-    def __init__(self, status: str, record: Record, identifier: str,
+    def __init__(self, status: str, record: Record, identifier: Any,
                  exception: Optional[BaseException], attempts: int,
-                 duration: Optional[float], index: int, sunk: bool) -> None:
+                 duration: Optional[float], index: int, sunk: bool, result: Any = None,
+                 replayed: bool = False) -> None:
         self._set(status=status, record=record, identifier=identifier, exception=exception,
-                  attempts=attempts, duration=duration, index=index, sunk=sunk)
+                  attempts=attempts, duration=duration, index=index, sunk=sunk, result=result,
+                  replayed=replayed)
 
 
 class BatchReport:
@@ -65,8 +87,8 @@ class BatchReport:
     every record is in exactly one of them. ``response()`` is what Lambda expects back.
     """
 
-    __slots__ = ("_attempts", "_cache", "_durations", "_errors", "_records", "_status",
-                 "_view", "elapsed", "event_type", "state", "window")
+    __slots__ = ("_attempts", "_cache", "_durations", "_errors", "_identifiers", "_records",
+                 "_results", "_status", "_view", "elapsed", "event_type", "state", "window")
 
     def __init__(
         self,
@@ -81,9 +103,15 @@ class BatchReport:
         elapsed: float,
         window: Optional[Window] = None,
         state: Any = None,
+        identifiers: Optional[list[Any]] = None,
+        results: Optional[dict[int, Any]] = None,
     ) -> None:
         self.event_type = event_type
         self._records = records
+        if identifiers is None:
+            identifiers = [view(raw).identifier for raw in records]
+        self._identifiers = identifiers
+        self._results = results if results is not None else {}
         self._view = view
         self._status = status
         self._errors = errors
@@ -105,10 +133,10 @@ class BatchReport:
     def _outcome(self, index: int) -> Outcome:
         code = self._status[index]
         record = self._view(self._records[index])
-        attempts = 0 if code == SKIPPED else self._attempts[index]
-        return Outcome(_NAMES[code], record, record.identifier, self._errors.get(index),
+        attempts = 0 if code in (SKIPPED, REPLAYED) else self._attempts[index]
+        return Outcome(_NAMES[code], record, self._identifiers[index], self._errors.get(index),
                        attempts, None if self._durations is None else self._durations[index],
-                       index, code == SUNK)
+                       index, code == SUNK, self._results.get(index), code == REPLAYED)
 
     def _select(self, name: str, codes: tuple[int, ...]) -> list[Outcome]:
         found = self._cache.get(name)
@@ -120,7 +148,7 @@ class BatchReport:
 
     @property
     def succeeded(self) -> list[Outcome]:
-        return self._select("succeeded", (SUCCEEDED, SUNK))
+        return self._select("succeeded", _OK)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -135,6 +163,17 @@ class BatchReport:
         """The succeeded records that got there by being accepted by the failure sink."""
         return [o for o in self.succeeded if o.sunk]
 
+    @property
+    def replayed(self) -> list[Outcome]:
+        """The succeeded records that did not run: their idempotency key completed before."""
+        return [o for o in self.succeeded if o.replayed]
+
+    def results(self) -> list[Any]:
+        """Every record's handler result in event order (``None`` where it returned
+        nothing, failed or never ran; a replayed record's stored result)."""
+        get = self._results.get
+        return [get(index) for index in range(len(self._status))]
+
     def __iter__(self) -> Iterator[Outcome]:
         """Every outcome, in event order."""
         return (self._outcome(i) for i in range(len(self._status)))
@@ -142,30 +181,33 @@ class BatchReport:
     @property
     def counts(self) -> dict[str, int]:
         status = self._status
-        ok = status.count(SUCCEEDED) + status.count(SUNK)
+        ok = status.count(SUCCEEDED) + status.count(SUNK) + status.count(REPLAYED)
         return {"succeeded": ok, "failed": status.count(FAILED),
-                "skipped": status.count(SKIPPED), "sunk": status.count(SUNK)}
+                "skipped": status.count(SKIPPED), "sunk": status.count(SUNK),
+                "replayed": status.count(REPLAYED)}
 
     @property
     def all_failed(self) -> bool:
         """True when the batch is not empty and no record succeeded."""
         status = self._status
-        return bool(status) and status.count(SUCCEEDED) + status.count(SUNK) == 0
+        return bool(status) and (
+            status.count(SUCCEEDED) + status.count(SUNK) + status.count(REPLAYED)) == 0
 
-    def failure_identifiers(self) -> list[str]:
-        """Identifiers of failed and skipped records, in event order, each once."""
-        out: list[str] = []
+    def failure_identifiers(self) -> list[Any]:
+        """Identifiers of failed and skipped records, in event order, each once, as the
+        event held them when it arrived (whatever a handler did to its record since)."""
+        out: list[Any] = []
         status = self._status
         if FAILED not in status and SKIPPED not in status:
             return out
-        seen: set[str] = set()
-        view = self._view
-        records = self._records
+        seen: set[Any] = set()
+        identifiers = self._identifiers
         for index in range(len(status)):
             if status[index] in (FAILED, SKIPPED):
-                ident = view(records[index]).identifier
-                if ident not in seen:
-                    seen.add(ident)
+                ident = identifiers[index]
+                key = identity_key(ident)
+                if key not in seen:
+                    seen.add(key)
                     out.append(ident)
         return out
 
@@ -173,7 +215,8 @@ class BatchReport:
         """``{"batchItemFailures": [{"itemIdentifier": ...}, ...]}``, plus ``"state"`` for
         a tumbling-window event."""
         body: dict[str, Any] = {
-            "batchItemFailures": [{"itemIdentifier": i} for i in self.failure_identifiers()]
+            "batchItemFailures": [{"itemIdentifier": dict(i) if isinstance(i, dict) else i}
+                                  for i in self.failure_identifiers()]
         }
         if self.window is not None:
             body["state"] = self.state

@@ -10,6 +10,8 @@ keeps every record's outcome in compact arrays.
 
 from __future__ import annotations
 
+import heapq
+import math
 import time
 from array import array
 from collections.abc import (
@@ -17,13 +19,16 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Coroutine,
+    Hashable,
     Iterable,
     Sequence,
 )
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._errors import (
+    CallbackError,
     DeadlineExceededError,
+    HandlerCancelledError,
     RecordSkippedError,
     RecordTimeoutError,
     RecordValidationError,
@@ -31,17 +36,20 @@ from ._errors import (
 )
 from ._hooks import Failure
 from ._limits import ConcurrencyLimit, Gate
-from ._report import FAILED, PENDING, RUNNING, SKIPPED, SUCCEEDED, SUNK
+from ._report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
 from ._retry import is_transient
 from ._sources import FailureMode
 
 if TYPE_CHECKING:
     import anyio
 
+    from ._deadline import Deadline
     from ._hooks import FailureSink, Hooks
+    from ._idempotency import BatchIdempotency
     from ._records import Record
     from ._retry import Retry
     from ._sources import Plan, SourcePolicy
+    from ._windows import Window, WindowReducer
 
 __all__ = ["BatchRun", "Crew", "StopFlag", "pool", "run_workers"]
 
@@ -152,23 +160,33 @@ class Crew:
 
 async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
     """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
-    over, and wait for all of them: this is the whole of the concurrency. The calling
-    task is the first worker."""
+    over, and wait for all of them: this is the whole of the concurrency. Every worker is
+    a child task, never the caller's: a cancellation of the caller then reaches the workers
+    through the task group's cancelled scope, which is how they tell it apart from a
+    ``CancelledError`` that user code raised itself."""
     if limit <= 0:
-        return
-    crew = Crew(body, limit)
-    if limit == 1:
-        await body(crew)
         return
     import anyio
 
+    crew = Crew(body, limit)
     async with anyio.create_task_group() as group:
         crew._group = group
-        await body(crew)
+        group.start_soon(body, crew)
 
 
 class BatchRun:
-    """The state of one ``process()`` call; nothing of it lives on the processor."""
+    """The state of one ``process()`` call; nothing of it lives on the processor.
+
+    Records run on a crew of workers. Independent records are taken in event order; lanes
+    (records that run one at a time) are scheduled record by record: a worker takes the
+    ready lane head of lowest rank (its position in the event, or for streams its
+    sequence number), so at ``concurrency=1`` processing is exactly event order, and at any
+    concurrency the work started above an eventual failure is as small as the bound allows.
+
+    Faults in the user's code cost at most their record: a handler's own
+    ``CancelledError`` is told apart from a real cancellation (ours or the caller's), and
+    hooks, predicates, the sink and the reducer are guarded where they are called.
+    """
 
     def __init__(
         self,
@@ -184,15 +202,19 @@ class BatchRun:
         hooks: Optional[Hooks],
         sink: Optional[FailureSink],
         sink_when: Callable[[BaseException], bool],
-        soft_deadline: Optional[float],
-        hard_deadline: Optional[float],
+        deadline: Optional[Deadline] = None,
         timings: bool = False,
         limit: Optional[ConcurrencyLimit] = None,
+        idempotency: Optional[BatchIdempotency] = None,
+        window: Optional[Window] = None,
+        reducer: Optional[WindowReducer] = None,
     ) -> None:
         n = len(records)
         self.records = records
         self.policy = policy
         self.plan = plan
+        self.identifiers: list[Any] = plan.identifiers if plan.identifiers is not None \
+            else [policy.identifier(raw) for raw in records]
         self.view = policy.view
         self.call = call
         self.concurrency = concurrency
@@ -202,22 +224,36 @@ class BatchRun:
         self.hooks = hooks
         self.sink = sink
         self.sink_when = sink_when
-        self.soft_deadline = soft_deadline
-        self.hard_deadline = hard_deadline
+        self.deadline = deadline
+        self.idempotency = idempotency
+        self.window = window
+        self.reducer = reducer
+        self.state: Any = window.state if window is not None else None
         self.status = bytearray(n)
         self.errors: dict[int, BaseException] = {}
+        self.results: dict[int, Any] = {}
         self.attempts = array("I", [1]) * n  # the full path stores other counts
         # durations are measured on the full path only (a clock read costs a syscall here)
         self.durations: Optional[array[float]] = array("d", bytes(8 * n)) if timings else None
         self.stop = StopFlag()
         self.stop_reason: Optional[RecordSkippedError] = None
-        self.cutoff: Optional[int] = None  # checkpoint mode: lowest failed sequence number
-        self.cutoff_error: Optional[BaseException] = None
-        self.gate = Gate(limit) if limit is not None else None
-        self.is_drop: Callable[[BaseException], bool] = (
-            is_transient if retry is None else (lambda exc: retry.should_retry(exc, 0)))
+        # checkpoint mode: per checkpoint group (partition), the lowest failed sequence
+        # number and its error
+        self.cutoffs: dict[Hashable, tuple[int, BaseException]] = {}
+        self.limit = limit
+        self.gate: Optional[Gate] = None
         self.simple = (parse is None and retry is None and timeout is None and hooks is None
-                       and not timings and limit is None)  # then inlined in the workers
+                       and not timings and limit is None and idempotency is None)
+        self.finished = False
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every record with ``exc`` before anything runs (a dependency of the whole
+        batch, such as the idempotency store, could not answer)."""
+        n = len(self.status)
+        self.status[:] = bytes([FAILED]) * n
+        self.attempts = array("I", bytes(4 * n))
+        self.errors = dict.fromkeys(range(n), exc)
+        self.plan.size = 0
 
     # -- running ---------------------------------------------------------------------
 
@@ -226,74 +262,197 @@ class BatchRun:
         import anyio.lowlevel
 
         self.yield_now = anyio.lowlevel.checkpoint
-
-        plan = self.plan
-        async with anyio.create_task_group() as watchers:
-            scope = anyio.CancelScope()
-            if self.soft_deadline is not None:
-                watchers.start_soon(self._watch_deadline, scope)
-            with scope:
-                if plan.lanes is None and self.simple:
-                    await run_workers(self._independent_worker(),
-                                      min(self.concurrency, plan.size))
-                elif plan.lanes is None:
-                    await pool(range(plan.size), self._run_full, self.concurrency,
-                               stop=self.stop, size=plan.size)
-                else:
-                    await pool(plan.lanes, self._run_lane, self.concurrency,
-                               stop=self.stop, size=len(plan.lanes))
-            watchers.cancel_scope.cancel()
+        self.cancelled_exc: type[BaseException] = anyio.get_cancelled_exc_class()
+        deadline = self.deadline
+        if deadline is not None and deadline.passed_soft():
+            self._deadline_stop()  # no time left: start nothing
+        elif self.plan.size:
+            gate_key = None
+            if self.limit is not None:
+                self.gate, gate_key = acquire_gate(self.limit)
+            try:
+                async with anyio.create_task_group() as watchers:
+                    scope = anyio.CancelScope()
+                    if deadline is not None:
+                        watchers.start_soon(self._watch_deadline, scope)
+                    with scope:
+                        await self._run()
+                    self.finished = True
+                    watchers.cancel_scope.cancel()
+            finally:
+                if gate_key is not None:
+                    release_gate(gate_key)
+        self.finished = True
         self._finalise()
+
+    async def _run(self) -> None:
+        plan = self.plan
+        size = plan.size
+        if plan.lanes is not None:
+            await run_workers(self._lane_worker(), min(self.concurrency, len(plan.lanes)))
+        elif self.simple:
+            await run_workers(self._independent_worker(), min(self.concurrency, size))
+        else:
+            await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size)
 
     async def _watch_deadline(self, scope: anyio.CancelScope) -> None:
         import anyio
 
-        assert self.soft_deadline is not None and self.hard_deadline is not None
-        await anyio.sleep_until(self.soft_deadline)
+        deadline = self.deadline
+        assert deadline is not None
+        await anyio.sleep_until(deadline.soft)
+        self._deadline_stop()
+        await anyio.sleep_until(deadline.hard)
+        scope.cancel()
+        # Cancellation is delivered at the handlers' next await. A handler that shields
+        # itself or blocks the loop cannot be saved: say so before Lambda's timeout.
+        await anyio.sleep_until(deadline.hard + (deadline.end - deadline.hard) / 2)
+        if not self.finished:
+            running = [self.identifiers[i] for i, code in enumerate(self.status)
+                       if code == RUNNING]
+            _logger().warning(
+                "asyncbatch: %d handler(s) did not finish cancelling within the cancel "
+                "margin (shielded from cancellation, or blocking the event loop?): %s",
+                len(running), ", ".join(map(str, running[:10])),
+                extra={"asyncbatch": {"event": "cancel_overrun", "running": running[:10]}})
+
+    def _deadline_stop(self) -> None:
         self._stop_all(RecordSkippedError(
             "not started: the Lambda deadline was near", reason="deadline"))
-        await anyio.sleep_until(self.hard_deadline)
-        scope.cancel()
+
+    def _past_soft(self) -> bool:
+        """The deadline checked by clock where workers take work, so a stretch of
+        handlers that never suspend cannot outrun the stop margin by more than one."""
+        deadline = self.deadline
+        if deadline is not None and deadline.clock() >= deadline.soft:
+            self._deadline_stop()
+            return True
+        return False
 
     def _stop_all(self, reason: RecordSkippedError) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.stop.is_set = True
 
-    async def _run_lane(self, lane: Sequence[int]) -> None:
+    def _is_real_cancel(self) -> bool:
+        """Whether a ``CancelledError`` caught around user code is a real cancellation
+        (our deadline or timeout, or the caller of ``process()``): then the task sits in a
+        cancelled scope. Otherwise the user's code raised it itself (a leaked one, or a
+        handler cancelling its own task): only its record fails. Workers always run in
+        child tasks, so a caller's cancellation reaches them through a cancelled scope."""
+        import anyio
+
+        if anyio.current_effective_deadline() == -math.inf:
+            return True
+        _forget_own_cancel()
+        return False
+
+    def _own_cancel_error(self, index: int, exc: BaseException) -> HandlerCancelledError:
+        ident = self.identifiers[index]
+        error = HandlerCancelledError(
+            f"record {ident}: the handler raised {type(exc).__name__} although nothing "
+            "cancelled it (a leaked cancellation, or a handler cancelling its own task)",
+            identifier=ident)
+        error.__cause__ = exc
+        return error
+
+    def _callback_error(self, index: int, callback: str, exc: BaseException,
+                        original: Optional[BaseException] = None) -> CallbackError:
+        ident = self.identifiers[index]
+        error = CallbackError(f"record {ident}: {callback} raised {exc!r}", identifier=ident,
+                              callback=callback, original=original)
+        error.__cause__ = exc
+        return error
+
+    def _lane_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+        """Lanes, record by record: the ready lane head of lowest rank runs first."""
         plan = self.plan
+        lanes = plan.lanes
+        assert lanes is not None
+        rank = plan.rank
+        if rank is None:
+            ready = [(lane[0], number) for number, lane in enumerate(lanes) if lane]
+        else:
+            ready = [(rank(lane[0]), number) for number, lane in enumerate(lanes) if lane]
+        heapq.heapify(ready)
+        positions = [0] * len(lanes)
         checkpoint = plan.mode is FailureMode.CHECKPOINT
+        stop_all = plan.mode is FailureMode.STOP_ALL
         seq = plan.sequence
+        partition = plan.partition
+        cutoffs = self.cutoffs
         simple = self.simple
         status = self.status
         records = self.records
+        results = self.results
         view = self.view
         call = self.call
-        for pos, index in enumerate(lane):
-            if pos and not pos % _YIELD_EVERY:
-                await self.yield_now()  # a long lane must not starve the deadline watcher
-            if self.stop.is_set:
-                return  # the rest stays pending and is reported with the stop reason
-            if checkpoint and self.cutoff is not None:
-                assert seq is not None
-                if seq(index) > self.cutoff:
-                    self._skip(lane[pos:], "checkpoint", self.cutoff_error)
-                    return
-            if simple:  # the hot path, inlined: no coroutine of our own per record
-                status[index] = RUNNING
-                try:
-                    await call(view(records[index]))
-                except Exception as exc:
-                    ok = await self._failed(index, None, exc, 1)
+        failed = self._failed
+        flag = self.stop
+        deadline = self.deadline
+        cancelled = self.cancelled_exc
+        heappop = heapq.heappop
+        heappushpop = heapq.heappushpop
+
+        async def worker(crew: Crew) -> None:
+            done = 0
+            item: Optional[tuple[Any, int]] = None
+            while True:
+                if item is None:
+                    if not ready:
+                        return
+                    item = heappop(ready)
+                number = item[1]
+                lane = lanes[number]
+                pos = positions[number]
+                index = lane[pos]
+                if flag.is_set or (deadline is not None and self._past_soft()):
+                    return  # this lane's rest stays pending: reported with the stop reason
+                if checkpoint and cutoffs:
+                    assert seq is not None
+                    cut = cutoffs.get(None if partition is None else partition(index))
+                    if cut is not None and seq(index) > cut[0]:
+                        self._skip(lane[pos:], "checkpoint", cut[1])
+                        item = None
+                        continue
+                crew.enter()
+                if simple:  # the hot path, inlined: no coroutine of our own per record
+                    status[index] = RUNNING
+                    try:
+                        result = await call(view(records[index]))
+                    except Exception as exc:
+                        ok = await failed(index, None, exc, 1)
+                    except cancelled as exc:
+                        if self._is_real_cancel():
+                            raise
+                        ok = await failed(index, None, self._own_cancel_error(index, exc), 1)
+                    else:
+                        status[index] = SUCCEEDED
+                        if result is not None:
+                            results[index] = result
+                        ok = True
                 else:
-                    status[index] = SUCCEEDED
-                    ok = True
-            else:
-                ok = await self._run_full(index)
-            if not ok:
-                if plan.mode is not FailureMode.STOP_ALL:  # there the stop reason says it
-                    self._skip(lane[pos + 1:], "group_failed", self.errors[index])
-                return
+                    ok = await self._run_full(index)
+                crew.busy -= 1
+                done += 1
+                if not done % _YIELD_EVERY:
+                    await self.yield_now()  # a long run must not starve the watcher
+                if status[index] == PENDING:
+                    return  # not started: the deadline came while it waited for a slot
+                if not ok:
+                    if not stop_all:  # there the stop reason says it
+                        self._skip(lane[pos + 1:], "group_failed", self.errors[index])
+                    item = None
+                    continue
+                pos += 1
+                positions[number] = pos
+                if pos < len(lane):
+                    nxt = lane[pos]
+                    item = heappushpop(ready, (nxt if rank is None else rank(nxt), number))
+                else:
+                    item = None
+
+        return worker
 
     def _skip(self, indices: Sequence[int], reason: str, cause: Optional[BaseException]) -> None:
         if not indices:
@@ -313,19 +472,22 @@ class BatchRun:
     def _independent_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
         """The hottest path: independent records (SQS standard), no option that costs per
         record. The record run is inlined in the worker loop: one coroutine per record
-        (the handler's) and one status byte; no clock read (``timings=True`` asks for one)."""
+        (the handler's) and one status byte; a clock read only when there is a deadline."""
         status = self.status
         records = self.records
+        results = self.results
         view = self.view
         call = self.call
         failed = self._failed
         flag = self.stop
+        deadline = self.deadline
+        cancelled = self.cancelled_exc
+        yield_now = self.yield_now
         indices = iter(range(len(records)))
-        from anyio.lowlevel import checkpoint
 
         async def worker(crew: Crew) -> None:
             for index in indices:
-                if flag.is_set:
+                if flag.is_set or (deadline is not None and self._past_soft()):
                     return
                 busy = crew.busy + 1  # crew.enter(), inlined: this loop runs per record
                 crew.busy = busy
@@ -333,20 +495,39 @@ class BatchRun:
                     crew.grow()
                 status[index] = RUNNING
                 try:
-                    await call(view(records[index]))
+                    result = await call(view(records[index]))
                 except Exception as exc:
                     await failed(index, None, exc, 1)
+                except cancelled as exc:
+                    if self._is_real_cancel():
+                        raise
+                    await failed(index, None, self._own_cancel_error(index, exc), 1)
                 else:
                     status[index] = SUCCEEDED
+                    if result is not None:
+                        results[index] = result
                 crew.busy -= 1
                 if not index % _YIELD_EVERY:
-                    await checkpoint()
+                    await yield_now()
 
         return worker
 
+    def _hook(self, index: int, name: str, *args: Any) -> Optional[BaseException]:
+        """Call a per-record hook; its exception is returned (and logged), never raised."""
+        try:
+            getattr(self.hooks, name)(*args)
+        except Exception as exc:
+            _logger().warning("asyncbatch: hooks.%s raised %r for record %s", name, exc,
+                              self.identifiers[index], exc_info=exc)
+            return exc
+        return None
+
     async def _run_full(self, index: int) -> bool:
         """The path with every option: model parsing, retries, timeout, hooks, an
-        adaptive limit, timings."""
+        adaptive limit, idempotency, timings. Returns whether the record counts as
+        handled (its lane may go on); a record left PENDING was not started."""
+        if self.stop.is_set or self._past_soft():
+            return True
         record = self.view(self.records[index])
         hooks = self.hooks
         try:
@@ -354,94 +535,194 @@ class BatchRun:
         except Exception as exc:
             self.attempts[index] = 0
             return await self._failed(index, record, exc, 0)
+        idem = self.idempotency
+        if idem is not None:
+            self.status[index] = RUNNING
+            try:
+                replay = await idem.begin(index, record)
+            except Exception as exc:
+                self.attempts[index] = 0
+                return await self._failed(index, record, exc, 0)
+            except self.cancelled_exc as exc:
+                if self._is_real_cancel():
+                    raise
+                self.attempts[index] = 0
+                return await self._failed(index, record, self._own_cancel_error(index, exc), 0)
+            if replay is not None:
+                self.status[index] = REPLAYED
+                self.attempts[index] = 0
+                if replay.result is not None:
+                    self.results[index] = replay.result
+                return True
         import anyio
 
         retry = self.retry
         attempt = 0
         elapsed = 0.0
+        error: Optional[BaseException] = None
         while True:
             attempt += 1
-            self.attempts[index] = attempt
             if hooks is not None:
-                hooks.record_started(record, attempt)
-            error, rtt = await self._attempt(index, record, arg)
+                hook_error = self._hook(index, "record_started", record, attempt)
+                if hook_error is not None:
+                    self.attempts[index] = attempt - 1
+                    failure = self._callback_error(index, "hooks.record_started", hook_error,
+                                                   error)
+                    return await self._settle_failure(index, record, failure, attempt - 1)
+            outcome = await self._attempt(index, record, arg)
+            if outcome is None:  # the deadline came while it waited for a slot
+                if attempt == 1:
+                    return True  # never started: stays pending, reported as skipped
+                self.attempts[index] = attempt - 1
+                assert error is not None
+                return await self._settle_failure(index, record, error, attempt - 1)
+            self.attempts[index] = attempt
+            error, rtt, result = outcome
             elapsed += rtt
             if self.durations is not None:
                 self.durations[index] = elapsed
             if error is None:
                 self.status[index] = SUCCEEDED
+                if result is not None:
+                    self.results[index] = result
                 if hooks is not None:
-                    hooks.record_succeeded(record, attempt, elapsed)
+                    self._hook(index, "record_succeeded", record, attempt, elapsed)
+                if idem is not None:
+                    await self._idempotency_done(idem.complete, index, record, result)
                 return True
-            if retry is not None and not self.stop.is_set and retry.should_retry(error, attempt):
-                delay = retry.delay(attempt)
-                if self.soft_deadline is None \
-                        or anyio.current_time() + delay < self.soft_deadline:
-                    if hooks is not None:
-                        hooks.record_retried(record, error, attempt, delay)
-                    await anyio.sleep(delay)
-                    continue
-            if hooks is not None:
-                hooks.record_failed(record, error, attempt)
-            return await self._failed(index, record, error, attempt)
+            if retry is not None and not self.stop.is_set:
+                try:
+                    again = retry.should_retry(error, attempt)
+                except Exception as exc:
+                    error = self._callback_error(index, "the Retry(on=...) predicate", exc,
+                                                 error)
+                    again = False
+                if again:
+                    delay = retry.delay(attempt)
+                    deadline = self.deadline
+                    if deadline is None or deadline.clock() + delay < deadline.soft:
+                        if hooks is not None:
+                            hook_error = self._hook(index, "record_retried", record, error,
+                                                    attempt, delay)
+                            if hook_error is not None:
+                                error = self._callback_error(
+                                    index, "hooks.record_retried", hook_error, error)
+                                return await self._settle_failure(index, record, error,
+                                                                  attempt)
+                        await anyio.sleep(delay)
+                        continue
+            return await self._settle_failure(index, record, error, attempt)
+
+    async def _settle_failure(self, index: int, record: Record, error: BaseException,
+                              attempts: int) -> bool:
+        if self.hooks is not None:
+            self._hook(index, "record_failed", record, error, attempts)
+        idem = self.idempotency
+        if idem is not None:
+            await self._idempotency_done(idem.release, index, record, error)
+        return await self._failed(index, record, error, attempts)
+
+    async def _idempotency_done(self, step: Callable[[int, Record, Any], Awaitable[None]],
+                                index: int, record: Record, value: Any) -> None:
+        """Complete or release a claim; a store fault never changes the record's outcome
+        (the claim then expires with the Lambda deadline)."""
+        try:
+            await step(index, record, value)
+        except Exception as exc:
+            _logger().warning("asyncbatch: idempotency %s failed for record %s: %r",
+                              getattr(step, "__name__", "step"), self.identifiers[index], exc)
+        except self.cancelled_exc:
+            if self._is_real_cancel():
+                raise
 
     async def _attempt(
         self, index: int, record: Record, arg: Any
-    ) -> tuple[Optional[Exception], float]:
+    ) -> Optional[tuple[Optional[BaseException], float, Any]]:
         """One handler call, through the adaptive gate and under the timeout, if any.
-        Returns the call's exception (or ``None``) and its duration."""
+        Returns the call's exception (or ``None``), its duration and its result; ``None``
+        when the deadline came while the call waited for a slot (it did not start)."""
         import anyio
 
         gate = self.gate
         if gate is not None:
             await gate.acquire()
+            if self.stop.is_set or self._past_soft():
+                gate.release(0.0, False, sample=False)
+                return None
         self.status[index] = RUNNING
         timeout = self.timeout
-        error: Optional[Exception] = None
+        error: Optional[BaseException] = None
+        result: Any = None
         started = time.perf_counter()
         try:
             if timeout is None:
-                await self.call(arg)
+                result = await self.call(arg)
             else:
                 try:
                     with anyio.fail_after(timeout):
-                        await self.call(arg)
+                        result = await self.call(arg)
                 except TimeoutError as exc:
                     raise RecordTimeoutError(
-                        f"record {record.identifier}: handler ran past the "
+                        f"record {self.identifiers[index]}: handler ran past the "
                         f"{timeout:g}s timeout and was cancelled",
-                        identifier=record.identifier,
+                        identifier=self.identifiers[index],
                     ) from exc
         except Exception as exc:
             error = exc
+        except self.cancelled_exc as exc:
+            if self._is_real_cancel():
+                raise
+            error = self._own_cancel_error(index, exc)
         finally:
             rtt = time.perf_counter() - started
             if gate is not None:
-                gate.release(rtt, error is not None and self.is_drop(error))
-        return error, rtt
+                gate.release(rtt, error is not None and self._is_drop(error))
+        return error, rtt, result
+
+    def _is_drop(self, error: BaseException) -> bool:
+        """Whether a failed call counts as dropped (throttled) for an adaptive limit."""
+        retry = self.retry
+        try:
+            return is_transient(error) if retry is None else retry.should_retry(error, 0)
+        except Exception:
+            return False
 
     async def _failed(
-        self, index: int, record: Optional[Record], exc: Exception, attempts: int
+        self, index: int, record: Optional[Record], exc: BaseException, attempts: int
     ) -> bool:
         """Record a final failure; offer it to the sink; apply the source's failure rule.
         Returns whether the record counts as handled (its lane may go on)."""
         self.errors[index] = exc
-        if self.sink is not None and self.sink_when(exc):
-            if record is None:
-                record = self.view(self.records[index])
-            failure = Failure(record, record.identifier, exc, attempts,
-                              self.policy.event_type.value, record.event_source_arn)
+        if self.sink is not None:
             try:
-                await self.sink(failure)
-            except Exception as sink_exc:
+                to_sink = bool(self.sink_when(exc))
+            except Exception as when_exc:
+                to_sink = False
+                self.errors[index] = exc = self._callback_error(index, "sink_when", when_exc,
+                                                                exc)
+            if to_sink:
+                if record is None:
+                    record = self.view(self.records[index])
+                ident = self.identifiers[index]
+                failure = Failure(record, ident, exc, attempts, self.policy.event_type.value,
+                                  _source_arn(record))
+                sink_exc: Optional[BaseException] = None
+                try:
+                    await self.sink(failure)
+                except Exception as caught:
+                    sink_exc = caught
+                except self.cancelled_exc as caught:
+                    if self._is_real_cancel():
+                        raise
+                    sink_exc = caught
+                if sink_exc is None:
+                    self.status[index] = SUNK
+                    return True
                 error = SinkError(
-                    f"record {record.identifier}: the failure sink refused it ({sink_exc!r})",
-                    identifier=record.identifier, original=exc)
+                    f"record {ident}: the failure sink refused it ({sink_exc!r})",
+                    identifier=ident, original=exc)
                 error.__cause__ = sink_exc
                 self.errors[index] = error
-            else:
-                self.status[index] = SUNK
-                return True
         self.status[index] = FAILED
         mode = self.plan.mode
         if mode is FailureMode.INDEPENDENT:
@@ -451,33 +732,68 @@ class BatchRun:
                 "not started: an earlier record failed and the batch stops at the first failure",
                 reason="batch_stopped", cause=exc))
         elif mode is FailureMode.CHECKPOINT:
-            assert self.plan.sequence is not None
-            seq = self.plan.sequence(index)
-            if self.cutoff is None or seq < self.cutoff:
-                self.cutoff = seq
-                self.cutoff_error = self.errors[index]
+            plan = self.plan
+            assert plan.sequence is not None
+            seq = plan.sequence(index)
+            group = None if plan.partition is None else plan.partition(index)
+            cut = self.cutoffs.get(group)
+            if cut is None or seq < cut[0]:
+                self.cutoffs[group] = (seq, self.errors[index])
         return False
 
     # -- after the run ---------------------------------------------------------------
 
     def _finalise(self) -> None:
-        """Every record not finished gets its final outcome: pending ones are skipped,
-        ones cancelled at the hard deadline failed."""
+        """Every record not finished gets its final outcome (pending ones are skipped,
+        ones cancelled at the hard deadline failed); then the window state is folded."""
         status = self.status
-        if PENDING not in status and RUNNING not in status:
+        if PENDING in status or RUNNING in status:
+            reason = self.stop_reason or RecordSkippedError(
+                "not started: the batch ended before it", reason="deadline")
+            for index in range(len(status)):
+                code = status[index]
+                if code == PENDING:
+                    status[index] = SKIPPED
+                    self.errors[index] = reason
+                elif code == RUNNING:
+                    status[index] = FAILED
+                    ident = self.identifiers[index]
+                    self.errors[index] = DeadlineExceededError(
+                        f"record {ident}: cancelled at the Lambda deadline", identifier=ident)
+        if self.window is not None and self.reducer is not None:
+            self._fold_window()
+
+    def _fold_window(self) -> None:
+        """Fold the records below the checkpoint into the window state, in sequence order.
+
+        Lambda redelivers everything at or above the lowest reported sequence number, so
+        only records below it are folded (nothing is counted twice). A reducer that raises
+        fails its record, which becomes the checkpoint."""
+        seq = self.plan.sequence
+        if seq is None:
             return
-        reason = self.stop_reason or RecordSkippedError(
-            "not started: the batch ended before it", reason="deadline")
-        for index in range(len(status)):
-            code = status[index]
-            if code == PENDING:
-                status[index] = SKIPPED
-                self.errors[index] = reason
-            elif code == RUNNING:
+        status = self.status
+        reported = [seq(i) for i in range(len(status)) if status[i] in (FAILED, SKIPPED)]
+        checkpoint = min(reported) if reported else None
+        state = self.state
+        reducer = self.reducer
+        window = self.window
+        assert reducer is not None and window is not None
+        parse = self.parse
+        for index in sorted(range(len(status)), key=seq):
+            if checkpoint is not None and seq(index) >= checkpoint:
+                break
+            record = self.view(self.records[index])
+            try:
+                value = record if parse is None else parse(record)
+                state = reducer(state, value, window)
+            except Exception as exc:
+                # The state cannot include this record: report it, so that Lambda
+                # redelivers it and everything after it.
                 status[index] = FAILED
-                ident = self.view(self.records[index]).identifier
-                self.errors[index] = DeadlineExceededError(
-                    f"record {ident}: cancelled at the Lambda deadline", identifier=ident)
+                self.errors[index] = self._callback_error(index, "the window reducer", exc)
+                break
+        self.state = state
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -489,7 +805,71 @@ class BatchRun:
             if code == SKIPPED:
                 error = self.errors.get(index)
                 reason = error.reason if isinstance(error, RecordSkippedError) else "unknown"
-                hooks.record_skipped(self.view(self.records[index]), reason)
+                self._hook(index, "record_skipped", self.view(self.records[index]), reason)
+
+
+def _source_arn(record: Record) -> Optional[str]:
+    try:
+        arn = record.event_source_arn
+    except Exception:  # a handler may have emptied its record
+        return None
+    return arn if isinstance(arn, str) else None
+
+
+def _forget_own_cancel() -> None:
+    """A handler that cancelled its own asyncio task left a cancel request on it; once its
+    ``CancelledError`` is handled as that record's failure, take the request back so that
+    it does not cancel the worker later (3.11+)."""
+    import sniffio
+
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - always inside a loop
+        return
+    if library != "asyncio":
+        return
+    import asyncio
+
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    cancelling = getattr(task, "cancelling", None)
+    if uncancel is None or cancelling is None:
+        return  # pragma: no cover - Python 3.10
+    while cancelling():
+        uncancel()
+
+
+def _logger() -> Any:
+    import logging
+
+    return logging.getLogger("asyncbatch")
+
+
+# -- adaptive limits shared across process() calls ---------------------------------------
+
+_gates: dict[tuple[int, int], list[Any]] = {}
+
+
+def acquire_gate(limit: ConcurrencyLimit) -> tuple[Gate, tuple[int, int]]:
+    """The gate of ``limit`` on this thread's loop: processors (and concurrent
+    ``process()`` calls) sharing one limit object share its in-flight count, so its
+    ``max`` holds across all of them."""
+    import threading
+
+    key = (id(limit), threading.get_ident())
+    entry = _gates.get(key)
+    if entry is None:
+        entry = _gates[key] = [Gate(limit), 0]
+    entry[1] += 1
+    return entry[0], key
+
+
+def release_gate(key: tuple[int, int]) -> None:
+    entry = _gates.get(key)
+    if entry is not None:
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _gates[key]
 
 
 def validation_error(identifier: str, exc: Any) -> RecordValidationError:
