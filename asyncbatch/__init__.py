@@ -18,6 +18,19 @@ from ._errors import (
     SinkError,
 )
 from ._hooks import Failure, FailureSink, Hooks
+from ._idempotency import (
+    BatchIdempotency,
+    Idempotency,
+    IdempotencyError,
+    IdempotencyInProgressError,
+    IdempotencyItem,
+    IdempotencyKeyError,
+    IdempotencyStore,
+    IdempotencyStoreError,
+    IdempotencyValidationError,
+    InMemoryIdempotencyStore,
+    Replay,
+)
 from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
 from ._processor import (
     AsyncBatchProcessor,
@@ -37,6 +50,7 @@ __all__ = [
     "AsyncBatchError",
     "AsyncBatchProcessor",
     "BatchFailedError",
+    "BatchIdempotency",
     "BatchReport",
     "ConcurrencyLimit",
     "ConfigurationError",
@@ -47,6 +61,15 @@ __all__ = [
     "FailureSink",
     "GradientLimit",
     "Hooks",
+    "Idempotency",
+    "IdempotencyError",
+    "IdempotencyInProgressError",
+    "IdempotencyItem",
+    "IdempotencyKeyError",
+    "IdempotencyStore",
+    "IdempotencyStoreError",
+    "IdempotencyValidationError",
+    "InMemoryIdempotencyStore",
     "InvalidEventError",
     "KafkaRecord",
     "KinesisRecord",
@@ -57,6 +80,7 @@ __all__ = [
     "RecordSkippedError",
     "RecordTimeoutError",
     "RecordValidationError",
+    "Replay",
     "Retry",
     "SQSRecord",
     "SinkError",

@@ -1,0 +1,642 @@
+"""Idempotent record handlers: a record whose key completed before succeeds without
+running again.
+
+::
+
+    store = InMemoryIdempotencyStore()            # or aws.idempotency.DynamoDBIdempotencyStore
+    processor = AsyncBatchProcessor(idempotency=Idempotency(store))
+
+Per record, before its handler's first attempt (``BatchIdempotency.begin``):
+
+- its key COMPLETED and has not expired: the record succeeds without running and its
+  stored result is replayed;
+- its key is claimed (IN PROGRESS) by an invocation still within its deadline: the
+  record fails with ``IdempotencyInProgressError`` (transient: Lambda redelivers it);
+- otherwise the key is claimed with a conditional write whose in-progress expiry is the
+  Lambda deadline, the handler runs, and the key is marked COMPLETED with the result
+  (``complete``) or the claim is deleted so a retry can run (``release``).
+
+Cost: ``Idempotency.prepare`` looks every key of the batch up at once (the store's
+``get_many``: BatchGetItem of 100 keys on DynamoDB) before anything runs, and keeps a
+small LRU of keys completed in this process, so a redelivered batch of finished records
+costs about one request per hundred records, or none.
+
+The records stored are those of aws-lambda-powertools' idempotency utility (attributes
+``id``, ``expiration`` (UNIX seconds), ``status`` (``INPROGRESS`` / ``COMPLETED``),
+``data`` (the result as JSON text), ``validation`` (MD5 of the validated payload part),
+``in_progress_expiration`` (UNIX milliseconds)); an ``id`` is
+``"<key_prefix>#<md5 of the key as sorted JSON>"``, as Powertools builds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
+
+from ._errors import ConfigurationError, RecordError
+from ._frozen import Frozen
+from ._retry import Retry, TransientError
+
+if TYPE_CHECKING:
+    import anyio
+
+    from ._records import Record
+
+__all__ = [
+    "BatchIdempotency",
+    "Idempotency",
+    "IdempotencyError",
+    "IdempotencyInProgressError",
+    "IdempotencyItem",
+    "IdempotencyKeyError",
+    "IdempotencyStore",
+    "IdempotencyStoreError",
+    "IdempotencyValidationError",
+    "InMemoryIdempotencyStore",
+    "Replay",
+]
+
+logger = logging.getLogger("asyncbatch")
+
+#: The ``status`` values, spelled as Powertools spells them.
+IN_PROGRESS = "INPROGRESS"
+COMPLETED = "COMPLETED"
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+class IdempotencyError(RecordError):
+    """Why idempotency kept one record from succeeding. ``key`` is its idempotency id
+    (``None`` when it could not be computed)."""
+
+    def __init__(self, message: str, *, identifier: Optional[str] = None,
+                 key: Optional[str] = None) -> None:
+        super().__init__(message, identifier=identifier)
+        self.key = key
+
+
+class IdempotencyInProgressError(IdempotencyError, TransientError):
+    """Another invocation holds a live claim on the record's key; the record is
+    reported failed so that Lambda redelivers it later (transient)."""
+
+
+class IdempotencyValidationError(IdempotencyError, ValueError):
+    """The record's key was seen before with a different payload (the hash of the
+    ``validate`` part differs from the stored one). Not retried."""
+
+
+class IdempotencyKeyError(IdempotencyError, ValueError):
+    """The record's idempotency key (or validated part) could not be computed: the
+    ``key`` / ``validate`` function raised, returned ``None`` or a value JSON cannot
+    hold. ``__cause__`` is the original error, when there is one."""
+
+
+class IdempotencyStoreError(IdempotencyError):
+    """The store failed to claim the record's key (after the retry policy's attempts);
+    the handler did not run. ``__cause__`` is the store's error."""
+
+
+# -- the store -----------------------------------------------------------------------------
+
+
+class IdempotencyItem(Frozen):
+    """One stored record, attribute for attribute as Powertools stores it.
+
+    ``key`` the ``id``; ``status`` ``"INPROGRESS"`` or ``"COMPLETED"``; ``expiration``
+    UNIX seconds after which the record no longer counts; ``in_progress_expiration``
+    UNIX milliseconds after which an INPROGRESS claim no longer counts (``None``: until
+    ``expiration``); ``data`` the handler's result as JSON text (``None``: not stored);
+    ``validation`` the MD5 hex of the validated payload part (``None``: none)."""
+
+    __slots__ = ("data", "expiration", "in_progress_expiration", "key", "status", "validation")
+
+    key: str
+    status: str
+    expiration: int
+    in_progress_expiration: Optional[int]
+    data: Optional[str]
+    validation: Optional[str]
+
+    def __init__(self, key: str, status: str, expiration: int,
+                 in_progress_expiration: Optional[int] = None, data: Optional[str] = None,
+                 validation: Optional[str] = None) -> None:
+        self._set(key=key, status=status, expiration=expiration,
+                  in_progress_expiration=in_progress_expiration, data=data,
+                  validation=validation)
+
+    def claimable(self, now: float) -> bool:
+        """Whether a claim may replace this record at UNIX time ``now``: it expired, or it
+        is an INPROGRESS claim past its in-progress expiry (Powertools' put condition)."""
+        if self.expiration < int(now):
+            return True
+        return (self.status == IN_PROGRESS and self.in_progress_expiration is not None
+                and self.in_progress_expiration < int(now * 1000))
+
+
+class IdempotencyStore(Protocol):
+    """Where idempotency records live. Every method may raise; the ``Idempotency``
+    retries what its retry policy calls transient."""
+
+    def now(self) -> float:
+        """The current UNIX time in seconds: the clock expiries are judged by."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, IdempotencyItem]:
+        """The stored records of ``keys`` (distinct); absent keys are left out."""
+        ...
+
+    async def claim(self, item: IdempotencyItem) -> Optional[IdempotencyItem]:
+        """Write ``item`` (INPROGRESS) if its key has no record, or the record is
+        ``claimable(now())``; return ``None`` then. Otherwise write nothing and return
+        the record in the way."""
+        ...
+
+    async def complete(self, item: IdempotencyItem) -> None:
+        """Mark the claimed key COMPLETED: set ``status``, ``expiration``, ``data``
+        (when not ``None``) and ``validation``."""
+        ...
+
+    async def release(self, claim: IdempotencyItem) -> None:
+        """Delete the record of ``claim.key`` if it is still exactly this claim
+        (INPROGRESS with the same expiries); otherwise leave it."""
+        ...
+
+
+class InMemoryIdempotencyStore:
+    """An ``IdempotencyStore`` in a dict: for tests and local runs (one process only).
+
+    ``clock`` gives the UNIX time in seconds (default ``time.time``): inject one to
+    make expiry testable. ``items`` is the dict, readable in tests; ``calls`` counts the
+    calls per method."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        if not callable(clock):
+            raise ConfigurationError(
+                f"InMemoryIdempotencyStore(clock={clock!r}): give a function returning "
+                "UNIX seconds, such as time.time")
+        self._clock = clock
+        self.items: dict[str, IdempotencyItem] = {}
+        self.calls: dict[str, int] = {"get_many": 0, "claim": 0, "complete": 0, "release": 0}
+
+    def now(self) -> float:
+        return float(self._clock())
+
+    async def get_many(self, keys: Sequence[str]) -> Mapping[str, IdempotencyItem]:
+        self.calls["get_many"] += 1
+        items = self.items
+        return {key: items[key] for key in keys if key in items}
+
+    async def claim(self, item: IdempotencyItem) -> Optional[IdempotencyItem]:
+        self.calls["claim"] += 1
+        current = self.items.get(item.key)
+        if current is not None and not current.claimable(self.now()):
+            return current
+        self.items[item.key] = item
+        return None
+
+    async def complete(self, item: IdempotencyItem) -> None:
+        self.calls["complete"] += 1
+        current = self.items.get(item.key)
+        data = item.data if item.data is not None or current is None else current.data
+        ipe = current.in_progress_expiration if current is not None else None
+        self.items[item.key] = IdempotencyItem(
+            item.key, COMPLETED, item.expiration, ipe, data, item.validation)
+
+    async def release(self, claim: IdempotencyItem) -> None:
+        self.calls["release"] += 1
+        current = self.items.get(claim.key)
+        if current is not None and _same_claim(current, claim):
+            del self.items[claim.key]
+
+    def __repr__(self) -> str:
+        return f"InMemoryIdempotencyStore({len(self.items)} items)"
+
+
+def _same_claim(current: IdempotencyItem, claim: IdempotencyItem) -> bool:
+    return (current.status == IN_PROGRESS and current.expiration == claim.expiration
+            and current.in_progress_expiration == claim.in_progress_expiration)
+
+
+# -- hashing, as Powertools hashes ----------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    """JSON for what ``json`` does not know: Decimal as text (as Powertools' encoder),
+    bytes as base64, sets sorted, pydantic models and dataclasses as dicts."""
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return "NaN" if value.is_nan() else str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        import base64
+
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=lambda v: json.dumps(v, default=_encode, sort_keys=True))
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    fields = getattr(value, "__dataclass_fields__", None)
+    if isinstance(fields, dict) and not isinstance(value, type):
+        return {name: getattr(value, name) for name in fields}
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return value.value
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _hash(value: Any) -> str:
+    """MD5 hex of ``value`` as sorted JSON: Powertools' ``_generate_hash``."""
+    text = json.dumps(value, default=_encode, sort_keys=True)
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _dump_result(result: Any) -> Optional[str]:
+    try:
+        return json.dumps(result, default=_encode, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+
+
+def _part(spec: Union[str, Callable[[Any], Any]], what: str) -> Callable[[Any], Any]:
+    """A function of the record view: ``spec`` itself, or for a dotted name
+    (``"order.id"``) that path into the record's JSON payload (``view.json()``)."""
+    if callable(spec):
+        return spec
+    if isinstance(spec, str) and spec and all(spec.split(".")):
+        path = spec.split(".")
+
+        def lookup(view: Any) -> Any:
+            value = view.json()
+            for name in path:
+                if not isinstance(value, Mapping) or name not in value:
+                    return None
+                value = value[name]
+            return value
+
+        return lookup
+    raise ConfigurationError(
+        f"Idempotency({what}={spec!r}): give a function of the record view (for example "
+        "'lambda record: record.json()[\"order_id\"]') or a dotted name into its JSON "
+        "payload (for example 'order.id')")
+
+
+# -- the public pieces -------------------------------------------------------------------
+
+
+class Replay(Frozen):
+    """The record's key completed before: ``result`` is what its handler returned then
+    (``None`` when the result was not JSON and so not stored)."""
+
+    __slots__ = ("result",)
+
+    result: Any
+
+    def __init__(self, result: Any) -> None:
+        self._set(result=result)
+
+
+_NO_KEY = object()
+
+
+class Idempotency:
+    """Make a processor's handler idempotent per record (``AsyncBatchProcessor(idempotency=)``).
+
+    ``store`` an ``IdempotencyStore``. ``key`` a function of the record view giving its
+    idempotency key (any JSON value; default: the record's identifier, which survives
+    redelivery), or a dotted name into its JSON payload. ``expires_after`` seconds a
+    COMPLETED key stays completed. ``validate`` (function or dotted name, optional) the
+    payload part whose hash must match on a replay: a mismatch fails the record with
+    ``IdempotencyValidationError``. ``key_prefix`` the part of the stored ``id`` before
+    ``#`` (default ``"<AWS_LAMBDA_FUNCTION_NAME>.asyncbatch"``; give Powertools' prefix
+    to share its records). ``local_cache`` how many recently completed keys this
+    process remembers (0: none). ``retry`` the policy for the store's transient errors
+    (default ``Retry(attempts=4)``; never past the Lambda deadline).
+    """
+
+    __slots__ = ("_cache", "_key", "_local_cache", "_validate", "expires_after",
+                 "key_prefix", "retry", "store")
+
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        key: Union[str, Callable[[Any], Any], None] = None,
+        expires_after: float = 3600,
+        validate: Union[str, Callable[[Any], Any], None] = None,
+        *,
+        key_prefix: Optional[str] = None,
+        local_cache: int = 1024,
+        retry: Optional[Retry] = None,
+    ) -> None:
+        missing = [name for name in ("get_many", "claim", "complete", "release", "now")
+                   if not callable(getattr(store, name, None))]
+        if missing:
+            raise ConfigurationError(
+                f"Idempotency(store={store!r}): the store lacks {', '.join(missing)}; give "
+                "an InMemoryIdempotencyStore, an aws.idempotency.DynamoDBIdempotencyStore "
+                "or an object with the IdempotencyStore methods")
+        if (isinstance(expires_after, bool) or not isinstance(expires_after, (int, float))
+                or not expires_after > 0):
+            raise ConfigurationError(
+                f"Idempotency(expires_after={expires_after!r}): give seconds > 0 (how long "
+                "a completed key is remembered; 3600 is an hour)")
+        if isinstance(local_cache, bool) or not isinstance(local_cache, int) or local_cache < 0:
+            raise ConfigurationError(
+                f"Idempotency(local_cache={local_cache!r}): give a whole number >= 0")
+        if key_prefix is None:
+            function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local"
+            key_prefix = f"{function}.asyncbatch"
+        elif not isinstance(key_prefix, str) or not key_prefix:
+            raise ConfigurationError(
+                f"Idempotency(key_prefix={key_prefix!r}): give a non-empty string")
+        if retry is not None and not isinstance(retry, Retry):
+            raise ConfigurationError(
+                f"Idempotency(retry={retry!r}): give an asyncbatch.Retry or None")
+        self.store = store
+        self._key = None if key is None else _part(key, "key")
+        self._validate = None if validate is None else _part(validate, "validate")
+        self.expires_after = expires_after
+        self.key_prefix = key_prefix
+        self._local_cache = local_cache
+        self.retry = retry if retry is not None else Retry(attempts=4, base=0.05, cap=1.0)
+        self._cache: OrderedDict[str, IdempotencyItem] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return (f"Idempotency(store={self.store!r}, expires_after={self.expires_after!r}, "
+                f"key_prefix={self.key_prefix!r})")
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def key_of(self, view: Record) -> str:
+        """The stored ``id`` of ``view``'s key; ``IdempotencyKeyError`` if there is none."""
+        key_fn = self._key
+        try:
+            value = view.identifier if key_fn is None else key_fn(view)
+        except Exception as exc:
+            raise IdempotencyKeyError(
+                f"record {_identifier(view)}: the idempotency key function raised "
+                f"{type(exc).__name__}: {exc}", identifier=_identifier(view)) from exc
+        if value is None or (isinstance(value, (str, list, tuple, dict)) and not value):
+            raise IdempotencyKeyError(
+                f"record {_identifier(view)}: its idempotency key is empty ({value!r}); "
+                "every record needs one", identifier=_identifier(view))
+        try:
+            digest = _hash(value)
+        except (TypeError, ValueError) as exc:
+            raise IdempotencyKeyError(
+                f"record {_identifier(view)}: its idempotency key is not JSON ({exc})",
+                identifier=_identifier(view)) from exc
+        return f"{self.key_prefix}#{digest}"
+
+    def _validation_of(self, view: Record, key: str) -> Optional[str]:
+        validate = self._validate
+        if validate is None:
+            return None
+        try:
+            return _hash(validate(view))
+        except Exception as exc:
+            raise IdempotencyKeyError(
+                f"record {_identifier(view)}: its validated payload part could not be "
+                f"computed ({type(exc).__name__}: {exc})", identifier=_identifier(view),
+                key=key) from exc
+
+    # -- the local cache of completed keys --------------------------------------------------
+
+    def _cached(self, key: str, now: float) -> Optional[IdempotencyItem]:
+        cache = self._cache
+        item = cache.get(key)
+        if item is None:
+            return None
+        if item.claimable(now):
+            del cache[key]
+            return None
+        cache.move_to_end(key)
+        return item
+
+    def _remember(self, item: IdempotencyItem) -> None:
+        if self._local_cache and item.status == COMPLETED:
+            cache = self._cache
+            cache[item.key] = item
+            cache.move_to_end(item.key)
+            while len(cache) > self._local_cache:
+                cache.popitem(last=False)
+
+    # -- the batch -------------------------------------------------------------------------
+
+    async def prepare(self, views: Sequence[Record], deadline: Optional[float]
+                      ) -> BatchIdempotency:
+        """Compute every record's key and look up, in one go, those this process has not
+        seen completed. ``deadline`` is the Lambda deadline (UNIX seconds; ``None``: no
+        context): the in-progress expiry of this batch's claims. A failed lookup is
+        logged and left to the claims (which are conditional) to decide."""
+        keys: list[Union[str, IdempotencyKeyError]] = []
+        wanted: dict[str, None] = {}
+        known: dict[str, IdempotencyItem] = {}  # completed in this process: no lookup
+        now = self.store.now()
+        for view in views:
+            try:
+                key = self.key_of(view)
+            except IdempotencyKeyError as exc:
+                keys.append(exc)
+                continue
+            keys.append(key)
+            if key in wanted or key in known:
+                continue
+            cached = self._cached(key, now)
+            if cached is None:
+                wanted[key] = None
+            else:
+                known[key] = cached
+        if wanted:
+            try:
+                found = await _call(self.retry, deadline, self.store,
+                                    self.store.get_many, list(wanted))
+            except Exception as exc:
+                logger.warning("idempotency: looking up %d keys failed (%s: %s); every "
+                               "record will claim its key instead", len(wanted),
+                               type(exc).__name__, exc)
+            else:
+                known.update(found)
+        return BatchIdempotency(self, keys, known, deadline)
+
+
+class BatchIdempotency:
+    """One ``process()`` call's idempotency: the keys, what the lookup found, the claims
+    this batch holds. Made by ``Idempotency.prepare``."""
+
+    __slots__ = ("_claims", "_deadline", "_found", "_inflight", "_keys", "_owner")
+
+    def __init__(self, owner: Idempotency, keys: list[Union[str, IdempotencyKeyError]],
+                 found: dict[str, IdempotencyItem], deadline: Optional[float]) -> None:
+        self._owner = owner
+        self._keys = keys
+        self._found = found
+        self._deadline = deadline
+        self._claims: dict[int, IdempotencyItem] = {}
+        self._inflight: dict[str, anyio.Event] = {}
+
+    def key(self, index: int) -> Optional[str]:
+        """The stored ``id`` of record ``index`` (``None`` if it has none)."""
+        key = self._keys[index]
+        return key if isinstance(key, str) else None
+
+    async def begin(self, index: int, view: Record) -> Optional[Replay]:
+        """Before record ``index``'s handler runs: ``Replay`` if its key completed (do not
+        run it), ``None`` once its key is claimed (run it). Raises
+        ``IdempotencyInProgressError``, ``IdempotencyValidationError``,
+        ``IdempotencyKeyError`` or ``IdempotencyStoreError``: the record fails."""
+        key = self._keys[index]
+        if not isinstance(key, str):
+            raise key
+        owner = self._owner
+        store = owner.store
+        for _ in range(4):
+            waiting = self._inflight.get(key)
+            while waiting is not None:  # a key-mate of this batch holds the claim
+                await waiting.wait()
+                waiting = self._inflight.get(key)
+            now = store.now()
+            cached = owner._cached(key, now)
+            seen = cached if cached is not None else self._found.pop(key, None)
+            if seen is not None and not seen.claimable(now):
+                return self._judge(seen, view, key, seen is cached)
+            validation = owner._validation_of(view, key)
+            claim = IdempotencyItem(
+                key, IN_PROGRESS, int(now + owner.expires_after),
+                None if self._deadline is None else int(self._deadline * 1000),
+                None, validation)
+            event = self._inflight[key] = _event()
+            try:
+                other = await _call(owner.retry, self._deadline, store, store.claim, claim)
+            except Exception as exc:
+                self._done(key, event)
+                raise IdempotencyStoreError(
+                    f"record {_identifier(view)}: claiming its idempotency key {key} failed "
+                    f"({type(exc).__name__}: {exc}); the handler did not run",
+                    identifier=_identifier(view), key=key) from exc
+            except BaseException:
+                self._done(key, event)
+                raise
+            if other is None:
+                self._claims[index] = claim
+                return None
+            self._done(key, event)
+            if not other.claimable(store.now()):
+                return self._judge(other, view, key, False)
+            # the record in the way expired between the write and now: claim again
+        raise IdempotencyInProgressError(
+            f"record {_identifier(view)}: its idempotency key {key} keeps changing hands; "
+            "it will be redelivered", identifier=_identifier(view), key=key)
+
+    def _judge(self, item: IdempotencyItem, view: Record, key: str,
+               cached: bool) -> Replay:
+        owner = self._owner
+        if owner._validate is not None:
+            mine = owner._validation_of(view, key)
+            if item.validation != mine:
+                raise IdempotencyValidationError(
+                    f"record {_identifier(view)}: its idempotency key {key} was seen before "
+                    "with a different payload (validation hash mismatch); not run",
+                    identifier=_identifier(view), key=key)
+        if item.status == COMPLETED:
+            if not cached:
+                owner._remember(item)
+            return Replay(None if item.data is None else json.loads(item.data))
+        until = item.in_progress_expiration
+        raise IdempotencyInProgressError(
+            f"record {_identifier(view)}: its idempotency key {key} is being processed by "
+            "another invocation"
+            + (f" (its claim expires at {until / 1000:.3f})" if until is not None else "")
+            + "; it will be redelivered", identifier=_identifier(view), key=key)
+
+    async def complete(self, index: int, view: Record, result: Any) -> None:
+        """After record ``index``'s handler succeeded: mark its key COMPLETED with
+        ``result`` (stored when JSON can hold it). Never raises: a failed write is
+        logged and the claim expires with its deadline."""
+        claim = self._claims.pop(index, None)
+        if claim is None:
+            return
+        owner = self._owner
+        key = claim.key
+        try:
+            store = owner.store
+            item = IdempotencyItem(
+                key, COMPLETED, int(store.now() + owner.expires_after),
+                claim.in_progress_expiration, _dump_result(result), claim.validation)
+            await _call(owner.retry, self._deadline, store, store.complete, item)
+            owner._remember(item)
+        except Exception as exc:
+            logger.warning(
+                "idempotency: record %s succeeded but marking its key %s COMPLETED failed "
+                "(%s: %s); its claim expires with the deadline", _identifier(view), key,
+                type(exc).__name__, exc)
+        finally:
+            self._done(key, self._inflight.get(key))
+
+    async def release(self, index: int, view: Record, error: BaseException) -> None:
+        """After record ``index`` finally failed (or was cancelled): delete its claim so
+        that a redelivery can run it. Never raises (a failed delete is logged; the claim
+        then expires with the deadline)."""
+        claim = self._claims.pop(index, None)
+        if claim is None:
+            return
+        owner = self._owner
+        try:
+            await _call(owner.retry, self._deadline, owner.store, owner.store.release, claim)
+        except Exception as exc:
+            logger.warning(
+                "idempotency: releasing the claim of record %s on key %s failed (%s: %s); "
+                "it expires with the deadline", _identifier(view), claim.key,
+                type(exc).__name__, exc)
+        finally:
+            self._done(claim.key, self._inflight.get(claim.key))
+
+    def _done(self, key: str, event: Optional[anyio.Event]) -> None:
+        if event is not None and self._inflight.get(key) is event:
+            del self._inflight[key]
+        if event is not None:
+            event.set()
+
+
+def _event() -> anyio.Event:
+    import anyio
+
+    return anyio.Event()
+
+
+def _identifier(view: Any) -> Optional[str]:
+    try:
+        identifier = view.identifier
+    except Exception:
+        return None
+    return identifier if isinstance(identifier, str) else str(identifier)
+
+
+async def _call(retry: Retry, deadline: Optional[float], store: IdempotencyStore,
+                method: Callable[..., Any], *args: Any) -> Any:
+    """``await method(*args)``, retried as ``retry`` says, never past ``deadline``."""
+    attempt = 1
+    while True:
+        try:
+            return await method(*args)
+        except Exception as exc:
+            if not retry.should_retry(exc, attempt):
+                raise
+            delay = retry.delay(attempt)
+            if deadline is not None and store.now() + delay >= deadline:
+                raise
+        import anyio
+
+        await anyio.sleep(delay)
+        attempt += 1
