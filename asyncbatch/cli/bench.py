@@ -91,7 +91,8 @@ def add_parser(subparsers: Any) -> None:
                        help="Retry(cap=...) (default 2s)")
     sweep.add_argument("--timeout", metavar="DURATION",
                        help="per-record handler timeout (default none)")
-    sweep.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    sweep.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio",
+                       help="the event loop the sweep runs on (default asyncio)")
     sweep.add_argument("--seed", type=int, default=0,
                        help="seed of the simulated latencies and throttles (default 0)")
     out = parser.add_argument_group("output")

@@ -51,11 +51,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
     parser.add_argument("--batch-size", type=int,
                         help="records per invocation (default: 10 for SQS, 100 for streams)")
-    parser.add_argument("--batching-window", type=float, default=0.0, metavar="SECONDS",
-                        help="gather records this long before invoking (default: 0)")
+    parser.add_argument("--batching-window", "--batch-window", type=float, default=0.0,
+                        metavar="SECONDS",
+                        help="gather records this long before invoking, up to --batch-size "
+                             "(default: 0); SQS needs one for batches above 10")
     parser.add_argument("--function-timeout", type=float, default=30.0, metavar="SECONDS",
                         help="the function timeout the handler's context counts down (30)")
-    parser.add_argument("--function-name", default="asyncbatch-local")
+    parser.add_argument("--function-name", default="asyncbatch-local", metavar="NAME",
+                        help="the function name the handler's context reports "
+                             "(default: asyncbatch-local)")
 
     sqs = parser.add_argument_group("SQS")
     sqs.add_argument("--concurrency", dest="max_concurrency", type=int, default=None,
@@ -103,10 +107,14 @@ def add_parser(subparsers: Any) -> None:
                      help="stop once the queue or every shard has nothing left")
     run.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                      help="print the counters at most this often (default: 1)")
+    run.add_argument("--failures-shown", type=int, default=5, metavar="N",
+                     help="failed record identifiers listed per batch with failures "
+                          "(default: 5; 0: none)")
     run.add_argument("-v", "--verbose", action="store_true",
-                     help="print every batch, and log at INFO level")
+                     help="print every batch (not only those with failures), and log at "
+                          "INFO level")
     run.add_argument("-q", "--quiet", action="store_true",
-                     help="print only the final counters")
+                     help="print only the final counters (and errors)")
     parser.set_defaults(func=_main)
 
 
@@ -117,8 +125,7 @@ def load_handler(spec: str) -> Any:
 
 
 def _given(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
-    return ["--" + name.replace("_", "-") for name in names
-            if getattr(args, name) not in (None, False)]
+    return [FLAGS[name] for name in names if getattr(args, name) not in (None, False)]
 
 
 def _options(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
@@ -160,49 +167,271 @@ def _source(args: argparse.Namespace) -> Source:
     return DynamoDBStreamSource(args.dynamodb_stream, **common, **options)
 
 
-def _print_batch(result: BatchResult) -> None:
+def _print_batch(result: BatchResult, shown: int) -> None:
     where = result.shard_id or "queue"
-    status = f"error {result.error!r}" if result.error is not None else \
+    status = f"error {type(result.error).__name__}: {result.error}" \
+        if result.error is not None else \
         f"{len(result.succeeded)} ok, {len(result.failed)} failed"
     extra = f", {len(result.dead_lettered)} dead-lettered" if result.dead_lettered else ""
     again = f", {result.redelivered} redelivered" if result.redelivered else ""
     print(f"batch of {len(result.identifiers)} from {where}: {status}{again}{extra} "
           f"in {result.duration * 1000:.0f} ms", flush=True)
+    if result.failed and shown > 0:
+        listed = ", ".join(result.failed[:shown])
+        more = len(result.failed) - shown
+        print(f"  failed: {listed}" + (f" (and {more} more)" if more > 0 else ""),
+              flush=True)
 
 
-async def _report(runner: Runner, interval: float) -> None:
+# -- errors: one line naming the problem and the fix ------------------------------------
+
+#: keyword of the runner's API -> the flag of this command
+FLAGS = {
+    "queue_url": "--sqs", "batch_size": "--batch-size", "batching_window": "--batching-window",
+    "function_timeout": "--function-timeout", "function_name": "--function-name",
+    "max_concurrency": "--concurrency", "wait_time": "--wait-time",
+    "visibility_timeout": "--visibility-timeout",
+    "failure_visibility_timeout": "--failure-visibility-timeout",
+    "max_receive_count": "--max-receive-count", "dead_letter_queue_url": "--dlq",
+    "dlq": "--dlq", "starting_position": "--starting-position",
+    "parallelization_factor": "--parallelization-factor",
+    "bisect_on_error": "--bisect-on-error", "max_retry_attempts": "--max-retry-attempts",
+    "on_failure": "--on-failure", "checkpoint_store": "--checkpoint-table",
+    "checkpoint_table": "--checkpoint-table", "poll_interval": "--poll-interval",
+    "max_batches": "--max-batches", "endpoint_url": "--endpoint-url", "region_name": "--region",
+}
+
+
+def flags(message: str) -> str:
+    """The runner's keywords in ``message`` as this command's flags: ``batch_size=20:``
+    -> ``--batch-size 20:``, ``pass visibility_timeout=,`` -> ``pass --visibility-timeout,``,
+    a bare ``function_timeout`` -> ``--function-timeout``."""
+    import re
+
+    def replace(match: re.Match[str]) -> str:
+        flag = FLAGS[match.group(1)]
+        if match.group(2) is None:
+            return flag
+        return flag + (" " if match.group(3) else "")
+
+    names = "|".join(sorted(FLAGS, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.-])({names})\b(=(?=([^\s,;:)]))?)?", replace, message)
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    inner_exceptions = getattr(exc, "exceptions", None)  # a (Base)ExceptionGroup
+    if isinstance(inner_exceptions, tuple):
+        out: list[BaseException] = []
+        for inner in inner_exceptions:
+            out.extend(_leaves(inner))
+        return out
+    return [exc]
+
+
+def _where(args: argparse.Namespace) -> str:
+    import os
+
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        return f" at {endpoint}"
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return f" in {region}" if region else ""
+
+
+def _source_flag(args: argparse.Namespace) -> str:
+    if args.sqs:
+        return f"--sqs {args.sqs}"
+    if args.kinesis:
+        return f"--kinesis {args.kinesis}"
+    return f"--dynamodb-stream {args.dynamodb_stream}"
+
+
+def explain(exc: BaseException, args: argparse.Namespace) -> Optional[str]:
+    """One line naming what is wrong and how to fix it, or ``None`` for an error that is
+    not a configuration problem (a bug: its traceback is shown)."""
+    from .._errors import ConfigurationError
+
+    if isinstance(exc, ConfigurationError):
+        return flags(str(exc))
+    try:
+        from botocore import exceptions as aws
+    except ImportError:  # pragma: no cover - the runner needs botocore
+        return None
+    where = _where(args)
+    if isinstance(exc, aws.NoRegionError):
+        return ("no AWS region configured: pass --region (e.g. --region us-east-1) or set "
+                "AWS_DEFAULT_REGION")
+    if isinstance(exc, (aws.NoCredentialsError, aws.PartialCredentialsError)):
+        return ("no AWS credentials found: configure them (aws configure, AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); a moto server accepts any, "
+                "e.g. AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+    if isinstance(exc, (aws.EndpointConnectionError, aws.ConnectTimeoutError)):
+        target = getattr(exc, "kwargs", {}).get("endpoint_url") or args.endpoint_url or "AWS"
+        return (f"cannot connect to {target}: is the server running and the address "
+                "right? check --endpoint-url (or AWS_ENDPOINT_URL) and your network")
+    if isinstance(exc, aws.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        text = str(error.get("Message", "")).rstrip(".")
+        operation = exc.operation_name
+        if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            queue = args.sqs if operation == "GetQueueAttributes" else "a queue it names"
+            return (f"queue {queue} does not exist{where}: check the URL given to --sqs, "
+                    "--dlq or --on-failure (and --endpoint-url / --region)")
+        if code == "ResourceNotFoundException":
+            if args.checkpoint_table and operation in ("GetItem", "PutItem", "UpdateItem"):
+                return (f"checkpoint table {args.checkpoint_table} not found{where}: "
+                        f"check --checkpoint-table ({text})")
+            return (f"{_source_flag(args)}: not found{where} ({text}); check the name or "
+                    "ARN (and --endpoint-url / --region)")
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId",
+                    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                    "ExpiredTokenException", "AuthFailure"):
+            return (f"AWS rejected the credentials ({code}{where}): check AWS_PROFILE or "
+                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or refresh the session")
+        if code in ("AccessDenied", "AccessDeniedException", "AuthorizationError"):
+            return (f"access denied to {operation}{where}: {text}; grant that permission "
+                    "to your AWS identity")
+        return f"{operation} failed{where}: {code}: {text}"
+    if isinstance(exc, aws.BotoCoreError):
+        return f"AWS SDK error{where}: {exc}"
+    return None
+
+
+def _fail(message: str) -> int:
+    print(f"asyncbatch run: error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
+# -- what --until-empty waits for -------------------------------------------------------
+
+
+def _until_empty_rule(args: argparse.Namespace) -> str:
+    if args.sqs:
+        wait = 20 if args.wait_time is None else args.wait_time
+        back = ("at once (--failure-visibility-timeout 0)"
+                if args.failure_visibility_timeout == 0 else
+                f"after {args.failure_visibility_timeout} s (--failure-visibility-timeout)"
+                if args.failure_visibility_timeout is not None else
+                "after their visibility timeout (--failure-visibility-timeout 0: at once)")
+        return (f"--until-empty: stops once no message is visible, in flight or delayed, "
+                f"checked after an empty long poll of up to {wait} s (--wait-time); failed "
+                f"messages count until they come back, {back}")
+    return ("--until-empty: stops once every shard is read to its end with no batch "
+            "pending or being retried (a failing batch is retried until it succeeds, or "
+            "--max-retry-attempts)")
+
+
+class _QueueWatch:
+    """With ``--until-empty`` on SQS: when no batch arrives, what the queue still holds
+    (one ``GetQueueAttributes`` per report interval while idle)."""
+
+    def __init__(self, runner: Runner, args: argparse.Namespace) -> None:
+        self.runner = runner
+        self.args = args
+        self.client: Any = None
+        self.last = ""
+
+    async def describe(self) -> Optional[str]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed", "VisibilityTimeout"]
+        try:
+            found = await self.client.get_queue_attributes(QueueUrl=self.args.sqs,
+                                                           AttributeNames=names)
+        except Exception:  # a report, never a reason to stop: the runner sees AWS errors
+            return None
+        attributes = found.get("Attributes", {})
+        visible, hidden, delayed = (int(attributes.get(name, 0)) for name in names[:3])
+        visibility = attributes.get("VisibilityTimeout", "?")
+        wait = 20 if self.args.wait_time is None else self.args.wait_time
+        parts = []
+        if hidden:
+            parts.append(f"{hidden} message(s) in flight: a failed message comes back after "
+                         f"its visibility timeout ({visibility} s on this queue; "
+                         "--failure-visibility-timeout 0 redelivers at once)")
+        if delayed:
+            parts.append(f"{delayed} delayed message(s) (DelaySeconds)")
+        if visible:
+            parts.append(f"{visible} visible message(s) to receive")
+        if not parts:
+            return f"waiting: the queue looks empty; confirming with a last long poll " \
+                   f"(up to {wait} s, --wait-time)"
+        return "waiting: " + "; ".join(parts)
+
+
+async def _report(runner: Runner, args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    if not (args.until_empty and args.sqs):
+        await _report_loop(runner, args, None, started)
+        return
+    import aioboto3
+
+    watch = _QueueWatch(runner, args)
+    async with aioboto3.Session().client(
+            "sqs", endpoint_url=args.endpoint_url, region_name=args.region) as client:
+        watch.client = client
+        await _report_loop(runner, args, watch, started)
+
+
+async def _report_loop(runner: Runner, args: argparse.Namespace,
+                       watch: Optional[_QueueWatch], started: float) -> None:
     import anyio
 
     last: Optional[Counters] = None
-    started = time.monotonic()
     while True:
-        await anyio.sleep(interval)
+        await anyio.sleep(args.interval)
         counters = runner.counters
         if counters != last:
             elapsed = time.monotonic() - started
             rate = counters.records / elapsed if elapsed > 0 else 0.0
             print(f"[{elapsed:7.1f}s] {counters} ({rate:.0f} records/s)", flush=True)
             last = counters
+        elif watch is not None:
+            text = await watch.describe()
+            if text is not None and text != watch.last:
+                print(text, flush=True)
+                watch.last = text
+
+
+# -- the command -----------------------------------------------------------------------
 
 
 def _main(args: argparse.Namespace) -> int:
-    import anyio
-
-    from .._errors import ConfigurationError
-    from ..runner import Runner
-
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("\nasyncbatch run: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..runner import Runner
+
+    if args.failures_shown < 0:
+        return _fail("--failures-shown must be >= 0")
+    if args.interval <= 0:
+        return _fail("--interval must be above 0")
+    shown = args.failures_shown
+
+    def on_batch(result: BatchResult) -> None:
+        if args.verbose or result.failed or result.error is not None:
+            _print_batch(result, shown)
+
     try:
         handler = load_handler(args.handler)
         source = _source(args)
         runner = Runner(source, handler, function_timeout=args.function_timeout,
                         function_name=args.function_name, endpoint_url=args.endpoint_url,
                         region_name=args.region,
-                        on_batch=_print_batch if args.verbose and not args.quiet else None)
-    except (ValueError, ImportError) as exc:
-        print(f"asyncbatch run: {exc}", file=sys.stderr)
-        return 2
+                        on_batch=None if args.quiet else on_batch)
+    except ValueError as exc:  # ConfigurationError included
+        return _fail(flags(str(exc)))
+    except ImportError as exc:
+        return _fail(str(exc))
 
     async def main() -> Counters:
         checkpoint = getattr(source, "checkpoint_store", None)
@@ -211,7 +440,7 @@ def _main(args: argparse.Namespace) -> int:
             await create()
         async with anyio.create_task_group() as tg:
             if not args.quiet:
-                tg.start_soon(_report, runner, args.interval)
+                tg.start_soon(_report, runner, args)
             counters = await runner.run(max_batches=args.max_batches,
                                         until_empty=args.until_empty, handle_signals=True)
             tg.cancel_scope.cancel()
@@ -220,10 +449,17 @@ def _main(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"asyncbatch run: {source.describe} -> {args.handler} (Ctrl-C to stop)",
               flush=True)
+        if args.until_empty:
+            print(_until_empty_rule(args), flush=True)
     try:
         counters = anyio.run(main)
-    except ConfigurationError as exc:
-        print(f"asyncbatch run: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # ExceptionGroup included
+        leaves = _leaves(exc)
+        if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            raise KeyboardInterrupt from None
+        messages = [explain(leaf, args) for leaf in leaves]
+        if not leaves or any(message is None for message in messages):
+            raise
+        return _fail(next(message for message in messages if message is not None))
     print(f"stopped: {counters}", flush=True)
     return 0
