@@ -7,8 +7,10 @@ Public names are re-exported here; the implementation lives in private modules.
 from ._errors import (
     AsyncBatchError,
     BatchFailedError,
+    CallbackError,
     ConfigurationError,
     DeadlineExceededError,
+    HandlerCancelledError,
     InvalidEventError,
     RecordDecodeError,
     RecordError,
@@ -52,6 +54,7 @@ __all__ = [
     "BatchFailedError",
     "BatchIdempotency",
     "BatchReport",
+    "CallbackError",
     "ConcurrencyLimit",
     "ConfigurationError",
     "DeadlineExceededError",
@@ -60,6 +63,7 @@ __all__ = [
     "Failure",
     "FailureSink",
     "GradientLimit",
+    "HandlerCancelledError",
     "Hooks",
     "Idempotency",
     "IdempotencyError",
@@ -92,3 +96,10 @@ __all__ = [
     "is_transient",
     "process_partial_response",
 ]
+
+# Re-exported names report 'asyncbatch' as their module (reprs, pickles, the error type
+# a dead-letter message stores), not the private module that defines them.
+from ._public import publish as _publish
+
+_publish(globals(), __all__)
+del _publish
