@@ -279,3 +279,115 @@ def test_knee_is_the_smallest_level_within_five_percent() -> None:
     knee = _bench.find_knee(results)
     assert knee is not None and knee.concurrency == 10  # 960 >= 0.95 * 1000; auto is no point
     assert _bench.find_knee([result("auto", 1.0)]) is None
+
+
+FAILING_MODULE = '''
+async def every_record_fails(record):
+    raise ValueError(f"no stock for {record.identifier}")
+
+
+async def third_fails(record):
+    if record.json()["n"] % 10 == 3:
+        raise KeyError("qty")
+'''
+
+
+@pytest.fixture
+def failing_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    name = f"bench_failing_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(FAILING_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def test_failed_column_does_not_count_skipped_records(
+        capsys: pytest.CaptureFixture[str], failing_module: str) -> None:
+    # FIFO, 5 groups: record 3 fails, and the 19 records after it in its group are skipped.
+    code, out, err = bench(capsys, "--handler", f"{failing_module}:third_fails", "--source",
+                           "fifo", "--keys", "5", "--records", "100", "--concurrency", "4",
+                           "--attempts", "1")
+    assert code == 0, err
+    header = re.split(r"\s{2,}", out.splitlines()[0].strip())
+    cells = table_rows(out)["4"]
+    assert cells[header.index("failed")] == "1"
+    assert cells[header.index("skipped")] == "19"
+    assert "concurrency 4: 1 of 100 records failed, 19 skipped after them, e.g.:" in out
+    assert "  msg-0000003: KeyError: 'qty'" in out
+    assert "concurrency 4: 80 ok, 1 failed, 19 skipped in " in err
+
+
+def test_no_skipped_column_when_nothing_is_skipped(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = bench(capsys, "--latency", "1ms", *TINY)
+    assert code == 0, err
+    assert "skipped" not in out.splitlines()[0]
+
+
+def test_a_level_where_every_record_failed_says_so_with_a_sample_error(
+        capsys: pytest.CaptureFixture[str], failing_module: str) -> None:
+    code, out, err = bench(capsys, "--handler", f"{failing_module}:every_record_fails",
+                           "--records", "20", "--concurrency", "1,4", "--attempts", "1")
+    assert code == 0, err
+    assert "knee: none (no record succeeded at any fixed level" in out
+    for level in ("1", "4"):
+        assert f"concurrency {level}: every record failed (20 of 20), e.g.:" in out
+        assert (f"  concurrency {level}: 0 ok, 20 failed in " in err
+                and "every record failed, e.g. msg-0000000: ValueError: no stock for "
+                    "msg-0000000" in err)
+    assert "  msg-0000002: ValueError: no stock for msg-0000002\n  ... and 17 more" in out
+    code, out, err = bench(capsys, "--handler", f"{failing_module}:every_record_fails",
+                           "--records", "20", "--concurrency", "2", "--attempts", "1",
+                           "--json")
+    (result,) = json.loads(out)["results"]
+    assert result["failed"] == 20 and result["skipped"] == 0
+    assert result["errors"][0] == "msg-0000000: ValueError: no stock for msg-0000000"
+    assert len(result["errors"]) == 5  # bounded
+
+
+def test_progress_within_a_level_when_stderr_is_not_a_terminal(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # 200 sequential calls of at least 1 ms: the level lasts >= 0.2 s, longer than
+    # --progress-every, so a line with the records done and the rate comes before the end.
+    code, out, err = bench(capsys, "--latency", "1ms", "--records", "200", "--concurrency",
+                           "1", "--progress-every", "0.1")
+    assert code == 0, err
+    lines = err.splitlines()
+    within = [line for line in lines if re.match(
+        r"  concurrency 1: [\d,]+/200 records \(\d+%\), [\d,]+ rec/s, \d+ s$", line)]
+    assert within, err
+    assert lines.index(within[0]) < next(
+        i for i, line in enumerate(lines) if line.startswith("  concurrency 1: 200 ok"))
+
+
+def test_interrupted_bench_exits_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    app = tmp_path / "slow_bench_app.py"
+    started = tmp_path / "started"
+    app.write_text(
+        "import anyio, pathlib\n"
+        f"STARTED = pathlib.Path({str(started)!r})\n"
+        "async def handle(record):\n"
+        "    STARTED.touch()\n"
+        "    await anyio.sleep(3600)\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncbatch", "bench", "--handler", f"{app}:handle",
+         "--records", "10", "--concurrency", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    try:
+        while not started.exists():  # the handler has started: the sweep is running
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert err.rstrip().endswith("asyncbatch bench: interrupted")
+    assert "Traceback" not in err and out == ""

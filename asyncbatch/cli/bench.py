@@ -100,6 +100,10 @@ def add_parser(subparsers: Any) -> None:
                      help="save throughput and p99 latency against concurrency as a PNG")
     out.add_argument("--json", nargs="?", const="-", metavar="PATH",
                      help="the results as JSON: to stdout instead of the table, or to PATH")
+    out.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS",
+                     help="when stderr is not a terminal, a progress line (records done, "
+                          "rate) this often while a level runs (default 5); a terminal "
+                          "gets a live line")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
@@ -165,6 +169,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.event is not None and args.keys is not None:
         raise BenchError("--keys is for generated events (--source); a file's records "
                          "keep their own keys")
+    if not args.progress_every > 0:
+        raise BenchError("--progress-every must be above 0")
     if args.repeat < 1:
         raise BenchError("--repeat must be >= 1")
     if args.attempts < 1:
@@ -218,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
 
     sweep = Sweep(levels=levels, description=description, records=records,
                   source=source_name, repeat=args.repeat, backend=args.backend)
-    show = _Progress(sweep, sys.stderr, quiet=args.quiet)
+    show = _Progress(sweep, sys.stderr, quiet=args.quiet, every=args.progress_every)
     show.start(estimate=_estimate(args, records, levels))
     run_sweep(sweep, event, make_handler, retry=retry, timeout=timeout, progress=show)
 
@@ -260,13 +266,18 @@ def _estimate(args: argparse.Namespace, records: int, levels: list[Level]) -> Op
 
 
 class _Progress:
-    """Progress on stderr: a live line on a terminal, one line per run otherwise."""
+    """Progress on stderr. On a terminal: a live line per level (records done, share,
+    rate). Elsewhere (a pipe, CI): a line every ``every`` seconds while a level runs, so
+    that a long level is never silent, and one line per finished run."""
 
-    def __init__(self, sweep: Any, stream: Any, *, quiet: bool) -> None:
+    def __init__(self, sweep: Any, stream: Any, *, quiet: bool, every: float = 5.0) -> None:
         self.sweep = sweep
         self.stream = stream
         self.quiet = quiet
+        self.every = every
         self.live = bool(getattr(stream, "isatty", lambda: False)())
+        self.level_started: Optional[float] = None
+        self.last_line = 0.0
 
     def start(self, estimate: Optional[float]) -> None:
         if self.quiet:
@@ -285,16 +296,34 @@ class _Progress:
                  result: Optional[LevelResult]) -> None:
         if self.quiet:
             return
+        import time
+
+        now = time.monotonic()
         run = f"[{rep + 1}/{self.sweep.repeat}] " if self.sweep.repeat > 1 else ""
         if result is None:
+            if self.level_started is None:
+                self.level_started = self.last_line = now
+            elapsed = now - self.level_started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            share = done / total if total else 1.0
+            text = (f"  {run}concurrency {level}: {done:,}/{total:,} records ({share:.0%}), "
+                    f"{rate:,.0f} rec/s, {elapsed:.0f} s")
             if self.live:
-                share = done / total if total else 1.0
-                print(f"\r  {run}concurrency {level}: {done:,}/{total:,} ({share:.0%})",
-                      end="", file=self.stream, flush=True)
+                print("\r" + text + "\x1b[K", end="", file=self.stream, flush=True)
+            elif now - self.last_line >= self.every:
+                self.last_line = now
+                print(text, file=self.stream, flush=True)
             return
+        self.level_started = None
         line = (f"  {run}concurrency {level}: {result.succeeded:,} ok, "
-                f"{result.failed + result.skipped:,} failed in {result.makespan:.2f} s "
-                f"({result.throughput:,.0f} rec/s)")
+                f"{result.failed:,} failed")
+        if result.skipped:
+            line += f", {result.skipped:,} skipped"
+        line += f" in {result.makespan:.2f} s ({result.throughput:,.0f} rec/s)"
         if result.final_limit is not None:
             line += f", limit ended at {result.final_limit}"
+        if result.all_failed:
+            line += "; every record failed"
+            if result.errors:
+                line += f", e.g. {result.errors[0]}"
         print(("\r" + line + "\x1b[K") if self.live else line, file=self.stream, flush=True)

@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
@@ -57,6 +58,8 @@ __all__ = [
 SOURCES = ("sqs", "fifo", "kinesis", "dynamodb")
 ADAPTIVE_LEVELS = ("auto", "gradient")
 KNEE_TOLERANCE = 0.05
+ERRORS_KEPT = 5  # failed records kept per level, with their exception
+ERRORS_SHOWN = 3  # of those, shown under the table
 
 Level = Union[int, str]
 Handler = Callable[[Any], Awaitable[Any]]
@@ -433,13 +436,20 @@ class LevelResult:
     final_limit: Optional[int] = None  # where an adaptive limit ended
     throttled: Optional[int] = None  # calls the simulated dependency throttled
     peak_inflight: Optional[int] = None  # most calls the simulated dependency saw at once
+    #: a few failed records, ``"identifier: ExceptionType: message"`` (at most ERRORS_KEPT)
+    errors: tuple[str, ...] = ()
+
+    @property
+    def all_failed(self) -> bool:
+        """No record succeeded, and some failed."""
+        return self.succeeded == 0 and self.failed > 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class _Progress(Hooks):
-    """Counts finished records for the progress line (two integer increments a record)."""
+    """Counts finished records (succeeded, failed or skipped) for the progress line."""
 
     def __init__(self) -> None:
         self.done = 0
@@ -449,6 +459,9 @@ class _Progress(Hooks):
         self.done += 1
 
     def record_failed(self, record: Record, exception: BaseException, attempts: int) -> None:
+        self.done += 1
+
+    def record_skipped(self, record: Record, reason: str) -> None:
         self.done += 1
 
     def record_retried(self, record: Record, exception: BaseException, attempt: int,
@@ -514,6 +527,8 @@ async def run_level(
     attempts = sum(o.attempts for o in report.succeeded) + sum(o.attempts for o in report.failed)
     busy = sum(durations) + sum(o.duration or 0.0 for o in report.failed)
     adaptive = processor.limit
+    errors = tuple(describe_failure(o.identifier, o.exception)
+                   for o in islice(report.failed, ERRORS_KEPT))
     return LevelResult(
         level=str(level),
         concurrency=concurrency if isinstance(concurrency, int) else None,
@@ -532,7 +547,19 @@ async def run_level(
         throttled=(dependency.throttled if dependency is not None
                    and dependency.capacity is not None else None),
         peak_inflight=dependency.peak if dependency is not None else None,
+        errors=errors,
     )
+
+
+def describe_failure(identifier: Any, exception: Optional[BaseException]) -> str:
+    """``"msg-1: ValueError: bad quantity"`` (the message cut at 200 characters)."""
+    if exception is None:
+        return f"{identifier}: failed"
+    text = str(exception).replace("\n", " ")
+    if len(text) > 200:
+        text = text[:197] + "..."
+    name = type(exception).__name__
+    return f"{identifier}: {name}: {text}" if text else f"{identifier}: {name}"
 
 
 @dataclass
@@ -649,8 +676,11 @@ def _fmt_ms(seconds: Optional[float]) -> str:
 def format_table(sweep: Sweep) -> str:
     """The results as an aligned text table, then the knee."""
     show_throttled = any(r.throttled is not None for r in sweep.results)
+    show_skipped = any(r.skipped for r in sweep.results)
     header = ["concurrency", "throughput", "p50", "p95", "p99", "makespan", "in flight",
               "failed", "retries"]
+    if show_skipped:
+        header.insert(8, "skipped")
     if show_throttled:
         header.append("throttled")
     rows = [header]
@@ -658,7 +688,9 @@ def format_table(sweep: Sweep) -> str:
         name = r.level if r.final_limit is None else f"{r.level} (->{r.final_limit})"
         row = [name, f"{r.throughput:,.0f} rec/s", _fmt_ms(r.p50), _fmt_ms(r.p95),
                _fmt_ms(r.p99), f"{r.makespan:.3f} s", f"{r.mean_inflight:.1f}",
-               f"{r.failed + r.skipped:,}", f"{r.retries:,}"]
+               f"{r.failed:,}", f"{r.retries:,}"]
+        if show_skipped:
+            row.insert(8, f"{r.skipped:,}")
         if show_throttled:
             row.append("-" if r.throttled is None else f"{r.throttled:,}")
         rows.append(row)
@@ -671,7 +703,30 @@ def format_table(sweep: Sweep) -> str:
             lines.append("  ".join("-" * w for w in widths))
     lines.append("")
     lines.append(describe_knee(sweep))
+    failures = describe_failures(sweep)
+    if failures:
+        lines.append("")
+        lines.extend(failures)
     return "\n".join(lines)
+
+
+def describe_failures(sweep: Sweep) -> list[str]:
+    """Per level with failed records: how many, and a few of them with their error."""
+    lines: list[str] = []
+    for r in sweep.results:
+        if not r.failed:
+            continue
+        if r.all_failed:
+            head = f"concurrency {r.level}: every record failed ({r.failed:,} of {r.records:,})"
+        else:
+            head = f"concurrency {r.level}: {r.failed:,} of {r.records:,} records failed"
+        if r.skipped:
+            head += f", {r.skipped:,} skipped after them"
+        lines.append(head + (", e.g.:" if r.errors else ""))
+        lines.extend(f"  {error}" for error in r.errors[:ERRORS_SHOWN])
+        if r.failed > min(len(r.errors), ERRORS_SHOWN):
+            lines.append(f"  ... and {r.failed - min(len(r.errors), ERRORS_SHOWN):,} more")
+    return lines
 
 
 def describe_knee(sweep: Sweep) -> str:
@@ -679,6 +734,8 @@ def describe_knee(sweep: Sweep) -> str:
     best = sweep.best()
     if knee is None or best is None:
         return "knee: none (no fixed concurrency level in the sweep)"
+    if best.throughput <= 0:
+        return "knee: none (no record succeeded at any fixed level: see the failures below)"
     text = (f"knee: concurrency {knee.concurrency} ({knee.throughput:,.0f} rec/s), the smallest "
             f"level within {KNEE_TOLERANCE:.0%} of the best ")
     if best is knee:
