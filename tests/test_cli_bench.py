@@ -350,6 +350,7 @@ def test_progress_within_a_level_when_stderr_is_not_a_terminal(
     code, out, err = bench(capsys, "--latency", "1ms", "--records", "200", "--concurrency",
                            "1", "--progress-every", "0.1")
     assert code == 0, err
+    assert "knee: concurrency 1" in out  # the table still goes to stdout, progress to stderr
     lines = err.splitlines()
     within = [line for line in lines if re.match(
         r"  concurrency 1: [\d,]+/200 records \(\d+%\), [\d,]+ rec/s, \d+ s$", line)]
