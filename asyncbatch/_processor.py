@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._deadline import AUTO, check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
-from ._hooks import FailureSink, Hooks, _accepts_context
+from ._hooks import FailureSink, Hooks, coerce_hooks, implemented_hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from ._report import BatchReport
 from ._retry import Retry
@@ -64,7 +64,9 @@ class AsyncBatchProcessor:
     - ``sink``: a ``FailureSink`` receiving permanently failed records (poison pills).
     - ``sink_when``: which failures go to the sink (default: those the retry policy does
       not consider transient).
-    - ``hooks``: a ``Hooks`` instance observing records and batches.
+    - ``hooks``: an object observing records and batches: a ``Hooks`` subclass, or any
+      object with some of its methods (the others are no-ops). Only hooks that observe
+      records cost anything per record.
     - ``window_reducer``: folds successful records into the tumbling-window state.
     - ``raise_on_all_failed``: ``process_partial_response`` raises ``BatchFailedError``
       when no record succeeded (default ``True``); ``False`` returns the failure list.
@@ -79,7 +81,7 @@ class AsyncBatchProcessor:
     """
 
     __slots__ = ("_event_type", "cancel_margin", "concurrency", "deadline_margin",
-                 "fifo_stop_on_failure", "hooks", "idempotency", "limit", "log_failures",
+                 "_record_hooks", "fifo_stop_on_failure", "hooks", "idempotency", "limit", "log_failures",
                  "log_summary", "model", "ordering", "raise_on_all_failed", "retry", "sink",
                  "sink_when", "timeout", "timings", "window_reducer")
 
@@ -149,11 +151,7 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"sink_when={sink_when!r}: give a function (exception -> bool) or None")
         if hooks is not None:
-            missing = [name for name in _HOOK_METHODS if not callable(getattr(hooks, name, None))]
-            if missing:
-                raise ConfigurationError(
-                    f"hooks={hooks!r} lacks {', '.join(missing)}: subclass asyncbatch.Hooks "
-                    "and override what you need")
+            hooks = coerce_hooks(hooks)  # any object with some of the methods
         if window_reducer is not None and not callable(window_reducer):
             raise ConfigurationError(
                 f"window_reducer={window_reducer!r}: give a function (state, record, window) "
@@ -172,6 +170,9 @@ class AsyncBatchProcessor:
                 else _not_transient
         self.sink_when = sink_when
         self.hooks = hooks
+        # per-record hook calls only when a per-record method does something
+        self._record_hooks = hooks if hooks is not None and (
+            implemented_hooks(hooks) & _RECORD_HOOKS) else None
         self.window_reducer = window_reducer
         self.raise_on_all_failed = raise_on_all_failed
         self.log_summary = log_summary
@@ -207,7 +208,7 @@ class AsyncBatchProcessor:
         run = BatchRun(
             records=records, policy=policy, plan=plan, call=call,
             concurrency=self.concurrency, parse=self._parser(policy),
-            retry=self.retry, timeout=self.timeout, hooks=self.hooks,
+            retry=self.retry, timeout=self.timeout, hooks=self._record_hooks,
             sink=self.sink, sink_when=self.sink_when, deadline=deadline,
             timings=self.timings, limit=self.limit,
             window=window, reducer=self.window_reducer,
@@ -235,7 +236,7 @@ class AsyncBatchProcessor:
             results=run.results,
         )
         if hooks is not None:
-            run.report_skips()
+            run.report_skips(hooks)
             _batch_hook(hooks, "batch_finished", report)
         if self.log_summary:
             _log_summary(event_type, report, self.log_failures)
@@ -362,13 +363,17 @@ def _not_transient(exc: BaseException) -> bool:
     return not is_transient(exc)
 
 
-_HOOK_METHODS = tuple(name for name in vars(Hooks) if not name.startswith("_"))
+_RECORD_HOOKS = frozenset({"record_started", "record_succeeded", "record_failed",
+                           "record_retried"})
 
 
 def _is_async_callable(obj: Any) -> bool:
-    from ._handlers import is_async_callable
+    import inspect
 
-    return is_async_callable(obj)
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None))  # noqa: B004
 
 
 def _bind(handler: Any, context: Any,

@@ -512,10 +512,11 @@ class BatchRun:
 
         return worker
 
-    def _hook(self, index: int, name: str, *args: Any) -> Optional[BaseException]:
+    def _hook(self, index: int, name: str, *args: Any,
+              hooks: Optional[Hooks] = None) -> Optional[BaseException]:
         """Call a per-record hook; its exception is returned (and logged), never raised."""
         try:
-            getattr(self.hooks, name)(*args)
+            getattr(hooks or self.hooks, name)(*args)
         except Exception as exc:
             _logger().warning("asyncbatch: hooks.%s raised %r for record %s", name, exc,
                               self.identifiers[index], exc_info=exc)
@@ -797,15 +798,14 @@ class BatchRun:
 
     # -- hooks -----------------------------------------------------------------------
 
-    def report_skips(self) -> None:
-        hooks = self.hooks
-        if hooks is None:
-            return
+    def report_skips(self, hooks: Hooks) -> None:
+        """``hooks.record_skipped`` for every skipped record, after the batch."""
         for index, code in enumerate(self.status):
             if code == SKIPPED:
                 error = self.errors.get(index)
                 reason = error.reason if isinstance(error, RecordSkippedError) else "unknown"
-                self._hook(index, "record_skipped", self.view(self.records[index]), reason)
+                self._hook(index, "record_skipped", self.view(self.records[index]), reason,
+                           hooks=hooks)
 
 
 def _source_arn(record: Record) -> Optional[str]:
