@@ -106,11 +106,12 @@ def canonical_key(keys: Mapping[str, Any]) -> tuple[tuple[str, str, Any], ...]:
                 f"Keys.{name}: type {tag!r:.40} is not a key type (S, N or B)")
         if tag == "N":
             number = _number(inner, f"Keys.{name}")
-            try:
-                inner = number.normalize()
-            except ArithmeticError:  # decimal.Overflow: beyond the context's exponent range
+            # DynamoDB numbers lie within 1E-130 .. 9.99E+125 in magnitude; outside it,
+            # normalize() could also overflow the decimal context (decimal.Overflow).
+            if number and not -130 <= number.adjusted() <= 125:
                 raise DynamoDBJSONError(
-                    f"Keys.{name}: {inner!r:.80} is out of DynamoDB's number range") from None
+                    f"Keys.{name}: {inner!r:.80} is out of DynamoDB's number range")
+            inner = number.normalize()
         elif not isinstance(inner, str):
             raise DynamoDBJSONError(f"Keys.{name}: {tag} key value must be a string")
         parts.append((name, tag, inner))

@@ -36,7 +36,19 @@ any handler runs:
 - DynamoDB key not typed → `Records[0]: Keys.pk: expected a one-key type mapping`
 - DynamoDB key `{"N": "abc"}` → `Records[0]: Keys.pk: 'abc' is not a DynamoDB number`
 - DynamoDB key `{"N": "sNaN"}` → the same
+- FIFO queue (ARN ends in `.fifo`) record whose `MessageGroupId` is not a non-empty string →
+  `Records[1] has attributes.MessageGroupId=7, not a non-empty string`; without one →
+  `Records[0] comes from a FIFO queue (its ARN ends in .fifo) but has no
+  attributes.MessageGroupId` (a standard queue's `MessageGroupId` is not read: fair queues)
+- DynamoDB number key beyond `Decimal`'s exponent range (`1e999999999999999999`) →
+  `Records[0]: Keys.pk: '1e999999999999999999' is out of DynamoDB's number range`
+- DynamoDB key of a type that is not S, N or B (`{"X": "a"}`, `{"BOOL": true}`) →
+  `Records[0]: Keys.pk: type 'X' is not a key type (S, N or B)`
+- sequence number longer than Python's int-digit limit (`sys.get_int_max_str_digits()`) →
+  `Records[1] has a kinesis.sequenceNumber of 4301 digits, more than Python converts to int
+  (4300, sys.get_int_max_str_digits())`
 - `window` not a mapping → `the event's 'window' is not a mapping with start and end`
+- Kafka: see `tests/test_kafka.py` (records not a mapping, no offset/partition, ...)
 
 **Bad payloads**: only that record fails (the error is on its outcome); the batch goes on:
 
@@ -55,6 +67,8 @@ any handler runs:
   `record 2: kinesis.data is not valid base64 (...)`
 - DynamoDB image number `abc`, the handler reads `.new_image` → `RecordDecodeError`:
   `record 2: dynamodb.NewImage.n: 'abc' is not a DynamoDB number`
+- DynamoDB image value of an unknown type (`{"Q": "1"}`) → `RecordDecodeError`:
+  `record 2: dynamodb.NewImage.n: unknown DynamoDB type 'Q'`
 
 **Misuse → `ConfigurationError`**, before anything runs:
 
@@ -183,6 +197,9 @@ if sys.version_info < (3, 11):
     pass
 
 _MISSING: Any = object()
+_FIFO = "arn:aws:sqs:us-east-1:123456789012:q.fifo"
+# Python's int-digit limit (4300 by default; 0 = none, then 4300 is as good as any)
+_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 _SQS_NO_ID = {k: v for k, v in sqs().items() if k != "messageId"}
 
 
@@ -282,6 +299,36 @@ MALFORMED = [
     pytest.param({"Records": [dynamodb(keys={"pk": {"N": "sNaN"}})]}, None,
                  r"Records\[0\]: Keys\.pk: 'sNaN' is not a DynamoDB number",
                  id="dynamodb-sNaN-key"),
+    # issue 10 item 6: the validation gaps
+    pytest.param({"Records": [sqs(0, eventSourceARN=_FIFO, attributes={"MessageGroupId": "g"}),
+                              sqs(1, eventSourceARN=_FIFO, attributes={"MessageGroupId": 7})]},
+                 None, r"Records\[1\] has attributes\.MessageGroupId=7, not a non-empty string",
+                 id="fifo-int-MessageGroupId"),
+    pytest.param({"Records": [sqs(0, eventSourceARN=_FIFO, attributes={"MessageGroupId": ["g"]})]},
+                 None, r"Records\[0\] has attributes\.MessageGroupId=\['g'\], not a non-empty",
+                 id="fifo-list-MessageGroupId"),
+    pytest.param({"Records": [sqs(0, eventSourceARN=_FIFO)]}, None,
+                 r"Records\[0\] comes from a FIFO queue \(its ARN ends in \.fifo\) but has no "
+                 r"attributes\.MessageGroupId", id="fifo-no-MessageGroupId"),
+    pytest.param({"Records": [dynamodb(keys={"pk": {"N": "1e999999999999999999"}})]}, None,
+                 r"Records\[0\]: Keys\.pk: '1e999999999999999999' is out of DynamoDB's number "
+                 r"range", id="dynamodb-key-number-overflow"),
+    pytest.param({"Records": [dynamodb(keys={"pk": {"N": "1e-999999999999999999"}})]}, None,
+                 r"Records\[0\]: Keys\.pk: '1e-999999999999999999' is out of DynamoDB's number",
+                 id="dynamodb-key-number-underflow"),
+    pytest.param({"Records": [dynamodb(keys={"pk": {"X": "a"}})]}, None,
+                 r"Records\[0\]: Keys\.pk: type 'X' is not a key type \(S, N or B\)",
+                 id="dynamodb-unknown-key-tag"),
+    pytest.param({"Records": [dynamodb(keys={"pk": {"BOOL": True}})]}, None,
+                 r"Records\[0\]: Keys\.pk: type 'BOOL' is not a key type",
+                 id="dynamodb-bool-key"),
+    pytest.param({"Records": [kinesis("1"), kinesis("9" * (_DIGITS + 1))]}, None,
+                 rf"Records\[1\] has a kinesis\.sequenceNumber of {_DIGITS + 1} digits, more "
+                 rf"than Python converts to int \({_DIGITS}, sys\.get_int_max_str_digits\(\)\)",
+                 id="kinesis-seq-beyond-int-digit-limit"),
+    pytest.param({"Records": [dynamodb("9" * (_DIGITS + 1))]}, None,
+                 rf"Records\[0\] has a dynamodb\.SequenceNumber of {_DIGITS + 1} digits",
+                 id="dynamodb-seq-beyond-int-digit-limit"),
     pytest.param({"Records": [kinesis()], "window": "2026"}, None,
                  r"the event's 'window' is not a mapping with start and end",
                  id="window-not-mapping"),
@@ -388,6 +435,12 @@ BAD_PAYLOADS = [
                  _read_new_image, False, 1,
                  RecordDecodeError, r"record 2: dynamodb\.NewImage\.n: 'abc' is not a DynamoDB "
                  r"number", None, id="dynamodb-image-number"),
+    pytest.param([dynamodb("1"), dynamodb("2", keys={"pk": {"S": "b"}}, dynamodb={
+                     "SequenceNumber": "2", "Keys": {"pk": {"S": "b"}},
+                     "NewImage": {"pk": {"S": "b"}, "n": {"Q": "1"}}})],
+                 _read_new_image, False, 1, RecordDecodeError,
+                 r"record 2: dynamodb\.NewImage\.n: unknown DynamoDB type 'Q'", None,
+                 id="dynamodb-image-unknown-type"),
 ]
 
 

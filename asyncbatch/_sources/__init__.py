@@ -82,7 +82,7 @@ def _detect(event: Mapping[str, Any]) -> Source:
     top = event.get("eventSource")
     if isinstance(top, str) and top in _EVENT_LEVEL:
         return _BY_EVENT_SOURCE[top]
-    if "Records" not in event and "records" in event:
+    if "Records" not in event and isinstance(event.get("records"), Mapping):
         raise InvalidEventError(
             f"the event has 'records' but eventSource={top!r}: a Kafka event names its "
             f"source ({', '.join(map(repr, _EVENT_LEVEL))}); pass event_type= to the processor")

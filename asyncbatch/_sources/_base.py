@@ -159,7 +159,9 @@ def sequence_numbers(ids: Sequence[Any], path: str) -> list[int]:
             pass
     limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
     for index, ident in enumerate(ids):
-        if not (isinstance(ident, str) and ident and ident.isascii() and ident.isdigit()):
+        if not isinstance(ident, str) or not ident:
+            raise bad(index, f"has no {path} (its itemIdentifier)")
+        if not (ident.isascii() and ident.isdigit()):
             raise bad(index, f"has {path}={ident!r:.80}, not a decimal sequence number")
         if limit and len(ident) > limit:
             raise bad(index, f"has a {path} of {len(ident)} digits, more than Python "

@@ -17,14 +17,14 @@ from operator import itemgetter
 from typing import Any, Optional
 
 from .._dynamodb import DynamoDBJSONError, canonical_key, deserialize_item, serialize_item
-from .._errors import RecordDecodeError
+from .._errors import InvalidEventError, RecordDecodeError
 from ._base import _EMPTY, EventType, Plan, Record, Source, bad, stream_plan
 
 __all__ = ["DYNAMODB", "DynamoDBRecord", "DynamoDBSource"]
 
 STREAM_ARN = ("arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/"
               "2024-01-01T00:00:00.000")
-SEQUENCE_BASE = 400_000_000_000_000_000_000  # 21 digits, as DynamoDB's
+SEQUENCE_BASE = 100_000_000_000_000_000_000  # 21 digits, as DynamoDB's
 
 
 class DynamoDBRecord(Record):
@@ -110,7 +110,7 @@ class DynamoDBSource(Source):
             for index, raw in enumerate(records):
                 body = raw.get("dynamodb")
                 if not isinstance(body, Mapping):
-                    raise bad(index, "has no 'dynamodb' mapping")
+                    raise bad(index, "has no dynamodb.SequenceNumber (its itemIdentifier)")
                 ident = body.get("SequenceNumber")
                 if not isinstance(ident, str) or not ident:
                     raise bad(index, "has no dynamodb.SequenceNumber (its itemIdentifier)")
@@ -127,7 +127,7 @@ class DynamoDBSource(Source):
         try:
             return canonical_key(keys)
         except DynamoDBJSONError as exc:
-            raise bad(index, f"has a bad primary key: dynamodb.{exc}") from None
+            raise InvalidEventError(f"Records[{index}]: {exc}", index=index) from None
 
     def model_input(self, view: Any) -> tuple[Any, bool]:
         image = view.old_image if view.event_name == "REMOVE" else view.new_image

@@ -129,6 +129,8 @@ class KafkaSource(Source):
 
     def find(self, event: Mapping[str, Any]) -> list[Any]:
         groups = event.get("records")
+        if groups is None and event.get("Records") == []:
+            return []  # the empty batch every source accepts
         if groups is None:
             raise InvalidEventError(
                 "the Kafka event has no 'records' mapping of '<topic>-<partition>' to records")

@@ -104,7 +104,7 @@ class KinesisSource(Source):
         for index, raw in enumerate(records):
             inner = raw.get("kinesis")
             if not isinstance(inner, Mapping):
-                raise bad(index, "has no 'kinesis' mapping")
+                raise bad(index, "has no kinesis.sequenceNumber (its itemIdentifier)")
             ident = inner.get("sequenceNumber")
             if not isinstance(ident, str) or not ident:
                 raise bad(index, "has no kinesis.sequenceNumber (its itemIdentifier)")

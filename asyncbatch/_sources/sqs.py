@@ -155,7 +155,8 @@ class SQSSource(Source):
     def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
                       queue_arn: Optional[str] = None, **options: Any) -> dict[str, Any]:
         """``key`` is the ``MessageGroupId``: given, the record comes from a FIFO queue
-        (unless ``queue_arn`` names a standard one: a fair queue)."""
+        (unless ``queue_arn`` names a standard one: a fair queue). The ``messageId`` ends
+        in ``index`` (12 decimal digits) unless ``message_id=`` is given."""
         import hashlib
 
         body = payload_text({"n": index} if payload is None else payload)
@@ -172,7 +173,7 @@ class SQSSource(Source):
         digest = hashlib.md5(body.encode("utf-8", "surrogateescape"),
                              usedforsecurity=False).hexdigest()
         return {
-            "messageId": f"059f36b4-87a3-44ab-83d2-{index:012x}",
+            "messageId": options.get("message_id") or f"059f36b4-87a3-44ab-83d2-{index:012d}",
             "receiptHandle": f"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{index:010d}==",
             "body": body,
             "attributes": attributes,
