@@ -1,12 +1,16 @@
-"""Shared fixtures: the anyio backends, a real moto server over HTTP, a Lambda context."""
+"""Shared fixtures: the anyio backends and a real moto server over HTTP.
+
+The Lambda context and event factories are asyncbatch.testing's (its pytest plugin gives
+the ``lambda_context`` fixture)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+
+from asyncbatch.testing import LambdaContext
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -42,28 +46,11 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_server
 
 
-class FakeLambdaContext:
-    """A Lambda context whose remaining time follows the running event loop's clock
-    (``anyio.current_time()``), so that trio's MockClock controls it in tests."""
-
-    function_name = "test-function"
-    aws_request_id = "test-request"
-
-    def __init__(self, remaining_seconds: float) -> None:
-        import anyio
-
-        self._deadline = anyio.current_time() + remaining_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        import anyio
-
-        return max(0, int((self._deadline - anyio.current_time()) * 1000))
-
-
-@pytest.fixture
-def lambda_context() -> Any:
-    """A factory: ``lambda_context(2.0)`` must be called inside the running loop."""
-    return FakeLambdaContext
+# The Lambda context is asyncbatch.testing's: its remaining time follows the running event
+# loop's clock (trio's MockClock included); the ``lambda_context`` fixture comes from
+# asyncbatch's pytest plugin (entry point ``pytest11``). The old name stays for the tests
+# that import it from here.
+FakeLambdaContext = LambdaContext
 
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
