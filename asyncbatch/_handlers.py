@@ -1,0 +1,188 @@
+"""What a handler is and how it is called: async or sync, with or without the context.
+
+A record handler may be
+
+- an ``async def`` (or an object whose ``__call__`` is one): awaited on the event loop;
+- a plain ``def`` (or any other callable): run on a worker thread through
+  ``anyio.to_thread.run_sync``, under a ``CapacityLimiter`` of its own sized to the
+  processor's concurrency (anyio's default limiter would cap it at 40), so that a boto3
+  handler gets concurrency without a rewrite. If it returns an awaitable (a ``lambda``
+  around an async function), that is awaited on the loop.
+
+The Lambda context reaches a parameter named ``lambda_context`` (as Powertools does), or
+else a second positional parameter.
+
+A thread cannot be interrupted: a sync handler that runs past its timeout or the Lambda
+deadline has its record reported (timeout / deadline error) and the call returns on time;
+the thread finishes in the background and its result is dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Awaitable, Mapping
+from typing import Any, Callable, Optional
+
+from ._errors import ConfigurationError
+
+__all__ = ["bind_handler", "context_style", "is_async_callable", "is_record_model"]
+
+Call = Callable[[Any], Awaitable[Any]]
+
+
+def _unwrap(obj: Any) -> Any:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return obj
+
+
+def is_async_callable(obj: Any) -> bool:
+    """``async def`` functions, partials of them, and objects with ``async def __call__``."""
+    obj = _unwrap(obj)
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
+        getattr(obj, "__call__", None))  # noqa: B004
+
+
+def _is_generator(obj: Any) -> Optional[str]:
+    obj = _unwrap(obj)
+    call = getattr(obj, "__call__", None)  # noqa: B004
+    for target in (obj, call):
+        if inspect.isasyncgenfunction(target):
+            return "an async generator function"
+        if inspect.isgeneratorfunction(target):
+            return "a generator function"
+    return None
+
+
+def context_style(handler: Any) -> str:
+    """How the handler takes the Lambda context: ``"keyword"`` (a ``lambda_context``
+    parameter), ``"positional"`` (a second positional parameter) or ``"none"``."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):
+        return "none"
+    param = signature.parameters.get("lambda_context")
+    if param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+        return "keyword"
+    positional = 0
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            return "positional"
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return "positional" if positional >= 2 else "none"
+
+
+def _name(handler: Any) -> str:
+    return getattr(handler, "__qualname__", None) or repr(handler)
+
+
+def check_handler(handler: Any) -> None:
+    """``ConfigurationError`` for what cannot be a record handler."""
+    if not callable(handler):
+        raise ConfigurationError(
+            f"handler {handler!r} is not callable; give an async function "
+            "('async def handle(record): ...') or a plain function ('def handle(record): ...')")
+    kind = _is_generator(handler)
+    if kind is not None:
+        name = _name(handler)
+        raise ConfigurationError(
+            f"handler {name} is not an async function: it is {kind} (it yields, so calling "
+            f"it would run nothing); define it with 'async def "
+            f"{getattr(handler, '__name__', 'handle')}(record): ...' and return instead")
+
+
+def bind_handler(handler: Any, context: Any, concurrency: Optional[int] = None) -> Call:
+    """The handler as a one-argument coroutine function: the context bound the way the
+    handler takes it; a sync handler run on worker threads, at most ``concurrency`` at
+    once (unbounded by the limiter when ``None``: the caller bounds the calls)."""
+    check_handler(handler)
+    style = context_style(handler)
+    if is_async_callable(handler):
+        if style == "keyword":
+            return functools.partial(handler, lambda_context=context)
+        if style == "positional":
+            return _with_context(handler, context)
+        return handler  # type: ignore[no-any-return]
+    if style == "keyword":
+        fn: Callable[[Any], Any] = functools.partial(handler, lambda_context=context)
+    elif style == "positional":
+        fn = functools.partial(_call_with, handler, context)
+    else:
+        fn = handler
+    return in_thread(fn, concurrency)
+
+
+def _with_context(handler: Callable[..., Awaitable[Any]], context: Any) -> Call:
+    def call(record: Any) -> Awaitable[Any]:
+        return handler(record, context)
+
+    return call
+
+
+def _call_with(handler: Callable[..., Any], context: Any, record: Any) -> Any:
+    return handler(record, context)
+
+
+def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Call:
+    """``fn`` (sync) as a coroutine function running it on a worker thread. The limiter is
+    made on first use, inside the running loop (one per call of this function, so one per
+    ``process()`` call)."""
+    import math
+
+    tokens: float = math.inf if concurrency is None else concurrency
+    limiter: Any = None
+
+    async def call(record: Any) -> Any:
+        nonlocal limiter
+        import anyio.to_thread
+
+        if limiter is None:
+            limiter = anyio.CapacityLimiter(tokens)
+        result = await anyio.to_thread.run_sync(fn, record, limiter=limiter,
+                                                abandon_on_cancel=True)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    return call
+
+
+# -- models of the whole record -----------------------------------------------------
+
+# The top-level fields that make a model a model of the whole record, per source: a
+# model that declares all of them parses ``record.raw``; any other parses the payload.
+_RECORD_FIELDS: Mapping[str, frozenset[str]] = {
+    "SQS": frozenset({"messageId", "body"}),
+    "KinesisDataStreams": frozenset({"kinesis"}),
+    "DynamoDBStreams": frozenset({"dynamodb"}),
+    "Kafka": frozenset({"topic", "partition", "offset", "value"}),
+}
+
+_POWERTOOLS_MODELS = "aws_lambda_powertools.utilities.parser.models"
+
+
+def is_record_model(model: Any, event_type: str) -> bool:
+    """Whether ``model`` describes the whole record (Powertools' ``SqsRecordModel``,
+    ``KinesisDataStreamRecord``, ``DynamoDBStreamRecordModel``, ``KafkaRecordModel`` and
+    their subclasses, or any model with the record's own top-level fields, e.g.
+    ``messageId`` and ``body`` for SQS) rather than its payload."""
+    models = sys.modules.get(_POWERTOOLS_MODELS)  # never imported from here
+    if models is not None and isinstance(model, type):
+        bases = tuple(getattr(models, name) for name in (
+            "SqsRecordModel", "KinesisDataStreamRecord", "DynamoDBStreamRecordModel",
+            "KafkaRecordModel") if hasattr(models, name))
+        if issubclass(model, bases):
+            return True
+    wanted = _RECORD_FIELDS.get(event_type)
+    fields = getattr(model, "model_fields", None)
+    if not wanted or not isinstance(fields, Mapping):
+        return False
+    names = set(fields)
+    for field in fields.values():
+        for alias in (getattr(field, "alias", None), getattr(field, "validation_alias", None)):
+            if isinstance(alias, str):
+                names.add(alias)
+    return wanted <= names
