@@ -22,17 +22,42 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the built-in samples and the S3 CSV import on a local moto server",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=20_000,
-                        help="rows of the generated CSV for the S3 import (default 20000)")
+    parser.add_argument("--rows", type=_rows, default=20_000, metavar="N",
+                        help="rows of the generated CSV for the S3 import, 1 to 2,000,000 "
+                             "(default 20000)")
     parser.add_argument("--no-s3", action="store_true",
                         help="skip the S3 import (no moto server is started)")
     parser.set_defaults(func=run)
 
 
+_MAX_ROWS = 2_000_000  # asyncbatch.cli.demo_s3.MAX_ROWS (not imported: it needs pydantic)
+
+
+def _rows(text: str) -> int:
+    """``--rows``: checked before anything runs (argparse prints the error, exit 2)."""
+    try:
+        rows = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= rows <= _MAX_ROWS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: give 1 to {_MAX_ROWS:,} rows (the generated student ids, A10001 to "
+            "Z99999, cover that many)")
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("\nasyncbatch demo: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     import anyio
 
-    out: Out = print
+    out: Out = _print
     anyio.run(event_samples, out)
     if args.no_s3:
         return 0
@@ -49,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
 async def _s3(run_s3_demo: Any, rows: int, out: Out) -> None:
-    await run_s3_demo(rows, out=out, progress=sys.stderr.isatty())
+    await run_s3_demo(rows, out=out, progress=True)
 
 
 # -- the built-in samples -----------------------------------------------------------------

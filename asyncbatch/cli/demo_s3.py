@@ -12,14 +12,14 @@ import random
 import sys
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 from urllib.parse import quote_plus
 
 from pydantic import BaseModel, Field
 
 from ..aws.s3_import import ImportProgress, ImportResult, S3CsvImporter
 
-__all__ = ["STUDENT_TABLE", "DemoStudent", "make_csv", "run_s3_demo"]
+__all__ = ["MAX_ROWS", "STUDENT_TABLE", "DemoStudent", "make_csv", "run_s3_demo", "student_id"]
 
 Out = Callable[[str], Any]
 
@@ -59,11 +59,29 @@ class DemoStudent(BaseModel):
     course: str = Field(min_length=1, max_length=200)
 
 
+# Student ids are a letter and five digits (DemoStudent's pattern): A10001 ... A99999,
+# B10000 ... Z99999, 2,339,999 students; each takes at least one course.
+_IDS_PER_LETTER = 90_000
+MAX_STUDENTS = 26 * _IDS_PER_LETTER - 1
+MAX_ROWS = 2_000_000  # the demo's bound: every row gets a valid id (at most one per row)
+
+
+def student_id(number: int) -> str:
+    """The id of the ``number``-th student (1-based): ``A10001``, ... ``A99999``,
+    ``B10000``, ... always a letter and five digits."""
+    if not 1 <= number <= MAX_STUDENTS:
+        raise ValueError(f"student {number}: the demo's ids run from 1 to {MAX_STUDENTS:,}")
+    letter, rest = divmod(number, _IDS_PER_LETTER)
+    return f"{chr(ord('A') + letter)}{10_000 + rest}"
+
+
 def make_csv(rows: int, *, seed: int = 7) -> tuple[bytes, dict[int, str], int]:
-    """A CSV of ``rows`` data rows: students A10001, A10002, ... taking one to three
-    courses each, with a few invalid rows (about one in 2,000, at least three); returns
-    the bytes, the invalid rows' line numbers with what is wrong with them, and the
-    number of students."""
+    """A CSV of ``rows`` data rows (1 to ``MAX_ROWS``): students A10001, A10002, ...
+    (:func:`student_id`) taking one to three courses each, with a few invalid rows (about
+    one in 2,000, at least three); returns the bytes, the invalid rows' line numbers with
+    what is wrong with them, and the number of students."""
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 1 <= rows <= MAX_ROWS:
+        raise ValueError(f"rows={rows!r}: give a whole number from 1 to {MAX_ROWS:,}")
     rng = random.Random(seed)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -73,20 +91,20 @@ def make_csv(rows: int, *, seed: int = 7) -> tuple[bytes, dict[int, str], int]:
     bad_at = set(rng.sample(range(rows), min(faults, rows))) if rows else set()
     kinds = ["empty first name", "malformed student id", "empty course", "extra column"]
     written = 0
-    student = 10000
+    student = 0
     while written < rows:
         student += 1
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         for course in rng.sample(_COURSES, rng.randint(1, 3)):
             if written >= rows:
                 break
-            row = [f"A{student:05d}", first, last, course]
+            row = [student_id(student), first, last, course]
             if written in bad_at:
                 kind = kinds[len(bad) % len(kinds)]
                 if kind == "empty first name":
                     row[1] = ""
                 elif kind == "malformed student id":
-                    row[0] = f"S-{student}"
+                    row[0] = f"S-{10_000 + student}"
                 elif kind == "empty course":
                     row[3] = "  "
                 else:
@@ -94,7 +112,7 @@ def make_csv(rows: int, *, seed: int = 7) -> tuple[bytes, dict[int, str], int]:
                 bad[written + 2] = kind  # line numbers: the header is line 1
             writer.writerow(row)
             written += 1
-    return out.getvalue().encode("utf-8"), bad, student - 10000
+    return out.getvalue().encode("utf-8"), bad, student
 
 
 def s3_put_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
@@ -120,11 +138,13 @@ def s3_put_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
 
 
 class _Progress:
-    """One updating line on a terminal, or a line every few seconds elsewhere."""
+    """On stderr: one updating line on a terminal; elsewhere a line when the import
+    starts, every ``every`` seconds, and when it is done (whatever the file's size)."""
 
-    def __init__(self) -> None:
+    def __init__(self, every: float = 2.0) -> None:
         self.tty = sys.stderr.isatty()
-        self.last_line = 0.0
+        self.every = every
+        self.last_line: Optional[float] = None
         self.shown = False
 
     def __call__(self, p: ImportProgress) -> None:
@@ -138,7 +158,7 @@ class _Progress:
             self.shown = True
         else:
             now = time.monotonic()
-            if now - self.last_line >= 2.0 or p.done:
+            if self.last_line is None or now - self.last_line >= self.every or p.done:
                 self.last_line = now
                 print(text, file=sys.stderr, flush=True)
 
@@ -223,7 +243,7 @@ async def run_s3_demo(rows: int = 20000, *, out: Out = print,
         for number in picks:
             found = await dynamodb.query(
                 TableName=TABLE, KeyConditionExpression="student_id = :s",
-                ExpressionAttributeValues={":s": {"S": f"A{10000 + number:05d}"}})
+                ExpressionAttributeValues={":s": {"S": student_id(number)}})
             for item in found["Items"]:
                 out("  " + ", ".join(f"{k}={item[k]['S']}"
                                      for k in ("student_id", "fname", "lname", "course")))
