@@ -1,0 +1,56 @@
+"""A drop-in for ``aws_lambda_powertools.utilities.batch`` that runs on asyncbatch.
+
+Change ``from aws_lambda_powertools.utilities.batch import ...`` to
+``from asyncbatch.powertools import ...`` (and ``...batch.exceptions`` to
+``asyncbatch.powertools.exceptions``): the same names and signatures, handlers get the same
+Powertools data classes (or parser models of the whole record), and the batch runs on
+asyncbatch's engine: a hard concurrency bound, stream keys and FIFO groups kept in order,
+the Lambda deadline watched. The README's "Migrating from Powertools" lists every name and
+each deviation.
+
+Powertools must be installed (``pip install aws-lambda-powertools``); ``import asyncbatch``
+itself never imports it.
+"""
+
+from aws_lambda_powertools.utilities.batch import (
+    BasePartialBatchProcessor,
+    BasePartialProcessor,
+    BatchTypeModels,
+    EventType,
+    ExceptionInfo,
+    FailureResponse,
+    SuccessResponse,
+)
+
+from . import exceptions
+from ._functions import (
+    async_batch_processor,
+    async_process_partial_response,
+    batch_processor,
+    process_partial_response,
+)
+from ._processors import (
+    DEFAULT_ASYNC_CONCURRENCY,
+    AsyncBatchProcessor,
+    BatchProcessor,
+    SqsFifoPartialProcessor,
+)
+
+__all__ = [
+    "DEFAULT_ASYNC_CONCURRENCY",
+    "AsyncBatchProcessor",
+    "BasePartialBatchProcessor",
+    "BasePartialProcessor",
+    "BatchProcessor",
+    "BatchTypeModels",
+    "EventType",
+    "ExceptionInfo",
+    "FailureResponse",
+    "SqsFifoPartialProcessor",
+    "SuccessResponse",
+    "async_batch_processor",
+    "async_process_partial_response",
+    "batch_processor",
+    "exceptions",
+    "process_partial_response",
+]
