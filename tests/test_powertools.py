@@ -5,9 +5,7 @@ guide lists) and checks it against the drop-in module."""
 
 from __future__ import annotations
 
-import base64
 import inspect
-import json
 import subprocess
 import sys
 import threading
@@ -37,7 +35,7 @@ from aws_lambda_powertools.warnings import PowertoolsDeprecationWarning
 from pydantic import BaseModel, Json, ValidationError
 
 import asyncbatch
-from asyncbatch import powertools
+from asyncbatch import powertools, testing
 from asyncbatch.powertools import (
     AsyncBatchProcessor,
     BatchProcessor,
@@ -55,56 +53,23 @@ from asyncbatch.powertools.exceptions import (
     UnexpectedBatchTypeError,
 )
 
-# -- events --------------------------------------------------------------------------------
+# -- events (asyncbatch.testing's factories), one record at a time ------------------------------
 
 QUEUE = "arn:aws:sqs:us-east-1:123456789012:orders"
 
 
 def sqs(n: int, body: Any, group: Optional[str] = None, queue: str = QUEUE) -> dict[str, Any]:
-    attributes = {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000",
-                  "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1700000000001"}
-    if group is not None:
-        attributes.update(MessageGroupId=group, SequenceNumber=str(10**19 + n),
-                          MessageDeduplicationId=f"dedup-{n}")
-    return {
-        "messageId": f"059f36b4-87a3-44ab-83d2-{n:012d}",
-        "receiptHandle": f"AQEB{n}",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue,
-        "awsRegion": "us-east-1",
-    }
+    """Message ``n`` (its id depends on ``n`` only) of a standard queue, or of ``queue``."""
+    return testing.sqs_event(body, fifo_group=group, queue_arn=queue, start=n)["Records"][0]
 
 
 def kinesis(seq: int, key: str, data: Any) -> dict[str, Any]:
-    text = data if isinstance(data, str) else json.dumps(data)
-    return {
-        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": key,
-                    "sequenceNumber": f"4959033{seq:040d}",
-                    "data": base64.b64encode(text.encode()).decode(),
-                    "approximateArrivalTimestamp": 1700000000.5},
-        "eventSource": "aws:kinesis", "eventVersion": "1.0",
-        "eventID": f"shardId-000000000000:4959033{seq:040d}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
-        "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/clicks",
-    }
+    return testing.kinesis_event((key, data), start=seq)["Records"][0]
 
 
 def dynamodb(seq: int, key: int, message: str) -> dict[str, Any]:
-    return {
-        "eventID": f"e{seq}", "eventVersion": "1.1", "eventName": "INSERT",
-        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026",
-        "dynamodb": {"ApproximateCreationDateTime": 1700000000, "Keys": {"Id": {"N": str(key)}},
-                     "NewImage": {"Id": {"N": str(key)}, "Message": {"S": message}},
-                     "SequenceNumber": f"{seq:021d}", "SizeBytes": 26,
-                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    }
+    return testing.dynamodb_event(({"Id": key}, {"Message": message}), event_name="INSERT",
+                                  start=seq)["Records"][0]
 
 
 def handler(record: SQSRecord) -> str:
@@ -112,16 +77,6 @@ def handler(record: SQSRecord) -> str:
     if "fail" in record.body:
         raise ValueError(f"cannot process {record.body}")
     return record.body.upper()
-
-
-class Context:
-    """A Lambda context as Lambda gives it, with plenty of time left."""
-
-    function_name = "orders"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 # -- names and signatures -------------------------------------------------------------------
@@ -236,7 +191,7 @@ def test_handlers_receive_powertools_data_classes(
 
 
 def test_the_lambda_context_reaches_a_parameter_named_lambda_context() -> None:
-    context = Context()
+    context = testing.LambdaContext(300)
     got: list[Any] = []
 
     def with_context(record: SQSRecord, lambda_context: Any) -> None:
@@ -334,7 +289,7 @@ def test_the_deprecated_decorators_process_then_call_the_handler(
 
     with pytest.warns(PowertoolsDeprecationWarning, match=f"`{decorator.__name__}` decorator "
                       "is deprecated in V3"):
-        result = lambda_handler({"Records": records}, Context())
+        result = lambda_handler({"Records": records}, testing.LambdaContext(300))
     assert result == {"seen": 1,
                       "batchItemFailures": [{"itemIdentifier": records[1]["messageId"]}]}
 
@@ -647,13 +602,10 @@ def test_a_test_context_does_not_stop_the_batch(context: Any) -> None:
 
 
 def test_records_not_started_before_the_deadline_are_reported() -> None:
-    class Late(Context):
-        def get_remaining_time_in_millis(self) -> int:
-            return 100  # below the 0.5 s deadline margin: nothing may start
-
     records = [sqs(n, "ok") for n in range(3)]
     processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
-    response = process_partial_response({"Records": records}, handler, processor, Late())
+    response = process_partial_response({"Records": records}, handler, processor,
+                                        testing.LambdaContext(0.1))  # < the 0.5 s margin
     assert response == {"batchItemFailures": [{"itemIdentifier": r["messageId"]}
                                               for r in records]}
     assert all(isinstance(exc, asyncbatch.RecordSkippedError)
@@ -668,19 +620,6 @@ def _kafka_ready() -> bool:
     except asyncbatch.ConfigurationError:
         return False
     return True
-
-
-def kafka_event(*records: tuple[str, int, int, str]) -> dict[str, Any]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for topic, partition, offset, value in records:
-        grouped.setdefault(f"{topic}-{partition}", []).append({
-            "topic": topic, "partition": partition, "offset": offset,
-            "timestamp": 1700000000000, "timestampType": "CREATE_TIME",
-            "key": base64.b64encode(b"k").decode(),
-            "value": base64.b64encode(value.encode()).decode(), "headers": []})
-    return {"eventSource": "aws:kafka", "bootstrapServers": "b-1:9092",
-            "eventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/c/1",
-            "records": grouped}
 
 
 @pytest.fixture
@@ -701,12 +640,11 @@ def test_kafka_failures_name_partition_and_offset() -> None:
             raise ValueError("no")
         return record.decoded_value.decode()
 
-    event = kafka_event(("orders", 0, 10, "a"), ("orders", 1, 20, "fail"),
-                        ("orders", 0, 11, "b"))
+    event = testing.kafka_event((0, "k", "a"), (1, "k", "fail"), (0, "k", "b"), start=10)
     response = process_partial_response(event, record_handler, BatchProcessor(EventType.Kafka))
     assert set(got) == {KafkaEventRecord}
     assert response == {"batchItemFailures": [
-        {"itemIdentifier": {"partition": "orders-1", "offset": 20}}]}
+        {"itemIdentifier": {"partition": "orders-1", "offset": 10}}]}
 
 
 def test_no_warning_from_a_plain_run() -> None:
