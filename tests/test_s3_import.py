@@ -317,8 +317,8 @@ async def test_missing_header_column_is_a_clear_fatal_error(env: Aws) -> None:
     assert obj.rows_read == 0 and obj.rows_written == 0
     assert await env.items() == {}
     assert await env.keys() == ["error/incoming/no_course.csv",
-                                "error/incoming/no_course.errors.csv"]
-    errors = await env.get("error/incoming/no_course.errors.csv")
+                                "reports/incoming/no_course.csv.errors.csv"]
+    errors = await env.get("reports/incoming/no_course.csv.errors.csv")
     assert errors is not None
     assert list(csv.reader(io.StringIO(errors.decode())))[1][0] == "1"
     (message,) = await env.messages()
@@ -383,8 +383,9 @@ async def test_rows_with_empty_or_invalid_values_are_rejected_with_line_numbers(
     assert set(await env.items()) == {("A10001", "Physics"), ("A10003", "Knitting"),
                                       ("A10008", "Orchids")}
 
-    assert await env.keys() == ["error/incoming/mixed.csv", "error/incoming/mixed.errors.csv"]
-    errors = await env.get("error/incoming/mixed.errors.csv")
+    assert await env.keys() == ["error/incoming/mixed.csv",
+                                "reports/incoming/mixed.csv.errors.csv"]
+    errors = await env.get("reports/incoming/mixed.csv.errors.csv")
     assert errors is not None
     table = list(csv.reader(io.StringIO(errors.decode())))
     assert table[0] == ["line", "error", "student_id", "fname", "lname", "course"]
@@ -395,7 +396,7 @@ async def test_rows_with_empty_or_invalid_values_are_rejected_with_line_numbers(
     (message,) = await env.messages()
     body = message["body"]
     assert body["status"] == "rejected" and body["rows"]["rejected"] == 5
-    assert body["errors_key"] == "error/incoming/mixed.errors.csv"
+    assert body["errors_key"] == "reports/incoming/mixed.csv.errors.csv"
     assert [e["line"] for e in body["first_errors"]] == [3, 6, 8, 9, 10]
 
 
@@ -550,7 +551,7 @@ async def test_unprocessed_items_given_up_are_rejected_rows(env: Aws) -> None:
         (obj,) = (await imp.run(s3_event(BUCKET, "t.csv"), clients=clients)).objects
     assert (obj.status, obj.rows_written, obj.rows_rejected) == ("rejected", 0, 30)
     assert "unprocessed (throttled) after 3 attempts" in obj.errors[0].message
-    errors = await env.get("error/t.errors.csv")
+    errors = await env.get("reports/t.csv.errors.csv")
     assert errors is not None and errors.decode().count("\n") == 31
 
 
