@@ -57,8 +57,9 @@ def test_a_client_context_dict_becomes_the_runtimes_objects() -> None:
                                             "custom": {"a": 1}, "env": {"b": 2}},
                             w3c={"traceparent": "00-abc-def-01"})
     assert isinstance(context.client_context, ClientContext)
-    assert context.client_context.client.app_title == "shop"
-    assert context.client_context.client.installation_id is None
+    client = context.client_context.client
+    assert client is not None and client.app_title == "shop"
+    assert client.installation_id is None
     assert (context.client_context.custom, context.client_context.env) == ({"a": 1}, {"b": 2})
     assert context.w3c() == {"traceparent": "00-abc-def-01"}
 
