@@ -135,19 +135,31 @@ def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Ca
     tokens: float = math.inf if concurrency is None else concurrency
     limiter: Any = None
 
+    def run(record: Any) -> Any:
+        result = fn(record)
+        # An awaitable goes back boxed: trio refuses a thread function returning one.
+        return _Awaitable(result) if inspect.isawaitable(result) else result
+
     async def call(record: Any) -> Any:
         nonlocal limiter
         import anyio.to_thread
 
         if limiter is None:
             limiter = anyio.CapacityLimiter(tokens)
-        result = await anyio.to_thread.run_sync(fn, record, limiter=limiter,
+        result = await anyio.to_thread.run_sync(run, record, limiter=limiter,
                                                 abandon_on_cancel=True)
-        if inspect.isawaitable(result):
-            result = await result
+        if type(result) is _Awaitable:
+            result = await result.awaitable
         return result
 
     return call
+
+
+class _Awaitable:
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[Any]) -> None:
+        self.awaitable = awaitable
 
 
 # -- models of the whole record -----------------------------------------------------
