@@ -68,6 +68,17 @@ __all__ = [
 class AsyncBatchError(Exception):
     """Base class of every error asyncbatch raises."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle (multiprocessing, queues) without calling __init__, whose keyword-only
+        # context (identifier, reason, original, ...) is restored from __dict__.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
+
 
 class InvalidEventError(AsyncBatchError, ValueError):
     """The event is not a batch asyncbatch can process; nothing was run.
@@ -195,3 +206,7 @@ class BatchFailedError(AsyncBatchError, ExceptionGroup):  # type: ignore[misc]
 
     def derive(self, excs: Sequence[Exception]) -> BatchFailedError:
         return BatchFailedError(self.message, excs, self.report)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {k: v for k, v in self.__dict__.items() if k != "report"}
+        return (type(self), (self.message, list(self.exceptions), self.report), state)

@@ -2,3 +2,5 @@
 
 Nothing here is imported by ``import asyncbatch``; submodules import aioboto3 when used.
 """
+
+__all__: list[str] = []  # the integrations are its submodules: sqs, s3_import, ...

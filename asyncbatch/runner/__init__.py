@@ -54,3 +54,10 @@ __all__ = [
     "Source",
     "parse_response",
 ]
+
+# Re-exported names report 'asyncbatch.runner' as their module (reprs, pickles, the error type
+# a dead-letter message stores), not the private module that defines them.
+from .._public import publish as _publish
+
+_publish(globals(), __all__)
+del _publish
