@@ -14,8 +14,12 @@ are those aws-lambda-powertools' ``DynamoDBPersistenceLayer`` writes (``status``
 Requests: ``get_many`` is BatchGetItem of at most 100 keys per request, up to
 ``max_in_flight`` requests at once, ``UnprocessedKeys`` asked again with backoff;
 ``claim`` a conditional PutItem (``ReturnValuesOnConditionCheckFailure=ALL_OLD``: a
-lost claim costs no extra read); ``complete`` an UpdateItem; ``release`` a conditional
-DeleteItem (only the claim it made). Errors are raised as botocore raises them: the
+lost claim costs no extra read); ``complete`` writes the COMPLETED item, coalesced with
+the completions of other records into BatchWriteItem requests of up to 25 items (at most
+``max_writes_in_flight`` at once; while they are in flight, new completions gather into
+the next one; ``UnprocessedItems`` written again), or with ``batch_writes=False`` one
+UpdateItem each, as Powertools does; ``release`` a conditional DeleteItem (only the
+claim it made). Errors are raised as botocore raises them: the
 ``Idempotency`` retries throttling and 5xx with its ``Retry`` policy, so the client made
 here has botocore's own retries off.
 
@@ -41,10 +45,12 @@ from .._errors import ConfigurationError
 from .._idempotency import IN_PROGRESS, IdempotencyItem
 from .._retry import TransientError
 
-__all__ = ["BATCH_GET_MAX_KEYS", "DynamoDBIdempotencyStore"]
+__all__ = ["BATCH_GET_MAX_KEYS", "BATCH_WRITE_MAX_ITEMS", "DynamoDBIdempotencyStore"]
 
 #: Keys in one BatchGetItem request, at most (DynamoDB's limit).
 BATCH_GET_MAX_KEYS = 100
+#: Items in one BatchWriteItem request, at most (DynamoDB's limit).
+BATCH_WRITE_MAX_ITEMS = 25
 _UNPROCESSED_ROUNDS = 10
 
 
@@ -57,6 +63,8 @@ class DynamoDBIdempotencyStore:
     give the ones your Powertools table uses if you changed them. ``clock`` gives UNIX
     seconds (default ``time.time``). ``max_in_flight`` BatchGetItem requests at once;
     ``consistent_read`` for the lookups (default ``True``, as Powertools reads).
+    ``batch_writes`` coalesce completions into BatchWriteItem (default ``True``), at most
+    ``max_writes_in_flight`` requests at once.
     ``config`` an ``aiobotocore.config.AioConfig`` for the client it opens (default:
     ``max_pool_connections=64``, botocore retries off).
     """
@@ -79,6 +87,8 @@ class DynamoDBIdempotencyStore:
         clock: Callable[[], float] = time.time,
         max_in_flight: int = 16,
         consistent_read: bool = True,
+        batch_writes: bool = True,
+        max_writes_in_flight: int = 4,
     ) -> None:
         if not isinstance(table_name, str) or not table_name:
             raise ConfigurationError(
@@ -94,11 +104,12 @@ class DynamoDBIdempotencyStore:
         if len(set(names.values())) != len(names):
             raise ConfigurationError(
                 f"DynamoDBIdempotencyStore: attribute names must differ, got {names}")
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
-                or max_in_flight < 1:
-            raise ConfigurationError(
-                f"DynamoDBIdempotencyStore(max_in_flight={max_in_flight!r}): give a whole "
-                "number >= 1")
+        for option, number in (("max_in_flight", max_in_flight),
+                               ("max_writes_in_flight", max_writes_in_flight)):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise ConfigurationError(
+                    f"DynamoDBIdempotencyStore({option}={number!r}): give a whole number "
+                    ">= 1")
         if not callable(clock):
             raise ConfigurationError(
                 f"DynamoDBIdempotencyStore(clock={clock!r}): give a function returning UNIX "
@@ -112,6 +123,9 @@ class DynamoDBIdempotencyStore:
         self.validation_key_attr = validation_key_attr
         self.max_in_flight = max_in_flight
         self.consistent_read = consistent_read
+        self.batch_writes = batch_writes
+        self.max_writes_in_flight = max_writes_in_flight
+        self._writes: Optional[_Writes] = None
         self._clock = clock
         self._given = client
         self._session = session
@@ -310,8 +324,15 @@ class DynamoDBIdempotencyStore:
         return None
 
     async def complete(self, item: IdempotencyItem) -> None:
-        """UpdateItem: ``status``, ``expiration``, ``data`` and ``validation``."""
+        """Write the COMPLETED item: in a coalesced BatchWriteItem (``batch_writes``), or
+        as one UpdateItem of ``status``, ``expiration``, ``data`` and ``validation``."""
         client = await self._get_client()
+        if self.batch_writes:
+            writes = self._writes
+            if writes is None or writes.loop is not asyncio.get_running_loop():
+                writes = self._writes = _Writes(self.max_writes_in_flight)
+            await writes.put(self, client, item)
+            return
         names = {"#status": self.status_attr, "#expiry": self.expiry_attr}
         values: dict[str, Any] = {":status": {"S": item.status},
                                   ":expiry": {"N": str(item.expiration)}}
@@ -350,6 +371,102 @@ class DynamoDBIdempotencyStore:
         except Exception as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
+
+
+    def _full_item(self, item: IdempotencyItem) -> dict[str, Any]:
+        raw: dict[str, Any] = {
+            **self._key(item.key),
+            self.expiry_attr: {"N": str(item.expiration)},
+            self.status_attr: {"S": item.status},
+        }
+        if item.in_progress_expiration is not None:
+            raw[self.in_progress_expiry_attr] = {"N": str(item.in_progress_expiration)}
+        if item.data is not None:
+            raw[self.data_attr] = {"S": item.data}
+        if item.validation is not None:
+            raw[self.validation_key_attr] = {"S": item.validation}
+        return raw
+
+
+class _Batch:
+    """Completions that go out in one BatchWriteItem; ``done`` once it is settled."""
+
+    __slots__ = ("done", "errors", "items")
+
+    def __init__(self) -> None:
+        self.items: dict[str, IdempotencyItem] = {}
+        self.errors: dict[str, BaseException] = {}
+        self.done = asyncio.Event()
+
+
+class _Writes:
+    """Group commit of completions, in the callers' tasks (no task of its own).
+
+    The first caller to find no open batch leads one: it waits for a free request slot
+    (while every slot is busy, later callers join its batch, up to 25 items), closes the
+    batch and writes it; the others wait for it and raise their own item's error."""
+
+    __slots__ = ("loop", "open", "slots")
+
+    def __init__(self, slots: int) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.open: Optional[_Batch] = None
+        self.slots = asyncio.Semaphore(slots)
+
+    async def put(self, store: DynamoDBIdempotencyStore, client: Any,
+                  item: IdempotencyItem) -> None:
+        batch = self.open
+        leader = batch is None or item.key in batch.items
+        if leader:
+            batch = self.open = _Batch()
+        assert batch is not None
+        batch.items[item.key] = item
+        if len(batch.items) >= BATCH_WRITE_MAX_ITEMS:
+            self.open = None
+        if leader:
+            try:
+                async with self.slots:
+                    await asyncio.sleep(0)  # completions already on their way join
+                    if self.open is batch:
+                        self.open = None
+                    await self._write(store, client, batch)
+            except BaseException as exc:
+                for key in batch.items:
+                    batch.errors.setdefault(key, exc)
+                raise
+            finally:
+                if self.open is batch:
+                    self.open = None
+                batch.done.set()
+        else:
+            await batch.done.wait()
+        error = batch.errors.get(item.key)
+        if error is not None:
+            raise error
+
+    async def _write(self, store: DynamoDBIdempotencyStore, client: Any,
+                     batch: _Batch) -> None:
+        requests = [{"PutRequest": {"Item": store._full_item(item)}}
+                    for item in batch.items.values()]
+        for round_ in range(_UNPROCESSED_ROUNDS):
+            try:
+                response = await client.batch_write_item(
+                    RequestItems={store.table_name: requests})
+            except Exception as exc:
+                for item in batch.items.values():
+                    batch.errors.setdefault(item.key, exc)
+                return
+            left = (response.get("UnprocessedItems") or {}).get(store.table_name)
+            if not left:
+                return
+            requests = list(left)
+            await asyncio.sleep(min(1.0, 0.02 * 2 ** round_))
+        error = _UnprocessedKeysError(
+            f"BatchWriteItem on {store.table_name} left {len(requests)} items unprocessed "
+            f"after {_UNPROCESSED_ROUNDS} rounds")
+        for request in requests:
+            key = request["PutRequest"]["Item"][store.key_attr]["S"]
+            batch.errors.setdefault(key, error)
 
 
 class _UnprocessedKeysError(TransientError):
