@@ -4,6 +4,8 @@ Public names are re-exported here; the implementation lives in private modules.
 ``import asyncbatch`` never imports pydantic, boto3 or aioboto3.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import (
     AsyncBatchError,
     BatchFailedError,
@@ -20,19 +22,6 @@ from ._errors import (
     SinkError,
 )
 from ._hooks import Failure, FailureSink, Hooks
-from ._idempotency import (
-    BatchIdempotency,
-    Idempotency,
-    IdempotencyError,
-    IdempotencyInProgressError,
-    IdempotencyItem,
-    IdempotencyKeyError,
-    IdempotencyStore,
-    IdempotencyStoreError,
-    IdempotencyValidationError,
-    InMemoryIdempotencyStore,
-    Replay,
-)
 from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
 from ._processor import (
     AsyncBatchProcessor,
@@ -44,6 +33,52 @@ from ._report import BatchReport, Outcome
 from ._retry import Retry, TransientError, is_transient
 from ._sources import EventType
 from ._windows import Window, WindowReducer
+
+if TYPE_CHECKING:
+    from ._idempotency import (
+        BatchIdempotency,
+        Idempotency,
+        IdempotencyError,
+        IdempotencyInProgressError,
+        IdempotencyItem,
+        IdempotencyKeyError,
+        IdempotencyStore,
+        IdempotencyStoreError,
+        IdempotencyValidationError,
+        InMemoryIdempotencyStore,
+        Replay,
+    )
+
+# Loaded on first use: idempotency needs json, hashlib and logging, which a cold start
+# that does not use it should not pay for.
+_LAZY = {name: "._idempotency" for name in (
+    "BatchIdempotency",
+    "Idempotency",
+    "IdempotencyError",
+    "IdempotencyInProgressError",
+    "IdempotencyItem",
+    "IdempotencyKeyError",
+    "IdempotencyStore",
+    "IdempotencyStoreError",
+    "IdempotencyValidationError",
+    "InMemoryIdempotencyStore",
+    "Replay",
+)}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'asyncbatch' has no attribute {name!r}")
+    import importlib
+
+    from ._public import publish
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    publish(globals(), [name])
+    return value
+
 
 __version__ = "0.1.0"
 
@@ -99,7 +134,7 @@ __all__ = [
 
 # Re-exported names report 'asyncbatch' as their module (reprs, pickles, the error type
 # a dead-letter message stores), not the private module that defines them.
-from ._public import publish as _publish
+from ._public import publish as _publish  # noqa: E402
 
 _publish(globals(), __all__)
 del _publish

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    import anyio
+    pass
 
 __all__ = ["AIMDLimit", "ConcurrencyLimit", "GradientLimit", "WindowedLimit"]
 
@@ -204,20 +204,23 @@ class Gate:
     wait in arrival order. One gate per limit object and thread, shared by every
     ``process()`` call using that limit."""
 
-    __slots__ = ("_waiters", "inflight", "limit")
+    __slots__ = ("_event", "_waiters", "inflight", "limit")
 
-    def __init__(self, limit: ConcurrencyLimit) -> None:
+    def __init__(self, limit: ConcurrencyLimit, event: Optional[Callable[[], Any]] = None) -> None:
         self.limit = limit
         self.inflight = 0
-        self._waiters: deque[anyio.Event] = deque()
+        if event is None:
+            import anyio
+
+            event = anyio.Event
+        self._event = event
+        self._waiters: deque[Any] = deque()
 
     async def acquire(self) -> None:
         if not self._waiters and self.inflight < self._allowed():
             self.inflight += 1
             return
-        import anyio
-
-        event = anyio.Event()
+        event = self._event()
         self._waiters.append(event)
         try:
             await event.wait()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from ._backends import current_backend
 from ._deadline import AUTO, check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._hooks import FailureSink, Hooks, coerce_hooks, implemented_hooks
@@ -204,14 +205,16 @@ class AsyncBatchProcessor:
             event, self._event_type, fifo_stop_batch=self.fifo_stop_on_failure,
             ordering=self.ordering)
         window = parse_window(event)
-        deadline = deadlines(context, self.deadline_margin, self.cancel_margin)
+        backend = current_backend()
+        deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
+                             clock=backend.clock)
         run = BatchRun(
             records=records, policy=policy, plan=plan, call=call,
             concurrency=self.concurrency, parse=self._parser(policy),
             retry=self.retry, timeout=self.timeout, hooks=self._record_hooks,
             sink=self.sink, sink_when=self.sink_when, deadline=deadline,
             timings=self.timings, limit=self.limit,
-            window=window, reducer=self.window_reducer,
+            window=window, reducer=self.window_reducer, backend=backend,
         )
         hooks = self.hooks
         event_type = policy.event_type.value

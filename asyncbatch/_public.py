@@ -23,7 +23,7 @@ def publish(namespace: MutableMapping[str, Any], names: Iterable[str]) -> None:
     package = namespace["__name__"]
     private = package + "._"
     for name in names:
-        value: Any = namespace[name]
+        value: Any = namespace.get(name)  # a lazily loaded name is published on load
         if isinstance(value, (type, FunctionType)) \
                 and str(getattr(value, "__module__", "")).startswith(private):
             value.__module__ = package

@@ -11,7 +11,6 @@ keeps every record's outcome in compact arrays.
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from array import array
 from collections.abc import (
@@ -25,6 +24,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
+from ._backends import current_backend
 from ._errors import (
     CallbackError,
     DeadlineExceededError,
@@ -41,8 +41,7 @@ from ._retry import is_transient
 from ._sources import FailureMode
 
 if TYPE_CHECKING:
-    import anyio
-
+    from ._backends import Backend, Scope
     from ._deadline import Deadline
     from ._hooks import FailureSink, Hooks
     from ._idempotency import BatchIdempotency
@@ -76,6 +75,7 @@ async def pool(
     *,
     stop: Optional[StopFlag] = None,
     size: Optional[int] = None,
+    backend: Optional[Backend] = None,
 ) -> None:
     """Await ``work(item)`` for every item of ``feed``, at most ``concurrency`` at once.
 
@@ -84,14 +84,14 @@ async def pool(
     An exception escaping ``work`` cancels the others and propagates (as an
     ``ExceptionGroup``); ``work`` is expected to handle its own failures.
     """
-    import anyio.lowlevel
-
+    if backend is None:
+        backend = current_backend()
     flag = stop if stop is not None else StopFlag()
     workers = concurrency if size is None else min(concurrency, size)
 
     if isinstance(feed, AsyncIterable):
         source: AsyncIterator[T] = feed.__aiter__()
-        lock = anyio.Lock()
+        lock = backend.lock()
 
         async def async_worker(crew: Crew) -> None:
             while not flag.is_set:
@@ -109,7 +109,7 @@ async def pool(
         body: Callable[[Crew], Coroutine[Any, Any, None]] = async_worker
     else:
         iterator = iter(feed)
-        checkpoint = anyio.lowlevel.checkpoint
+        checkpoint = backend.checkpoint
 
         async def worker(crew: Crew) -> None:
             for done, item in enumerate(iterator, 1):
@@ -123,7 +123,7 @@ async def pool(
 
         body = worker
 
-    await run_workers(body, workers)
+    await run_workers(body, workers, backend)
 
 
 class Crew:
@@ -158,7 +158,8 @@ class Crew:
             self._group.start_soon(self.body, self)
 
 
-async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
+async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
+                      backend: Optional[Backend] = None) -> None:
     """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
     over, and wait for all of them: this is the whole of the concurrency. Every worker is
     a child task, never the caller's: a cancellation of the caller then reaches the workers
@@ -166,10 +167,10 @@ async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: 
     ``CancelledError`` that user code raised itself."""
     if limit <= 0:
         return
-    import anyio
-
+    if backend is None:
+        backend = current_backend()
     crew = Crew(body, limit)
-    async with anyio.create_task_group() as group:
+    async with backend.spawn() as group:
         crew._group = group
         group.start_soon(body, crew)
 
@@ -208,8 +209,13 @@ class BatchRun:
         idempotency: Optional[BatchIdempotency] = None,
         window: Optional[Window] = None,
         reducer: Optional[WindowReducer] = None,
+        backend: Optional[Backend] = None,
     ) -> None:
         n = len(records)
+        self.backend: Backend = backend if backend is not None else current_backend()
+        self.yield_now = self.backend.checkpoint
+        self.cancelled_exc: type[BaseException] = self.backend.cancelled
+        self.scope: Optional[Scope] = None
         self.records = records
         self.policy = policy
         self.plan = plan
@@ -258,63 +264,73 @@ class BatchRun:
     # -- running ---------------------------------------------------------------------
 
     async def execute(self) -> None:
-        import anyio
-        import anyio.lowlevel
-
-        self.yield_now = anyio.lowlevel.checkpoint
-        self.cancelled_exc: type[BaseException] = anyio.get_cancelled_exc_class()
+        backend = self.backend
         deadline = self.deadline
         if deadline is not None and deadline.passed_soft():
             self._deadline_stop()  # no time left: start nothing
         elif self.plan.size:
             gate_key = None
             if self.limit is not None:
-                self.gate, gate_key = acquire_gate(self.limit)
+                self.gate, gate_key = acquire_gate(self.limit, backend.event)
+            timers = getattr(backend, "timers", None)
             try:
-                async with anyio.create_task_group() as watchers:
-                    scope = anyio.CancelScope()
-                    if deadline is not None:
-                        watchers.start_soon(self._watch_deadline, scope)
-                    with scope:
-                        await self._run()
-                    self.finished = True
-                    watchers.cancel_scope.cancel()
+                if timers is None:
+                    await self._execute(backend)
+                else:
+                    async with timers():
+                        await self._execute(backend)
             finally:
                 if gate_key is not None:
                     release_gate(gate_key)
         self.finished = True
         self._finalise()
 
+    async def _execute(self, backend: Backend) -> None:
+        """Run the records under the deadline's three timers: stop starting at ``soft``,
+        cancel at ``hard``, warn if the cancellation has not finished half-way to the
+        end (a handler shielded from it, or blocking the loop)."""
+        scope = self.scope = backend.cancel_scope()
+        deadline = self.deadline
+        handles = []
+        if deadline is not None:
+            handles = [
+                backend.call_at(deadline.soft, self._deadline_stop),
+                backend.call_at(deadline.hard, scope.cancel),
+                backend.call_at(deadline.hard + (deadline.end - deadline.hard) / 2,
+                                self._cancel_overrun),
+            ]
+        try:
+            with scope:
+                await self._run()
+        finally:
+            self.finished = True
+            for handle in handles:
+                handle.cancel()
+
     async def _run(self) -> None:
         plan = self.plan
         size = plan.size
+        backend = self.backend
         if plan.lanes is not None:
-            await run_workers(self._lane_worker(), min(self.concurrency, len(plan.lanes)))
+            await run_workers(self._lane_worker(), min(self.concurrency, len(plan.lanes)),
+                              backend)
         elif self.simple:
-            await run_workers(self._independent_worker(), min(self.concurrency, size))
+            await run_workers(self._independent_worker(), min(self.concurrency, size), backend)
         else:
-            await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size)
+            await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
+                       backend=backend)
 
-    async def _watch_deadline(self, scope: anyio.CancelScope) -> None:
-        import anyio
-
-        deadline = self.deadline
-        assert deadline is not None
-        await anyio.sleep_until(deadline.soft)
-        self._deadline_stop()
-        await anyio.sleep_until(deadline.hard)
-        scope.cancel()
-        # Cancellation is delivered at the handlers' next await. A handler that shields
-        # itself or blocks the loop cannot be saved: say so before Lambda's timeout.
-        await anyio.sleep_until(deadline.hard + (deadline.end - deadline.hard) / 2)
-        if not self.finished:
-            running = [self.identifiers[i] for i, code in enumerate(self.status)
-                       if code == RUNNING]
-            _logger().warning(
-                "asyncbatch: %d handler(s) did not finish cancelling within the cancel "
-                "margin (shielded from cancellation, or blocking the event loop?): %s",
-                len(running), ", ".join(map(str, running[:10])),
-                extra={"asyncbatch": {"event": "cancel_overrun", "running": running[:10]}})
+    def _cancel_overrun(self) -> None:
+        """Cancellation is delivered at the handlers' next await. A handler that shields
+        itself or blocks the loop cannot be saved: say so before Lambda's timeout."""
+        if self.finished:
+            return
+        running = [self.identifiers[i] for i, code in enumerate(self.status) if code == RUNNING]
+        _logger().warning(
+            "asyncbatch: %d handler(s) did not finish cancelling within the cancel "
+            "margin (shielded from cancellation, or blocking the event loop?): %s",
+            len(running), ", ".join(map(str, running[:10])),
+            extra={"asyncbatch": {"event": "cancel_overrun", "running": running[:10]}})
 
     def _deadline_stop(self) -> None:
         self._stop_all(RecordSkippedError(
@@ -336,16 +352,11 @@ class BatchRun:
 
     def _is_real_cancel(self) -> bool:
         """Whether a ``CancelledError`` caught around user code is a real cancellation
-        (our deadline or timeout, or the caller of ``process()``): then the task sits in a
-        cancelled scope. Otherwise the user's code raised it itself (a leaked one, or a
-        handler cancelling its own task): only its record fails. Workers always run in
-        child tasks, so a caller's cancellation reaches them through a cancelled scope."""
-        import anyio
-
-        if anyio.current_effective_deadline() == -math.inf:
-            return True
-        _forget_own_cancel()
-        return False
+        (our deadline or timeout, or the caller of ``process()``). Otherwise the user's
+        code raised it itself (a leaked one, or a handler cancelling its own task): only
+        its record fails. Workers always run in child tasks, so a caller's cancellation
+        reaches them through the task group, never mistaken for a handler's."""
+        return self.backend.is_cancelling(self.scope)
 
     def _own_cancel_error(self, index: int, exc: BaseException) -> HandlerCancelledError:
         ident = self.identifiers[index]
@@ -555,8 +566,6 @@ class BatchRun:
                 if replay.result is not None:
                     self.results[index] = replay.result
                 return True
-        import anyio
-
         retry = self.retry
         attempt = 0
         elapsed = 0.0
@@ -610,7 +619,7 @@ class BatchRun:
                                     index, "hooks.record_retried", hook_error, error)
                                 return await self._settle_failure(index, record, error,
                                                                   attempt)
-                        await anyio.sleep(delay)
+                        await self.backend.sleep(delay)
                         continue
             return await self._settle_failure(index, record, error, attempt)
 
@@ -642,8 +651,6 @@ class BatchRun:
         """One handler call, through the adaptive gate and under the timeout, if any.
         Returns the call's exception (or ``None``), its duration and its result; ``None``
         when the deadline came while the call waited for a slot (it did not start)."""
-        import anyio
-
         gate = self.gate
         if gate is not None:
             await gate.acquire()
@@ -660,7 +667,7 @@ class BatchRun:
                 result = await self.call(arg)
             else:
                 try:
-                    with anyio.fail_after(timeout):
+                    async with self.backend.fail_after(timeout):
                         result = await self.call(arg)
                 except TimeoutError as exc:
                     raise RecordTimeoutError(
@@ -816,29 +823,6 @@ def _source_arn(record: Record) -> Optional[str]:
     return arn if isinstance(arn, str) else None
 
 
-def _forget_own_cancel() -> None:
-    """A handler that cancelled its own asyncio task left a cancel request on it; once its
-    ``CancelledError`` is handled as that record's failure, take the request back so that
-    it does not cancel the worker later (3.11+)."""
-    import sniffio
-
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:  # pragma: no cover - always inside a loop
-        return
-    if library != "asyncio":
-        return
-    import asyncio
-
-    task = asyncio.current_task()
-    uncancel = getattr(task, "uncancel", None)
-    cancelling = getattr(task, "cancelling", None)
-    if uncancel is None or cancelling is None:
-        return  # pragma: no cover - Python 3.10
-    while cancelling():
-        uncancel()
-
-
 def _logger() -> Any:
     import logging
 
@@ -850,7 +834,8 @@ def _logger() -> Any:
 _gates: dict[tuple[int, int], list[Any]] = {}
 
 
-def acquire_gate(limit: ConcurrencyLimit) -> tuple[Gate, tuple[int, int]]:
+def acquire_gate(limit: ConcurrencyLimit,
+                 event: Callable[[], Any]) -> tuple[Gate, tuple[int, int]]:
     """The gate of ``limit`` on this thread's loop: processors (and concurrent
     ``process()`` calls) sharing one limit object share its in-flight count, so its
     ``max`` holds across all of them."""
@@ -859,7 +844,7 @@ def acquire_gate(limit: ConcurrencyLimit) -> tuple[Gate, tuple[int, int]]:
     key = (id(limit), threading.get_ident())
     entry = _gates.get(key)
     if entry is None:
-        entry = _gates[key] = [Gate(limit), 0]
+        entry = _gates[key] = [Gate(limit, event), 0]
     entry[1] += 1
     return entry[0], key
 

@@ -1,0 +1,303 @@
+"""The seam under the one scheduler: the few primitives it needs from an event loop.
+
+Two backends implement it. ``NativeAsyncio`` runs on asyncio itself (3.11+: task groups,
+``create_task``, loop timers, ``asyncio.timeout``) and imports nothing else: it is what a
+Lambda function on asyncio pays for on a cold start. ``AnyIO`` runs everywhere else (trio,
+and asyncio on Python 3.10) through anyio. The scheduler, policies, lanes, statuses and
+report are written once, over this seam.
+
+Primitives: ``spawn`` (a task group whose ``start_soon`` starts a child), ``call_at`` (a
+timer), ``checkpoint`` (yield to the loop), ``cancel`` (a scope cancelling every child),
+``is_cancelling`` (whether a ``CancelledError`` caught around user code is a real
+cancellation), plus ``clock``, ``sleep``, ``fail_after``, ``event`` and ``lock``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from typing import Any, Callable, Optional, Protocol
+
+__all__ = ["AnyIO", "Backend", "NativeAsyncio", "Spawner", "current_backend"]
+
+
+class Spawner(Protocol):
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None: ...
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Backend(Protocol):
+    """What the scheduler asks of an event loop."""
+
+    name: str
+    cancelled: type[BaseException]
+    clock: Callable[[], float]
+    checkpoint: Callable[[], Awaitable[None]]
+    sleep: Callable[[float], Awaitable[Any]]
+    call_at: Callable[[float, Callable[[], None]], TimerHandle]
+
+    def spawn(self) -> AbstractAsyncContextManager[Any]:
+        """A task group: children started with ``start_soon``, all awaited on exit."""
+        ...
+
+    def cancel_scope(self) -> Scope: ...
+
+    def is_cancelling(self, scope: Optional[Scope]) -> bool:
+        """Whether the current task is being cancelled for real (our ``scope``, a timeout
+        of ours, or the caller); ``False`` when user code raised ``CancelledError``
+        itself."""
+        ...
+
+    def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        """``async with``: ``TimeoutError`` when the block runs past ``seconds``."""
+        ...
+
+    def event(self) -> Any: ...
+
+    def lock(self) -> Any: ...
+
+
+class Scope(Protocol):
+    @property
+    def cancel_called(self) -> bool: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, *exc: Any) -> Optional[bool]: ...
+
+    def cancel(self) -> None: ...
+
+
+# -- asyncio, natively ---------------------------------------------------------------------
+
+
+class _NativeGroup:
+    """``asyncio.TaskGroup`` with ``start_soon``; remembers its tasks for cancellation."""
+
+    __slots__ = ("_create", "tasks")
+
+    def __init__(self, group: Any) -> None:
+        self._create = group.create_task
+        self.tasks: list[Any] = []
+
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        self.tasks.append(self._create(func(*args)))
+
+
+class _NativeScope:
+    """Cancels the tasks of the groups opened inside it (the workers), not the host."""
+
+    __slots__ = ("backend", "cancel_called", "groups")
+
+    def __init__(self, backend: NativeAsyncio) -> None:
+        self.backend = backend
+        self.cancel_called = False
+        self.groups: list[_NativeGroup] = []
+
+    def __enter__(self) -> _NativeScope:
+        self.backend._scopes.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.backend._scopes.remove(self)
+
+    def cancel(self) -> None:
+        self.cancel_called = True
+        for group in self.groups:
+            for task in group.tasks:
+                task.cancel()
+
+
+class NativeAsyncio:
+    """asyncio, with nothing in between (Python 3.11+)."""
+
+    name = "asyncio"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._asyncio: Any = asyncio
+        self.cancelled: type[BaseException] = asyncio.CancelledError
+        loop = asyncio.get_running_loop()
+        self.clock: Callable[[], float] = loop.time
+        self.call_at: Callable[[float, Callable[[], None]], TimerHandle] = loop.call_at
+        self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self.checkpoint: Callable[[], Awaitable[None]] = _asyncio_checkpoint
+        self.host: Any = asyncio.current_task()
+        self._scopes: list[_NativeScope] = []
+
+    @asynccontextmanager
+    async def spawn(self) -> AsyncIterator[Any]:
+        async with self._asyncio.TaskGroup() as group:
+            spawner = _NativeGroup(group)
+            for scope in self._scopes:
+                scope.groups.append(spawner)
+            yield spawner
+
+    def cancel_scope(self) -> Scope:
+        return _NativeScope(self)
+
+    def is_cancelling(self, scope: Optional[Scope]) -> bool:
+        if scope is not None and scope.cancel_called:
+            return True
+        host = self.host
+        if host is not None and host.cancelling():  # the caller's cancellation
+            return True
+        _forget_own_cancel(self._asyncio)
+        return False
+
+    def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        return self._asyncio.timeout(seconds)  # type: ignore[no-any-return]
+
+    def event(self) -> Any:
+        return self._asyncio.Event()
+
+    def lock(self) -> Any:
+        return self._asyncio.Lock()
+
+
+async def _asyncio_checkpoint() -> None:
+    import asyncio
+
+    await asyncio.sleep(0)
+
+
+class _Async:
+    """A sync context manager (anyio's ``fail_after``) spelled ``async with``."""
+
+    __slots__ = ("_cm",)
+
+    def __init__(self, cm: AbstractContextManager[Any]) -> None:
+        self._cm = cm
+
+    async def __aenter__(self) -> Any:
+        return self._cm.__enter__()
+
+    async def __aexit__(self, *exc: Any) -> Optional[bool]:
+        return self._cm.__exit__(*exc)
+
+
+def _forget_own_cancel(asyncio: Any) -> None:
+    """A handler that cancelled its own task left a cancel request on it; once its
+    ``CancelledError`` is handled as that record's failure, take the request back so that
+    it does not cancel the worker later."""
+    task = asyncio.current_task()
+    if task is not None:
+        while task.cancelling():
+            task.uncancel()
+
+
+# -- anyio: trio, and asyncio on 3.10 ------------------------------------------------------
+
+
+class _AnyioTimer:
+    __slots__ = ("scope",)
+
+    def __init__(self, scope: Any) -> None:
+        self.scope = scope
+
+    def cancel(self) -> None:
+        self.scope.cancel()
+
+
+class AnyIO:
+    """Any loop anyio runs on. Timers are tasks in a group the backend keeps for the
+    batch (opened by ``timers()``)."""
+
+    name = "anyio"
+
+    def __init__(self) -> None:
+        import anyio
+        import anyio.lowlevel
+
+        self._anyio: Any = anyio
+        self.cancelled: type[BaseException] = anyio.get_cancelled_exc_class()
+        self.clock: Callable[[], float] = anyio.current_time
+        self.checkpoint: Callable[[], Awaitable[None]] = anyio.lowlevel.checkpoint
+        self.sleep: Callable[[float], Awaitable[Any]] = anyio.sleep
+        self.call_at: Callable[[float, Callable[[], None]], TimerHandle] = self._call_at
+        self._timers: Any = None
+
+    @asynccontextmanager
+    async def spawn(self) -> AsyncIterator[Any]:
+        async with self._anyio.create_task_group() as group:
+            yield group
+
+    @asynccontextmanager
+    async def timers(self) -> AsyncIterator[None]:
+        """The group that runs this backend's timers, for the duration of a batch."""
+        async with self._anyio.create_task_group() as group:
+            self._timers = group
+            try:
+                yield
+            finally:
+                self._timers = None
+                group.cancel_scope.cancel()
+
+    def cancel_scope(self) -> Scope:
+        return self._anyio.CancelScope()  # type: ignore[no-any-return]
+
+    def is_cancelling(self, scope: Optional[Scope]) -> bool:
+        if self._anyio.current_effective_deadline() == -math.inf:
+            return True
+        if sys.version_info >= (3, 11):
+            import sniffio
+
+            if sniffio.current_async_library() == "asyncio":
+                import asyncio
+
+                _forget_own_cancel(asyncio)
+        return False
+
+    def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        return _Async(self._anyio.fail_after(seconds))
+
+    def _call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
+        assert self._timers is not None, "call_at needs the timers() group"
+        scope = self._anyio.CancelScope()
+        anyio = self._anyio
+
+        async def timer() -> None:
+            with scope:
+                await anyio.sleep_until(when)
+                callback()
+
+        self._timers.start_soon(timer)
+        return _AnyioTimer(scope)
+
+    def event(self) -> Any:
+        return self._anyio.Event()
+
+    def lock(self) -> Any:
+        return self._anyio.Lock()
+
+
+def current_backend() -> Backend:
+    """The backend for the running loop: native on asyncio (3.11+), anyio otherwise."""
+    if sys.version_info >= (3, 11):
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                if not _trio_running():
+                    return NativeAsyncio()
+    return AnyIO()
+
+
+def _trio_running() -> bool:
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
