@@ -404,7 +404,9 @@ async def test_context_may_be_one_object_or_a_factory() -> None:
     shared = LambdaContext(function_name="shared")
     await simulate(handle, sqs_event("a"), context=shared)
     await simulate(handle, sqs_event("a"), context=lambda: LambdaContext(function_name="made"))
+    await simulate(handle, sqs_event("a"), context=LambdaContext)  # the class: a factory
     assert used[0] is shared and used[1].function_name == "made"
+    assert isinstance(used[2], LambdaContext) and used[2] is not shared
 
 
 @pytest.mark.anyio
@@ -434,6 +436,16 @@ async def test_bad_input_raises_at_once() -> None:
         await simulate(handle, sqs_event("a"), max_attempts=0)
     with pytest.raises(asyncbatch.ConfigurationError):
         await simulate("not a function", sqs_event("a"))  # type: ignore[arg-type]
+
+
+def test_public_names_report_asyncbatch_testing() -> None:
+    import asyncbatch.testing as testing
+
+    assert LambdaContext.__module__ == simulate.__module__ == "asyncbatch.testing"
+    assert sqs_event.__module__ == "asyncbatch.testing"
+    assert sorted(testing.__all__) == sorted(
+        name for name in vars(testing) if not name.startswith("_")
+        and name not in {"annotations"} and not isinstance(getattr(testing, name), type(sys)))
 
 
 def test_simulation_results_read_as_the_docs_say() -> None:

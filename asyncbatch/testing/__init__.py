@@ -49,3 +49,8 @@ __all__ = [
     "simulate_lambda",
     "sqs_event",
 ]
+
+from .._public import publish as _publish
+
+_publish(globals(), __all__)
+del _publish

@@ -195,7 +195,7 @@ def _rebuilder(event: Any, records: list[Any]) -> Callable[[list[int], list[dict
 
     def nested(indices: list[int], raws: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[Any, list[dict[str, Any]]] = {}
-        for index, raw in zip(indices, raws):
+        for index, raw in zip(indices, raws, strict=True):
             out.setdefault(where[index], []).append(raw)
         return {**copy.deepcopy({k: v for k, v in event.items() if k != "records"}),
                 "records": out}
@@ -203,9 +203,12 @@ def _rebuilder(event: Any, records: list[Any]) -> Callable[[list[int], list[dict
 
 
 def _new_context(context: ContextArg) -> Any:
+    """The context of one invocation: fresh by default, made by a factory (a class such
+    as ``LambdaContext`` included), or the one object given."""
     if context is None:
         return LambdaContext()
-    if callable(context) and not hasattr(context, "get_remaining_time_in_millis"):
+    if isinstance(context, type) or (
+            callable(context) and not hasattr(context, "get_remaining_time_in_millis")):
         return context()
     return context
 

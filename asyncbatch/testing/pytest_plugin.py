@@ -23,8 +23,8 @@ import pytest
 from . import _events
 from ._context import LambdaContext
 
-__all__ = ["dynamodb_event", "kafka_event", "kinesis_event", "lambda_context", "s3_event",
-           "sqs_event"]
+__all__ = ["dynamodb_event", "kafka_event", "kinesis_event", "lambda_context",
+           "pytest_configure", "s3_event", "sqs_event"]
 
 _MARKER = "lambda_context"
 

@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 try:
     from hypothesis import strategies as st
+    from hypothesis.strategies import SearchStrategy
 except ImportError as exc:  # pragma: no cover - hypothesis is in the test extra
     raise ImportError(
         "asyncbatch.testing.strategies needs hypothesis: pip install hypothesis") from exc
@@ -39,8 +40,6 @@ __all__ = [
     "payloads",
     "sqs_events",
 ]
-
-SearchStrategy = st.SearchStrategy
 
 _EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 
