@@ -54,3 +54,9 @@ __all__ = [
     "exceptions",
     "process_partial_response",
 ]
+
+# Re-exported names report 'asyncbatch.powertools' as their module, not a private one.
+from .._public import publish as _publish
+
+_publish(globals(), __all__)
+del _publish
