@@ -4,7 +4,8 @@ Public names are re-exported here; the implementation lives in private modules.
 ``import asyncbatch`` never imports pydantic, boto3 or aioboto3.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from ._errors import (
     AsyncBatchError,
@@ -34,7 +35,7 @@ from ._retry import Retry, TransientError, is_transient
 from ._sources import EventType
 from ._windows import Window, WindowReducer
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._idempotency import (
         BatchIdempotency,
         Idempotency,
@@ -66,7 +67,7 @@ _LAZY = {name: "._idempotency" for name in (
 )}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'asyncbatch' has no attribute {name!r}")
