@@ -14,6 +14,11 @@ Needs the OpenTelemetry API (``pip install 'asyncbatch[otel]'``); it is imported
   exception recorded as an event, a failure recorded with status ``ERROR``. A record
   cancelled at the Lambda deadline gets its span ended with ``ERROR`` too. Off by
   default: a span per record costs microseconds per record.
+
+One hooks object may serve concurrent batches: each batch's state lives in a context
+variable its workers inherit. Limitation: when the task awaiting ``process()`` is
+cancelled, the engine calls no ``batch_finished``, so that batch's span is never ended
+(nor exported) and stays the current span of the cancelled task.
 """
 
 from __future__ import annotations
