@@ -38,6 +38,10 @@ T = TypeVar("T")
 #: (asyncbatch's default bound; Powertools gathers every record at once).
 DEFAULT_ASYNC_CONCURRENCY = 32
 
+# Sequential sync handlers run on the loop's thread; they give the loop a turn (the
+# deadline watcher) once they have held it this long (seconds).
+_HOLD = 0.005
+
 # Options the processor sets itself on the engine.
 _OWN_OPTIONS = frozenset({"event_type", "concurrency", "model", "raise_on_all_failed",
                           "fifo_stop_on_failure"})
@@ -278,17 +282,27 @@ class _EngineProcessor(BasePartialBatchProcessor):
             return invoke_async
         if concurrency > 1:
             return in_thread(call, concurrency)
+        import time
+
         import anyio.lowlevel
 
         checkpoint = anyio.lowlevel.checkpoint
+        clock = time.monotonic
+        last = clock()
 
         async def invoke_inline(record: Any) -> Any:
             # Sequential: on the caller's thread as in Powertools (thread-local state such
-            # as X-Ray's segment stays visible). The checkpoint lets the deadline watcher
-            # run between records.
-            await checkpoint()
+            # as X-Ray's segment stays visible). A checkpoint once the handlers have held
+            # the loop for a while lets the deadline watcher run between records.
+            nonlocal last
+            now = clock()
+            if now - last > _HOLD:
+                last = now
+                await checkpoint()
             result = call(record)
-            return await result if inspect.isawaitable(result) else result
+            if result is not None and inspect.isawaitable(result):
+                result = await result
+            return result
 
         return invoke_inline
 
@@ -348,20 +362,27 @@ class _EngineProcessor(BasePartialBatchProcessor):
 
     def _collect(self, records: list[Any], report: BatchReport, order: Optional[list[int]],
                  seen: dict[int, Any]) -> list[tuple[Any, ...]]:
-        outcomes: list[Any] = [None] * len(records)
-        for outcome in report:
-            outcomes[outcome.index if order is None else order[outcome.index]] = outcome
+        """The tuples, in record order, through ``success_handler`` / ``failure_handler``.
+        Only the records that did not succeed are materialised as outcomes."""
+        results = report.results()
+        unsuccessful: dict[int, Any] = {}
+        for done in (*report.failed, *report.skipped):
+            unsuccessful[done.index if order is None else order[done.index]] = done
+        if order is not None:
+            results = [None] * len(records)
+            for position, value in enumerate(report.results()):
+                results[order[position]] = value
         entries: list[tuple[Any, ...]] = []
-        for raw, outcome in zip(records, outcomes):
-            if outcome.status == "succeeded":
-                entries.append(self.success_handler(raw, outcome.result))
+        for index, raw in enumerate(records):
+            outcome = unsuccessful.get(index)
+            if outcome is None:
+                entries.append(self.success_handler(raw, results[index]))
                 continue
-            exc = outcome.exception
             if outcome.status == "failed" and id(raw) in seen:
                 record = seen[id(raw)]
             else:
                 record = self._as_record(raw)
-            entries.append(self.failure_handler(record, self._exception_info(exc)))
+            entries.append(self.failure_handler(record, self._exception_info(outcome.exception)))
         return entries
 
     def _exception_info(self, exc: Any) -> tuple[Any, Any, Any]:
