@@ -277,9 +277,13 @@ class AnyIO:
         return self._anyio.Lock()
 
 
+# Tests set this to run the anyio backend on asyncio too.
+FORCE_ANYIO = False
+
+
 def current_backend() -> Backend:
     """The backend for the running loop: native on asyncio (3.11+), anyio otherwise."""
-    if sys.version_info >= (3, 11):
+    if sys.version_info >= (3, 11) and not FORCE_ANYIO:
         asyncio = sys.modules.get("asyncio")
         if asyncio is not None:
             try:

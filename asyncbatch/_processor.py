@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from ._backends import current_backend
 from ._deadline import AUTO, check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
-from ._hooks import FailureSink, Hooks, coerce_hooks, implemented_hooks
+from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from ._report import BatchReport
 from ._retry import Retry
@@ -81,10 +81,10 @@ class AsyncBatchProcessor:
     A processor holds no per-call state: one instance may serve concurrent calls.
     """
 
-    __slots__ = ("_event_type", "cancel_margin", "concurrency", "deadline_margin",
-                 "_record_hooks", "fifo_stop_on_failure", "hooks", "idempotency", "limit", "log_failures",
-                 "log_summary", "model", "ordering", "raise_on_all_failed", "retry", "sink",
-                 "sink_when", "timeout", "timings", "window_reducer")
+    __slots__ = ("_event_type", "_record_hooks", "cancel_margin", "concurrency",
+                 "deadline_margin", "fifo_stop_on_failure", "hooks", "idempotency", "limit",
+                 "log_failures", "log_summary", "model", "ordering", "raise_on_all_failed",
+                 "retry", "sink", "sink_when", "timeout", "timings", "window_reducer")
 
     def __init__(
         self,
@@ -99,7 +99,7 @@ class AsyncBatchProcessor:
         fifo_stop_on_failure: bool = False,
         sink: Optional[FailureSink] = None,
         sink_when: Optional[Callable[[BaseException], bool]] = None,
-        hooks: Optional[Hooks] = None,
+        hooks: Optional[HooksLike] = None,
         window_reducer: Optional[WindowReducer] = None,
         raise_on_all_failed: bool = True,
         log_summary: bool = True,

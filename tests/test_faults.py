@@ -565,3 +565,39 @@ def test_running_records_at_the_hard_margin_fail_with_deadline_exceeded() -> Non
         assert len(report.skipped) == 3
 
     on_virtual_clock(body)
+
+
+def test_cpu_bound_handlers_stop_at_the_margin_on_native_asyncio() -> None:
+    """The same on asyncio's own loop, its clock virtual: each handler advances it by
+    10 ms without awaiting."""
+    import asyncio
+
+    class VirtualLoop(asyncio.SelectorEventLoop):
+        now = 1000.0
+
+        def time(self) -> float:
+            return self.now
+
+    loop = VirtualLoop()
+    ran = 0
+
+    async def handle(record: Any) -> None:
+        nonlocal ran
+        ran += 1
+        loop.now += 0.01
+
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=32, deadline_margin=0.5,
+                                               cancel_margin=0.2)
+    try:
+        for event in (numbered_sqs(300), kinesis_event(*((f"k{i % 7}", {"n": i})
+                                                         for i in range(300)))):
+            async def main(event: dict[str, Any] = event) -> asyncbatch.BatchReport:
+                return await processor.process(event, handle, LambdaContext(remaining=1.0))
+
+            start = loop.now
+            report = loop.run_until_complete(main())
+            assert loop.now - start <= 0.5 + 0.01 + 1e-9
+            assert 49 <= len(report.succeeded) <= 51
+            assert len(report.skipped) == 300 - len(report.succeeded)
+    finally:
+        loop.close()
