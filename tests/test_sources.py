@@ -256,3 +256,23 @@ def test_factories_refuse_shapeless_records() -> None:
         sqs_event("a", "b", fifo_group=["g"])
     with pytest.raises(InvalidEventError):
         read_event({"Records": [{"eventSource": "aws:sqs"}]}, None)
+
+
+# -- text forms (dead-letter message ids, the runner's parallelization hash) ------------
+
+def test_key_and_identifier_text_per_source() -> None:
+    fifo = sqs_event("a", fifo_group="g")["Records"][0]
+    fair = sqs_event("a", fifo_group="tenant",
+                     queue_arn="arn:aws:sqs:us-east-1:123456789012:orders")["Records"][0]
+    sqs = SOURCES[EventType.SQS]
+    assert sqs.key_text(fifo) == "g" and sqs.key_text(fair) is None
+    ddb = SOURCES[EventType.DYNAMODB_STREAMS]
+    raw = dynamodb_event(({"sk": 5, "pk": "user-1"}, {"n": 1}))["Records"][0]
+    assert ddb.key_text(raw) == "pk=S:user-1,sk=N:5"
+    kinesis = SOURCES[EventType.KINESIS]
+    assert kinesis.key_text(kinesis_event(("p", 1))["Records"][0]) == "p"
+    kafka = SOURCES[EventType.KAFKA]
+    record = kafka_event(("k", "v"), start=15)["records"]["orders-0"][0]
+    assert kafka.key_text(record) == "orders-0"
+    assert kafka.identifier_text(kafka.identifier(record)) == "orders-0@15"
+    assert sqs.identifier_text("m-1") == "m-1"

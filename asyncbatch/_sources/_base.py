@@ -140,24 +140,25 @@ def bad(index: int, message: str) -> InvalidEventError:
     return InvalidEventError(f"Records[{index}] {message}", index=index)
 
 
-def sequence_numbers(ids: Sequence[Any], path: str) -> list[int]:
-    """Decimal sequence-number strings as ints, compared as integers, never as text.
+def check_sequence_numbers(ids: Sequence[Any], path: str) -> set[int]:
+    """Every id a decimal sequence number (ASCII digits only, within Python's int-digit
+    limit); returns the set of their lengths. ``InvalidEventError`` names the first bad.
 
     The common case is checked at C speed: all ids joined, encoded to ASCII and checked
-    with ``bytes.isdigit`` (ASCII digits only, unlike ``str.isdigit``); a bad batch is
-    then walked to name the first bad record. A number longer than Python's int-digit
+    with ``bytes.isdigit`` (ASCII digits only, unlike ``str.isdigit``, and faster); a bad
+    batch is then walked to name the first bad record. A number longer than the int-digit
     limit (``sys.get_int_max_str_digits()``) is refused before ``int`` would raise."""
+    if not ids:
+        return set()
+    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
     try:
-        joined = "".join(ids).encode("ascii")
-        ok = joined.isdigit() and all(ids)
+        ok = "".join(ids).encode("ascii").isdigit() and all(ids)
     except (TypeError, UnicodeEncodeError):
         ok = False
     if ok:
-        try:
-            return list(map(int, ids))
-        except ValueError:  # a number beyond the int-digit limit
-            pass
-    limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+        lengths = set(map(len, ids))
+        if not limit or max(lengths, default=0) <= limit:
+            return lengths
     for index, ident in enumerate(ids):
         if not isinstance(ident, str) or not ident:
             raise bad(index, f"has no {path} (its itemIdentifier)")
@@ -166,7 +167,24 @@ def sequence_numbers(ids: Sequence[Any], path: str) -> list[int]:
         if limit and len(ident) > limit:
             raise bad(index, f"has a {path} of {len(ident)} digits, more than Python "
                              f"converts to int ({limit}, sys.get_int_max_str_digits())")
-    return list(map(int, ids))  # pragma: no cover - the loop above names the bad one
+    raise AssertionError("unreachable: the loop above names the bad record")  # pragma: no cover
+
+
+class _Ints:
+    """``ids[i]`` as an int, the whole list converted on first use (a batch in sequence
+    order needs its numbers only when a record fails, or for a window fold)."""
+
+    __slots__ = ("ids", "ints")
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.ints: Optional[list[int]] = None
+
+    def __call__(self, index: int) -> int:
+        ints = self.ints
+        if ints is None:
+            ints = self.ints = list(map(int, self.ids))
+        return ints[index]
 
 
 def group(keys: Sequence[Hashable]) -> list[list[int]]:
@@ -266,6 +284,16 @@ class Source:
         """What ``model=`` validates: ``(value, is_json_text)``."""
         raise NotImplementedError
 
+    def identifier_text(self, identifier: Any) -> str:
+        """The identifier as one line of text (for logs and message ids)."""
+        return identifier if isinstance(identifier, str) else repr(identifier)
+
+    def key_text(self, raw: Mapping[str, Any]) -> Optional[str]:
+        """The ordering key as text (for a FIFO dead-letter queue's ``MessageGroupId``);
+        ``None`` when the record has none."""
+        key = self.ordering_key(raw)
+        return None if key is None or key == "" else str(key)
+
     def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
                       **options: Any) -> dict[str, Any]:
         """A record shaped as Lambda sends it: ``index`` makes its identifier unique and
@@ -322,10 +350,20 @@ def payload_bytes(payload: Any) -> bytes:
 def stream_plan(ids: list[Any], path: str, keys: Optional[Sequence[Hashable]]) -> Plan:
     """The plan of a stream batch (one shard): checkpoint mode, lanes by ``keys`` (or the
     whole batch as one lane when ``keys`` is ``None``), each lane in increasing sequence
-    order, lanes by their head's sequence; a record's rank is its sequence number."""
-    seqs = sequence_numbers(ids, path)
+    order, lanes by their head's sequence, a lane head ranked by its sequence number.
+
+    A batch already in sequence order (Lambda sends them so) is recognised by comparing
+    the ids as text when all have the same length (then text order is integer order):
+    its lanes are in order as grouped, a record's position ranks it as its sequence
+    number would (``rank=None``), and the ids are converted to ints only if asked."""
+    from operator import lt
+
+    lengths = check_sequence_numbers(ids, path)
     n = len(ids)
-    whole = [list(range(n))] if n else []
-    lanes = sort_lanes(whole if keys is None else group(keys), seqs)
+    lanes = ([list(range(n))] if n else []) if keys is None else group(keys)
+    if len(lengths) <= 1 and all(map(lt, ids, ids[1:])):
+        return Plan(n, lanes, FailureMode.CHECKPOINT, _Ints(ids), identifiers=ids)
+    seqs = list(map(int, ids))
+    lanes = sort_lanes(lanes, seqs)
     get = seqs.__getitem__
     return Plan(n, lanes, FailureMode.CHECKPOINT, get, identifiers=ids, rank=get)

@@ -91,7 +91,7 @@ class DynamoDBSource(Source):
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         return raw["dynamodb"]["SequenceNumber"]
 
-    def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
+    def ordering_key(self, raw: Mapping[str, Any]) -> tuple[tuple[str, str, Any], ...]:
         return canonical_key(raw["dynamodb"].get("Keys") or _EMPTY)
 
     def plan(self, records: list[Any], fifo_stop_batch: bool = False, *,
@@ -118,6 +118,11 @@ class DynamoDBSource(Source):
                 ids.append(ident)
         keys = [self._key(body, index) for index, body in enumerate(inner)] if by_key else None
         return stream_plan(ids, self.identifier_path, keys)
+
+    def key_text(self, raw: Mapping[str, Any]) -> Optional[str]:
+        """``pk=S:user-1,sk=N:5``: the canonical primary key, attribute by attribute."""
+        key = self.ordering_key(raw)
+        return ",".join(f"{name}={tag}:{value}" for name, tag, value in key) or None
 
     @staticmethod
     def _key(body: Mapping[str, Any], index: int) -> Hashable:

@@ -203,6 +203,12 @@ class KafkaSource(Source):
     def model_input(self, view: Any) -> tuple[Any, bool]:
         return view.value, True
 
+    def identifier_text(self, identifier: Any) -> str:
+        """``orders-0@15``: the topic-partition and the offset."""
+        if isinstance(identifier, Mapping):
+            return f"{identifier.get('partition')}@{identifier.get('offset')}"
+        return super().identifier_text(identifier)
+
     def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
                       topic: str = "orders", partition: int = 0, offset: Optional[int] = None,
                       headers: Optional[Mapping[str, bytes]] = None,
@@ -248,9 +254,12 @@ def _bad(index: int, message: str) -> InvalidEventError:
 def _sort_by_offset(lanes: list[list[int]], offsets: list[int]) -> list[list[int]]:
     """Each lane in offset order; lanes keep the order of their first record in the event
     (offsets of different partitions are unrelated numbers, so they never rank lanes)."""
+    from operator import lt
+
     key = offsets.__getitem__
     for lane in lanes:
-        if any(offsets[a] > offsets[b] for a, b in zip(lane, lane[1:])):
+        values = list(map(key, lane))
+        if not all(map(lt, values, values[1:])):
             lane.sort(key=key)
     return lanes
 

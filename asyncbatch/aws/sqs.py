@@ -394,7 +394,7 @@ class SQSDeadLetterSink:
         params: dict[str, Any] = {"MessageBody": body, "MessageAttributes": attributes}
         if self.fifo:
             params["MessageGroupId"] = _fifo_id(_group_text(failure))
-            params["MessageDeduplicationId"] = _fifo_id(failure.identifier)
+            params["MessageDeduplicationId"] = _fifo_id(_identifier_text(failure))
         return _Entry(failure.identifier, params, len(body.encode("utf-8")) + attributes_size)
 
 
@@ -493,19 +493,25 @@ def _fit(document: dict[str, Any], limit: int) -> Optional[str]:
 
 
 def _group_text(failure: Failure) -> str:
-    """The record's ordering key as text; its identifier when it has none."""
+    """The record's ordering key as text, as its source writes it; its identifier when
+    it has none."""
+    from .._sources import source_for
+
     try:
-        key = failure.record.ordering_key
+        key = source_for(failure.event_type).key_text(failure.record.raw)
     except Exception:
         key = None
-    if key is None or key == "":
-        return failure.identifier
-    if isinstance(key, str):
-        return key
-    if isinstance(key, tuple) and all(isinstance(part, tuple) and len(part) == 3
-                                      for part in key):
-        return ",".join(f"{name}={tag}:{value}" for name, tag, value in key)
-    return json.dumps(key, default=str, separators=(",", ":"))
+    return key or _identifier_text(failure)
+
+
+def _identifier_text(failure: Failure) -> str:
+    """The identifier as text (a Kafka identifier is a mapping)."""
+    from .._sources import source_for
+
+    try:
+        return source_for(failure.event_type).identifier_text(failure.identifier)
+    except Exception:
+        return str(failure.identifier)
 
 
 def _fifo_id(text: str) -> str:

@@ -21,8 +21,10 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._dynamodb import DynamoDBJSONError, canonical_key
+from .._dynamodb import DynamoDBJSONError
 from .._errors import ConfigurationError
+from .._sources.dynamodb import DYNAMODB
+from .._sources.kinesis import KINESIS
 from ._checkpoint import CheckpointStore, MemoryCheckpointStore
 from ._core import BatchResult, Env, Invocation, Source, Wakeup, check_positive, shielded
 from ._events import arn_account, arn_region, dynamodb_record, epoch, kinesis_record
@@ -652,12 +654,12 @@ class KinesisSource(_StreamSource):
 
     def _record(self, raw: Mapping[str, Any], shard_id: str, stream: _Stream) -> _Rec:
         record = kinesis_record(raw, shard_id, stream.arn, stream.region)
-        ident = record["kinesis"]["sequenceNumber"]
+        ident = KINESIS.identifier(record)
         return _Rec(int(ident), ident, record, self._key(record),
                     record["kinesis"]["approximateArrivalTimestamp"])
 
     def _key(self, record: Mapping[str, Any]) -> str:
-        return str(record["kinesis"]["partitionKey"])
+        return KINESIS.key_text(record) or ""
 
 
 @dataclass(frozen=True)
@@ -719,12 +721,12 @@ class DynamoDBStreamSource(_StreamSource):
 
     def _record(self, raw: Mapping[str, Any], shard_id: str, stream: _Stream) -> _Rec:
         record = dynamodb_record(raw, stream.arn, stream.region)
-        ident = record["dynamodb"]["SequenceNumber"]
+        ident = DYNAMODB.identifier(record)
         arrival = epoch(record["dynamodb"].get("ApproximateCreationDateTime"))
         return _Rec(int(ident), ident, record, self._key(record), arrival)
 
     def _key(self, record: Mapping[str, Any]) -> str:
         try:
-            return repr(canonical_key(record["dynamodb"].get("Keys") or {}))
+            return DYNAMODB.key_text(record) or ""
         except DynamoDBJSONError:
             return ""
