@@ -22,9 +22,9 @@ ON_AWS = [b for b in BLOCKS if b.startswith(AWS_MARK)]
 
 @pytest.mark.parametrize("code", LOCAL, ids=[f"example-{i}" for i in range(len(LOCAL))])
 def test_example_runs(code: str) -> None:
-    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    exec(compile(code, str(README), "exec", dont_inherit=True), {"__name__": "__readme__"})
 
 
 @pytest.mark.parametrize("code", ON_AWS, ids=[f"aws-example-{i}" for i in range(len(ON_AWS))])
 def test_aws_example_runs_on_moto(code: str, aws: str) -> None:
-    exec(compile(code, str(README), "exec"), {"__name__": "__readme__"})
+    exec(compile(code, str(README), "exec", dont_inherit=True), {"__name__": "__readme__"})
