@@ -155,7 +155,7 @@ def test_user_handler_on_a_sample_event_repeated(
     seen = importlib.import_module(handler_module).seen
     assert len(seen) == 60 and len(set(seen)) == 30  # 30 distinct records, at two levels
     results = json.loads(out)["results"]
-    # msg-0000007 is not among the 3 samples; their copies end in -1..-9: 3 of them end in 7
+    # the 30 records take the identifiers of positions 0..29: 3 of them end in 7
     assert [r["failed"] for r in results] == [3, 3]
     assert [r["succeeded"] for r in results] == [27, 27]
 
@@ -174,11 +174,52 @@ def test_handler_given_as_a_file_path(
     assert code == 2 and "no such file" in err
 
 
-def test_sample_stream_event_is_renumbered_in_order() -> None:
-    sample = _bench.generate_event("kinesis", 4, keys=2)
-    records = _bench._replicate(sample["Records"], 10)
+def test_sample_stream_event_is_renumbered_in_order(tmp_path: Path) -> None:
+    sample = tmp_path / "kinesis.json"
+    sample.write_text(json.dumps(_bench.generate_event("kinesis", 4, keys=2)))
+    records = _bench.load_event(str(sample), 10)["Records"]
     seqs = [int(r["kinesis"]["sequenceNumber"]) for r in records]
     assert len(records) == 10 and seqs == sorted(seqs) and len(set(seqs)) == 10
+    assert [r["kinesis"]["partitionKey"] for r in records] == ["key-0", "key-1"] * 5
+
+
+@pytest.mark.parametrize("source", ["sqs", "fifo", "kinesis", "dynamodb", "kafka"])
+def test_a_sample_event_of_every_source_is_repeated_to_records(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, source: str) -> None:
+    sample = tmp_path / f"{source}.json"
+    sample.write_text(json.dumps(_bench.generate_event(source, 3, keys=3)))
+    code, out, err = bench(capsys, "--latency", "1ms", "--event", str(sample), "--records",
+                           "40", "--concurrency", "8", "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    assert result["records"] == result["succeeded"] == 40
+    assert result["mean_inflight"] <= (8 if source == "sqs" else 3) + 1e-9
+
+
+def test_kafka_is_a_source(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = bench(capsys, "--latency", "1ms", "--source", "kafka", "--keys", "4",
+                           "--records", "80", "--concurrency", "2,16", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["source"] == "kafka"
+    results = data["results"]
+    assert [r["succeeded"] for r in results] == [80, 80]
+    assert results[1]["mean_inflight"] <= 4.0 + 1e-9  # one record per partition at a time
+
+
+def test_output_to_a_closed_pipe_is_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    bench_cmd = subprocess.Popen(
+        [sys.executable, "-m", "asyncbatch", "bench", "--latency", "0ms", "--records", "20",
+         "--concurrency", ",".join(str(n) for n in range(1, 200)), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert bench_cmd.stdout is not None and bench_cmd.stderr is not None
+    bench_cmd.stdout.close()  # the reader is gone before the table is written
+    err = bench_cmd.stderr.read().decode()
+    assert bench_cmd.wait(timeout=120) == 141, err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -281,6 +322,15 @@ def test_knee_is_the_smallest_level_within_five_percent() -> None:
     assert _bench.find_knee([result("auto", 1.0)]) is None
 
 
+def sqs_id(i: int) -> str:
+    """The messageId of record ``i`` of a generated SQS event."""
+    return str(_bench.generate_event("sqs", i + 1)["Records"][i]["messageId"])
+
+
+def fifo_id(i: int) -> str:
+    return str(_bench.generate_event("fifo", i + 1)["Records"][i]["messageId"])
+
+
 FAILING_MODULE = '''
 async def every_record_fails(record):
     raise ValueError(f"no stock for {record.identifier}")
@@ -312,7 +362,7 @@ def test_failed_column_does_not_count_skipped_records(
     assert cells[header.index("failed")] == "1"
     assert cells[header.index("skipped")] == "19"
     assert "concurrency 4: 1 of 100 records failed, 19 skipped after them, e.g.:" in out
-    assert "  msg-0000003: KeyError: 'qty'" in out
+    assert f"  {fifo_id(3)}: KeyError: 'qty'" in out
     assert "concurrency 4: 80 ok, 1 failed, 19 skipped in " in err
 
 
@@ -331,15 +381,15 @@ def test_a_level_where_every_record_failed_says_so_with_a_sample_error(
     for level in ("1", "4"):
         assert f"concurrency {level}: every record failed (20 of 20), e.g.:" in out
         assert (f"  concurrency {level}: 0 ok, 20 failed in " in err
-                and "every record failed, e.g. msg-0000000: ValueError: no stock for "
-                    "msg-0000000" in err)
-    assert "  msg-0000002: ValueError: no stock for msg-0000002\n  ... and 17 more" in out
+                and f"every record failed, e.g. {sqs_id(0)}: ValueError: no stock for "
+                    f"{sqs_id(0)}" in err)
+    assert f"  {sqs_id(2)}: ValueError: no stock for {sqs_id(2)}\n  ... and 17 more" in out
     code, out, err = bench(capsys, "--handler", f"{failing_module}:every_record_fails",
                            "--records", "20", "--concurrency", "2", "--attempts", "1",
                            "--json")
     (result,) = json.loads(out)["results"]
     assert result["failed"] == 20 and result["skipped"] == 0
-    assert result["errors"][0] == "msg-0000000: ValueError: no stock for msg-0000000"
+    assert result["errors"][0] == f"{sqs_id(0)}: ValueError: no stock for {sqs_id(0)}"
     assert len(result["errors"]) == 5  # bounded
 
 

@@ -30,12 +30,25 @@ def test_samples_show_every_record_and_the_partial_responses(
     assert code == 0, err
     sections = [line for line in out.splitlines() if line.startswith("== ")]
     assert [s.split(":")[0] for s in sections] == ["== SQS standard", "== SQS FIFO",
-                                                   "== Kinesis"]
-    responses = [json.loads(line.split("partial response: ", 1)[1])
+                                                   "== Kinesis", "== Kafka (MSK)"]
+    responses = [json.loads(line.split("partial response: ", 1)[1])["batchItemFailures"]
                  for line in out.splitlines() if "partial response: " in line]
-    # 2 invalid orders; alice's failure and her later message; click 9 and the rest
-    assert [len(r["batchItemFailures"]) for r in responses][:2] == [2, 2]
-    assert len(responses) == 3 and responses[2]["batchItemFailures"]
+    # 2 invalid orders; alice's failure and her later message; the failed shipment of
+    # partition 0 and the one after it (in its partition: never started)
+    assert [len(responses[i]) for i in (0, 1, 3)] == [2, 2, 2]
+    # Kinesis resumes at click 9 (clicks 10 and 11 are reported too unless they had
+    # started before it failed: timing)
+    from asyncbatch.testing import kinesis_event
+
+    click_9 = kinesis_event(*(("u", {}) for _ in range(12)))["Records"][9]
+    assert min(int(r["itemIdentifier"]) for r in responses[2]) == int(
+        click_9["kinesis"]["sequenceNumber"])
+    assert responses[3] == [{"itemIdentifier": {"partition": "shipments-0", "offset": 1}},
+                            {"itemIdentifier": {"partition": "shipments-0", "offset": 2}}]
+    assert "  shipments-0@1                p0       failed         1  LookupError: sku " \
+           "'discontinued' is no longer sold" in out
+    assert "per-partition order of handling (offsets): p0: [0, 1], p1: [0, 1, 2], " \
+           "p2: [0, 1, 2]" in out
     assert "S3" not in out
 
 
@@ -78,7 +91,7 @@ def test_generated_ids_stay_valid_at_any_row_count() -> None:
         try:
             if len(row) != len(header):
                 raise ValueError("extra column")
-            DemoStudent(**{k: v.strip() for k, v in zip(header, row)})  # as the import
+            DemoStudent(**{k: v.strip() for k, v in zip(header, row, strict=True)})  # as the import
         except (ValidationError, ValueError) as exc:
             rejected[line] = str(exc)
     assert set(rejected) == set(bad)  # only the rows made invalid on purpose

@@ -46,14 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
-    code: 0 done, 2 bad arguments or configuration, 130 interrupted (Ctrl-C)."""
+    code: 0 done, 2 bad arguments or configuration, 130 interrupted (Ctrl-C), 141 output
+    pipe closed."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    return int(func(args) or 0)
+    try:
+        return int(func(args) or 0)
+    except BrokenPipeError:  # the reader went away (asyncbatch bench ... | head)
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141  # as a shell reports a pipeline member ended by SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

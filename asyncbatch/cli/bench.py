@@ -65,16 +65,17 @@ def add_parser(subparsers: Any) -> None:
     batch = parser.add_argument_group("the batch (one of)")
     source = batch.add_mutually_exclusive_group()
     source.add_argument("--event", metavar="FILE",
-                        help="a sample Lambda event (JSON with 'Records'); with --records "
+                        help="a sample Lambda event (JSON, any source); with --records "
                              "its records are repeated to that many, identifiers made unique")
-    source.add_argument("--source", choices=("sqs", "fifo", "kinesis", "dynamodb"),
+    source.add_argument("--source", choices=("sqs", "fifo", "kinesis", "dynamodb", "kafka"),
                         help="generate an event of this source (default: sqs)")
     batch.add_argument("--records", type=int, metavar="N",
                        help=f"records in the batch (default {_DEFAULT_RECORDS} generated; "
                             "the file's own for --event)")
     batch.add_argument("--keys", type=int, metavar="K",
-                       help="ordering keys of a generated fifo/kinesis/dynamodb event: FIFO "
-                            "groups, partition or item keys (default 100)")
+                       help="ordering keys of a generated fifo/kinesis/dynamodb/kafka event: "
+                            "FIFO groups, partition keys, item keys or Kafka partitions "
+                            "(default 100)")
     sweep = parser.add_argument_group("the sweep")
     sweep.add_argument("--concurrency", default=_DEFAULT_LEVELS, metavar="LEVELS",
                        help="comma-separated levels: numbers, 'auto' (AIMDLimit, as "
@@ -135,6 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         BenchError,
         Dependency,
         Sweep,
+        count_records,
         format_table,
         generate_event,
         load_event,
@@ -220,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
         event = generate_event(source_name,
                                _DEFAULT_RECORDS if args.records is None else args.records,
                                100 if args.keys is None else args.keys)
-    records = len(event["Records"])
+    records = count_records(event)
 
     sweep = Sweep(levels=levels, description=description, records=records,
                   source=source_name, repeat=args.repeat, backend=args.backend)

@@ -1,14 +1,13 @@
 """``asyncbatch demo``: the library at work on built-in samples and a local AWS.
 
-1. SQS standard, SQS FIFO and Kinesis batches with failing records: the outcome of every
-   record and the partial response Lambda would get.
+1. SQS standard, SQS FIFO, Kinesis and Kafka batches with failing records: the outcome
+   of every record and the partial response Lambda would get.
 2. The S3 CSV import (``asyncbatch.aws``) on a moto server started here, on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import sys
 from typing import Any, Callable
@@ -82,42 +81,34 @@ async def _s3(run_s3_demo: Any, rows: int, out: Out) -> None:
     await run_s3_demo(rows, out=out, progress=True)
 
 
-# -- the built-in samples -----------------------------------------------------------------
+# -- the built-in samples (events from asyncbatch.testing: shaped as Lambda sends them) ---
 
 
-def _sqs(i: int, body: dict[str, Any], group: str | None = None) -> dict[str, Any]:
-    attributes = {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"}
-    arn = "arn:aws:sqs:us-east-1:123456789012:orders"
-    if group is not None:
-        attributes["MessageGroupId"] = group
-        arn += ".fifo"
-    return {"messageId": f"m-{i:02d}", "receiptHandle": f"rh-{i}", "body": json.dumps(body),
-            "attributes": attributes, "messageAttributes": {}, "eventSource": "aws:sqs",
-            "eventSourceARN": arn, "awsRegion": "us-east-1"}
-
-
-def _kinesis(i: int, key: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"kinesis": {"partitionKey": key, "sequenceNumber": str(4959033827149025660855969 + i),
-                        "data": base64.b64encode(json.dumps(body).encode()).decode(),
-                        "kinesisSchemaVersion": "1.0"},
-            "eventSource": "aws:kinesis", "eventID": f"shardId-000000000000:{i}",
-            "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"}
+def _short(identifier: Any) -> str:
+    """An identifier for the table: Kafka's as topic-partition@offset, long ones cut."""
+    if isinstance(identifier, dict):
+        return f"{identifier.get('partition')}@{identifier.get('offset')}"
+    text = str(identifier)
+    return text if len(text) <= 28 else "..." + text[-25:]
 
 
 def _table(report: asyncbatch.BatchReport, out: Out, key: Callable[[Any], str]) -> None:
     out(f"  {'record':<28} {'key':<8} {'outcome':<10} {'tries':>5}  error")
     for o in report:
         error = "" if o.exception is None else f"{type(o.exception).__name__}: {o.exception}"
-        out(f"  {o.identifier:<28} {key(o.record):<8} {o.status:<10} {o.attempts:>5}  "
-            f"{error[:70]}")
+        out(f"  {_short(o.identifier):<28} {key(o.record):<8} {o.status:<10} "
+            f"{o.attempts:>5}  {error[:70]}")
     out(f"  partial response: {json.dumps(report.response())}")
 
 
 async def event_samples(out: Out) -> None:
     import anyio
 
+    from ..testing import kafka_event, kinesis_event, sqs_event
+
     # SQS standard: orders, two of which are bad; a flaky dependency retried in-process.
-    flaky = {"m-03": 2}
+    event = sqs_event(*({"id": 100 + i, "qty": 0 if i in (2, 6) else 1} for i in range(8)))
+    flaky = {event["Records"][3]["messageId"]: 2}
 
     async def place_order(record: asyncbatch.SQSRecord) -> None:
         order = record.json()
@@ -128,25 +119,20 @@ async def event_samples(out: Out) -> None:
         if order["qty"] <= 0:
             raise ValueError(f"order {order['id']}: quantity must be positive")
 
-    event = {"Records": [_sqs(i, {"id": 100 + i, "qty": 0 if i in (2, 6) else 1})
-                         for i in range(8)]}
     processor = asyncbatch.AsyncBatchProcessor(
         concurrency=4, retry=asyncbatch.Retry(attempts=3, base=0.01), log_summary=False)
     out("== SQS standard: 8 orders, 2 invalid, 1 throttled twice (retried) ==")
     _table(await processor.process(event, place_order), out, lambda r: "-")
 
     # SQS FIFO: per-customer groups; a failure skips the rest of its group only.
-    seen: list[str] = []
-
     async def apply(record: asyncbatch.SQSRecord) -> None:
-        seen.append(record.message_id)
         await anyio.sleep(0.01)
         if record.json()["op"] == "bad":
             raise ValueError("cannot apply operation 'bad'")
 
     ops = [("alice", "open"), ("bob", "open"), ("alice", "bad"), ("bob", "deposit"),
            ("alice", "deposit"), ("carol", "open"), ("bob", "close")]
-    fifo = {"Records": [_sqs(i, {"op": op}, group=g) for i, (g, op) in enumerate(ops)]}
+    fifo = sqs_event(*({"op": op} for _, op in ops), fifo_group=[g for g, _ in ops])
     out("\n== SQS FIFO: groups alice / bob / carol; alice's 2nd message fails ==")
     report = await asyncbatch.AsyncBatchProcessor(concurrency=3, log_summary=False).process(
         fifo, apply)
@@ -163,7 +149,7 @@ async def event_samples(out: Out) -> None:
             raise RuntimeError("downstream rejected click 9")
 
     users = ["u1", "u2", "u3", "u1", "u2", "u1", "u3", "u1", "u2", "u3", "u1", "u2"]
-    stream = {"Records": [_kinesis(i, u, {"n": i}) for i, u in enumerate(users)]}
+    stream = kinesis_event(*((u, {"n": i}) for i, u in enumerate(users)))
     out("\n== Kinesis: 12 clicks of 3 users, per-user order; click 9 fails ==")
     report = await asyncbatch.AsyncBatchProcessor(concurrency=3, log_summary=False).process(
         stream, click)
@@ -172,3 +158,23 @@ async def event_samples(out: Out) -> None:
         f"{user}: {ns}" for user, ns in sorted(order.items())))
     out("  (Lambda resumes at the lowest reported sequence number; records above it that")
     out("   were not started are skipped, not wasted)")
+
+    # Kafka (Amazon MSK): records of a partition in offset order, partitions in parallel.
+    shipped: dict[int, list[int]] = {}
+
+    async def ship(record: asyncbatch.KafkaRecord) -> None:
+        shipped.setdefault(record.partition, []).append(record.offset)
+        await anyio.sleep(0.005)
+        if record.json()["sku"] == "discontinued":
+            raise LookupError(f"sku {record.json()['sku']!r} is no longer sold")
+
+    skus = ["pen", "ink", "pad", "discontinued", "pen", "pad", "ink", "pen", "pad"]
+    kafka = kafka_event(*((i % 3, f"order-{i}", {"order": i, "sku": sku})
+                          for i, sku in enumerate(skus)), topic="shipments")
+    out("\n== Kafka (MSK): 9 shipments on 3 partitions, offset order per partition; "
+        "partition 0's 2nd record fails ==")
+    report = await asyncbatch.AsyncBatchProcessor(concurrency=3, log_summary=False).process(
+        kafka, ship)
+    _table(report, out, lambda r: f"p{r.partition}")
+    out("  per-partition order of handling (offsets): " + ", ".join(
+        f"p{partition}: {offsets}" for partition, offsets in sorted(shipped.items())))

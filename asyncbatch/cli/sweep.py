@@ -14,7 +14,6 @@ Never imported by ``import asyncbatch``; matplotlib only when a plot is drawn.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import random
@@ -44,6 +43,7 @@ __all__ = [
     "Sweep",
     "find_knee",
     "format_table",
+    "count_records",
     "generate_event",
     "load_event",
     "load_handler",
@@ -55,7 +55,7 @@ __all__ = [
     "run_sweep",
 ]
 
-SOURCES = ("sqs", "fifo", "kinesis", "dynamodb")
+SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka")
 ADAPTIVE_LEVELS = ("auto", "gradient")
 KNEE_TOLERANCE = 0.05
 ERRORS_KEPT = 5  # failed records kept per level, with their exception
@@ -258,61 +258,44 @@ def load_handler(spec: str) -> Handler:
     return target  # type: ignore[no-any-return]
 
 
-_ARNS = {
-    "sqs": "arn:aws:sqs:us-east-1:123456789012:bench",
-    "fifo": "arn:aws:sqs:us-east-1:123456789012:bench.fifo",
-    "kinesis": "arn:aws:kinesis:us-east-1:123456789012:stream/bench",
-    "dynamodb": "arn:aws:dynamodb:us-east-1:123456789012:table/bench/stream/2024-01-01T00:00",
-}
-_KINESIS_BASE = 49590338271490256608559692538361571095921575989136588898
-
-
 def generate_event(source: str, records: int, keys: int = 100) -> dict[str, Any]:
-    """A Lambda-shaped event of ``records`` records spread round-robin over ``keys``
-    ordering keys (FIFO message groups, partition keys, item keys; ignored for SQS)."""
+    """A Lambda-shaped event of ``records`` records with bodies ``{"n": i, "key": k}``,
+    spread round-robin over ``keys`` ordering keys (FIFO message groups, partition keys,
+    item keys, Kafka partitions; ignored for standard SQS), made by the
+    ``asyncbatch.testing`` event factories (the source descriptors' own records)."""
+    from ..testing import dynamodb_event, kafka_event, kinesis_event, sqs_event
+
     if source not in SOURCES:
         raise BenchError(f"--source {source!r}: choose from {', '.join(SOURCES)}")
     if records < 1 or keys < 1:
         raise BenchError("--records and --keys must be >= 1")
-    arn = _ARNS[source]
-    out: list[dict[str, Any]] = []
-    for i in range(records):
-        key = f"key-{i % keys}"
-        body = json.dumps({"n": i, "key": key})
-        if source in ("sqs", "fifo"):
-            attributes = {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"}
-            if source == "fifo":
-                attributes.update(MessageGroupId=key, MessageDeduplicationId=f"d-{i}",
-                                  SequenceNumber=str(10**19 + i))
-            out.append({"messageId": f"msg-{i:07d}", "receiptHandle": f"h-{i}", "body": body,
-                        "attributes": attributes, "messageAttributes": {},
-                        "eventSource": "aws:sqs", "eventSourceARN": arn,
-                        "awsRegion": "us-east-1"})
-        elif source == "kinesis":
-            out.append({"kinesis": {"partitionKey": key,
-                                    "sequenceNumber": str(_KINESIS_BASE + i),
-                                    "data": base64.b64encode(body.encode()).decode(),
-                                    "approximateArrivalTimestamp": 1700000000.0 + i},
-                        "eventSource": "aws:kinesis", "eventID": f"shardId-000000000000:{i}",
-                        "eventName": "aws:kinesis:record", "eventSourceARN": arn,
-                        "awsRegion": "us-east-1"})
-        else:
-            item_keys = {"pk": {"S": key}}
-            out.append({"eventID": f"e-{i}", "eventName": "MODIFY",
-                        "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-                        "dynamodb": {"Keys": item_keys,
-                                     "NewImage": {**item_keys, "n": {"N": str(i)}},
-                                     "SequenceNumber": str(10**20 + i), "SizeBytes": 40,
-                                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
-                        "eventSourceARN": arn})
-    return {"Records": out}
+    names = [f"key-{i % keys}" for i in range(records)]
+    bodies = [{"n": i, "key": key} for i, key in enumerate(names)]
+    if source == "sqs":
+        return sqs_event(*bodies)
+    if source == "fifo":
+        return sqs_event(*bodies, fifo_group=names)
+    if source == "kinesis":
+        return kinesis_event(*zip(names, bodies, strict=True))
+    if source == "dynamodb":
+        return dynamodb_event(*((key, {"n": i}) for i, key in enumerate(names)))
+    return kafka_event(*((i % keys, key, body)
+                         for i, (key, body) in enumerate(zip(names, bodies, strict=True))))
+
+
+def count_records(event: dict[str, Any]) -> int:
+    """How many records ``event`` holds (any source, Kafka's grouped records included)."""
+    from .._sources import read_event
+
+    return len(read_event(event, None)[1])
 
 
 def load_event(path: str, records: Optional[int] = None) -> dict[str, Any]:
     """A sample Lambda event from a JSON file; with ``records``, its records repeated (or
-    cut) to that many, identifiers made unique and sequence numbers kept increasing."""
-    from .._errors import InvalidEventError
-    from .._sources import resolve_policy, split_event
+    cut) to that many, every record given the identifier (and sequence number) of its
+    position, as the source's descriptor numbers its sample records."""
+    from .._errors import AsyncBatchError
+    from .._sources import read_event
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -323,56 +306,36 @@ def load_event(path: str, records: Optional[int] = None) -> dict[str, Any]:
     except ValueError as exc:
         raise BenchError(f"--event {path}: not JSON ({exc})") from None
     try:
-        sample = split_event(event)
-        resolve_policy(sample, None)
-    except InvalidEventError as exc:
+        source, sample, _ = read_event(event, None)
+    except AsyncBatchError as exc:  # InvalidEventError, ConfigurationError
         raise BenchError(f"--event {path}: not a Lambda batch event: {exc}") from None
     if not sample:
-        raise BenchError(f"--event {path}: its 'Records' list is empty; nothing to measure")
-    if records is not None:
-        if records < 1:
-            raise BenchError("--records must be >= 1")
-        event = {**event, "Records": _replicate(sample, records)}
-    return dict(event)
+        raise BenchError(f"--event {path}: its records are empty; nothing to measure")
+    if records is None:
+        return dict(event)
+    if records < 1:
+        raise BenchError("--records must be >= 1")
+    copies = [_numbered(source, sample[i % len(sample)], i) for i in range(records)]
+    rebuilt = source.sample_event(copies)
+    name = "Records" if "Records" in rebuilt else "records"  # Kafka: grouped by partition
+    return {**event, name: rebuilt[name]}
 
 
-def _replicate(sample: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    if n <= len(sample):
-        return sample[:n]
-    copies = -(-n // len(sample))
-    seqs = [_sequence(raw) for raw in sample]
-    known = [s for s in seqs if s is not None]
-    span = (max(known) - min(known) + 1) if known else 0
-    out: list[dict[str, Any]] = []
-    for copy in range(copies):
-        for raw, seq in zip(sample, seqs):
-            if len(out) == n:
-                break
-            out.append(raw if copy == 0 else _renumber(raw, copy, seq, span))
+def _numbered(source: Any, raw: dict[str, Any], index: int) -> dict[str, Any]:
+    """``raw`` with the identifier of the descriptor's sample record ``index`` (at the
+    descriptor's ``identifier_path``): unique, increasing with ``index``."""
+    sample = source.sample_record(index, key=source.ordering_key(raw))
+    path = source.identifier_path.split(".")
+    value: Any = sample
+    for part in path:
+        value = value[part]
+    out = dict(raw)
+    inner = out
+    for part in path[:-1]:
+        inner[part] = dict(inner[part])
+        inner = inner[part]
+    inner[path[-1]] = value
     return out
-
-
-def _sequence(raw: dict[str, Any]) -> Optional[int]:
-    try:
-        if "kinesis" in raw:
-            return int(raw["kinesis"]["sequenceNumber"])
-        if "dynamodb" in raw:
-            return int(raw["dynamodb"]["SequenceNumber"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return None
-
-
-def _renumber(raw: dict[str, Any], copy: int, seq: Optional[int],
-              span: int) -> dict[str, Any]:
-    new = dict(raw)
-    if "messageId" in raw:
-        new["messageId"] = f"{raw['messageId']}-{copy}"
-    elif seq is not None and "kinesis" in raw:
-        new["kinesis"] = {**raw["kinesis"], "sequenceNumber": str(seq + copy * span)}
-    elif seq is not None and "dynamodb" in raw:
-        new["dynamodb"] = {**raw["dynamodb"], "SequenceNumber": str(seq + copy * span)}
-    return new
 
 
 # -- concurrency levels ----------------------------------------------------------------
@@ -505,7 +468,7 @@ async def run_level(
     processor = AsyncBatchProcessor(
         concurrency=concurrency, retry=retry, timeout=record_timeout, timings=True, hooks=hooks,
         log_summary=False, raise_on_all_failed=False)
-    total = len(event["Records"])
+    total = count_records(event)
 
     async def tick() -> None:
         assert progress is not None
@@ -697,7 +660,8 @@ def format_table(sweep: Sweep) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        cells = [row[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
