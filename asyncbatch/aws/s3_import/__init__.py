@@ -48,6 +48,7 @@ aioboto3 is imported only when clients are opened; pydantic only when a run star
 
 from __future__ import annotations
 
+from ..._public import publish as _publish
 from ._errors import (
     CsvDecodeError,
     CsvHeaderError,
@@ -84,8 +85,4 @@ __all__ = [
     "s3_objects",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and not isinstance(_obj, int):
-        _obj.__module__ = __name__
-del _name, _obj
+_publish(globals(), __all__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 from ._errors import S3ImportError, S3MoveError
@@ -29,8 +29,17 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+class _Pickles:
+    """Frozen, slotted dataclasses pickle through their constructor."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), tuple(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class RowError:
+class RowError(_Pickles):
     """Why one row of the CSV was not written. ``line`` is the file line the row starts
     on (the header is line 1); ``fields`` names the columns at fault (may be empty)."""
 
@@ -45,7 +54,7 @@ class RowError:
 
 
 @dataclass(frozen=True)
-class ObjectResult:
+class ObjectResult(_Pickles):
     """What happened to one S3 object.
 
     ``status``: ``"archived"`` (every row written, object moved to the archive prefix),
@@ -132,7 +141,7 @@ class ObjectResult:
 
 
 @dataclass(frozen=True)
-class ImportResult:
+class ImportResult(_Pickles):
     """The import of every object of one S3 event, in event order."""
 
     __slots__ = ("duration", "objects")
@@ -170,7 +179,7 @@ class ImportResult:
 
 
 @dataclass(frozen=True)
-class ImportProgress:
+class ImportProgress(_Pickles):
     """A snapshot handed to ``on_progress`` while an object is imported; ``done`` is
     true for the last one of each object (after it was moved)."""
 
