@@ -10,7 +10,10 @@ A record handler may be
   around an async function), that is awaited on the loop.
 
 The Lambda context reaches a parameter named ``lambda_context`` (as Powertools does), or
-else a second positional parameter.
+else a second positional parameter. With ``model=``, the first parameter gets the parsed
+model and a later parameter named ``record`` gets the record's view (its metadata): the
+processor's parser leaves the view of the record it parsed in a context variable of the
+worker's task (``parsed``), and the call reads it back.
 
 A thread cannot be interrupted: a sync handler that runs past its timeout or the Lambda
 deadline has its record reported (timeout / deadline error) and the call returns on time;
@@ -23,11 +26,29 @@ import functools
 import inspect
 import sys
 from collections.abc import Awaitable, Mapping
+from contextvars import ContextVar
 from typing import Any, Callable, Optional
 
 from ._errors import ConfigurationError
 
-__all__ = ["bind_handler", "context_style", "is_async_callable", "is_record_model"]
+__all__ = ["bind_handler", "context_style", "is_async_callable", "is_record_model", "parsed"]
+
+# (parsed model, record view) of the record the parser last parsed in this task.
+_PARSED: ContextVar[Optional[tuple[Any, Any]]] = ContextVar("asyncbatch_parsed", default=None)
+
+
+def parsed(model: Any, view: Any) -> Any:
+    """Return ``model``, remembering ``view`` as the record it was parsed from (for a
+    handler that also takes the view, in a parameter named ``record``)."""
+    _PARSED.set((model, view))
+    return model
+
+
+def _view_of(arg: Any) -> Any:
+    """The record view ``arg`` was parsed from; ``arg`` itself when it is the view."""
+    pair = _PARSED.get()
+    return pair[1] if pair is not None and pair[0] is arg else arg
+
 
 Call = Callable[[Any], Awaitable[Any]]
 
@@ -67,12 +88,23 @@ def context_style(handler: Any) -> str:
     if param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
         return "keyword"
     positional = 0
-    for param in signature.parameters.values():
+    for index, param in enumerate(signature.parameters.values()):
         if param.kind is param.VAR_POSITIONAL:
             return "positional"
-        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD) \
+                and not (index and param.name == "record"):  # the view's, not the context's
             positional += 1
     return "positional" if positional >= 2 else "none"
+
+
+def takes_view(handler: Any) -> bool:
+    """Whether a parameter after the first is named ``record`` (it gets the view)."""
+    try:
+        params = list(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "record" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               for p in params[1:])
 
 
 def _name(handler: Any) -> str:
@@ -100,6 +132,8 @@ def bind_handler(handler: Any, context: Any, concurrency: Optional[int] = None) 
     once (unbounded by the limiter when ``None``: the caller bounds the calls)."""
     check_handler(handler)
     style = context_style(handler)
+    if takes_view(handler):
+        return _bind_with_view(handler, context, style, concurrency)
     if is_async_callable(handler):
         if style == "keyword":
             return functools.partial(handler, lambda_context=context)
@@ -113,6 +147,57 @@ def bind_handler(handler: Any, context: Any, concurrency: Optional[int] = None) 
     else:
         fn = handler
     return in_thread(fn, concurrency)
+
+
+def _bind_with_view(handler: Any, context: Any, style: str,
+                    concurrency: Optional[int]) -> Call:
+    """``handler(model, ..., record=view)``, the context in its place as the handler
+    takes it (the parameter after the first that is not ``record``, or by name)."""
+    slots = _slots(handler, style)
+
+    def arguments(arg: Any, view: Any) -> tuple[list[Any], dict[str, Any]]:
+        values = {"arg": arg, "view": view, "context": context}
+        args = [values[slot] for slot in slots]
+        kwargs: dict[str, Any] = {} if "view" in slots else {"record": view}
+        if style == "keyword":
+            kwargs["lambda_context"] = context
+        return args, kwargs
+
+    if is_async_callable(handler):
+        def call(arg: Any) -> Awaitable[Any]:
+            args, kwargs = arguments(arg, _view_of(arg))
+            return handler(*args, **kwargs)  # type: ignore[no-any-return]
+
+        return call
+
+    def run(job: tuple[list[Any], dict[str, Any]]) -> Any:
+        return handler(*job[0], **job[1])
+
+    threaded = in_thread(run, concurrency)
+
+    def call_sync(arg: Any) -> Awaitable[Any]:
+        return threaded(arguments(arg, _view_of(arg)))
+
+    return call_sync
+
+
+def _slots(handler: Any, style: str) -> list[str]:
+    """What each leading positional parameter gets: ``arg`` (the first), ``view`` (one
+    named ``record``, when it comes before the context), ``context`` (positional style)."""
+    slots = ["arg"]
+    if style != "positional":
+        return slots
+    params = list(inspect.signature(handler).parameters.values())[1:]
+    for param in params:
+        if param.kind is param.VAR_POSITIONAL:
+            slots.append("context")
+            break
+        if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            break
+        slots.append("view" if param.name == "record" else "context")
+        if slots[-1] == "context":
+            break
+    return slots
 
 
 def _with_context(handler: Callable[..., Awaitable[Any]], context: Any) -> Call:

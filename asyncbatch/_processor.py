@@ -266,7 +266,7 @@ class AsyncBatchProcessor:
             return None
         from pydantic import ValidationError
 
-        from ._handlers import is_record_model
+        from ._handlers import is_record_model, parsed
 
         model_input = policy.model_input
         validate_json = model.model_validate_json
@@ -276,7 +276,7 @@ class AsyncBatchProcessor:
             # any model with the record's own fields): the metadata stays in the model.
             def parse_record(record: Any) -> Any:
                 try:
-                    return validate(record.raw)
+                    return parsed(validate(record.raw), record)
                 except ValidationError as exc:
                     raise validation_error(record.identifier, exc) from exc
 
@@ -285,7 +285,8 @@ class AsyncBatchProcessor:
         def parse(record: Any) -> Any:
             value, is_json = model_input(record)
             try:
-                return validate_json(value) if is_json else validate(value)
+                # ``parsed`` keeps the view for a handler with a ``record`` parameter.
+                return parsed(validate_json(value) if is_json else validate(value), record)
             except ValidationError as exc:
                 raise validation_error(record.identifier, exc) from exc
 

@@ -269,3 +269,46 @@ async def test_a_dynamodb_whole_record_model_gets_keys_and_sequence_number() -> 
     await asyncbatch.AsyncBatchProcessor(model=ChangeRecord).process(event, handle)
     assert got[0].event_name == "INSERT"
     assert got[0].dynamodb.keys == {"pk": {"S": "a"}}
+
+
+class Item(BaseModel):
+    n: int
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_a_record_parameter_gets_the_view_next_to_the_payload_model(
+    concurrency: int,
+) -> None:
+    """Each handler gets its own record's view, even with many running at once."""
+    seen: list[tuple[int, str, Any]] = []
+
+    async def handle(item: Item, record: asyncbatch.SQSRecord, lambda_context: Any) -> int:
+        for _ in range(item.n % 3):
+            await anyio.lowlevel.checkpoint()  # interleave with the other handlers
+        seen.append((item.n, record.message_id, lambda_context))
+        return item.n
+
+    event = testing.sqs_event(*({"n": n} for n in range(40)))
+    context = testing.LambdaContext(60)
+    processor = asyncbatch.AsyncBatchProcessor(model=Item, concurrency=concurrency)
+    report = await processor.process(event, handle, context)
+    assert report.results() == list(range(40))
+    ids = [r["messageId"] for r in event["Records"]]
+    assert sorted(seen, key=lambda s: s[0]) == [(n, ids[n], context) for n in range(40)]
+
+
+async def test_a_sync_handler_gets_the_view_too_and_the_context_positionally() -> None:
+    def handle(item: Item, record: asyncbatch.KinesisRecord, context: Any) -> str:
+        return f"{record.partition_key}:{item.n}:{context}"
+
+    event = testing.kinesis_event(("a", {"n": 1}), ("b", {"n": 2}))
+    report = await asyncbatch.AsyncBatchProcessor(model=Item).process(event, handle, "ctx")
+    assert report.results() == ["a:1:ctx", "b:2:ctx"]
+
+
+async def test_without_a_model_the_record_parameter_gets_the_view() -> None:
+    async def handle(first: asyncbatch.SQSRecord, record: asyncbatch.SQSRecord) -> bool:
+        return first is record
+
+    report = await asyncbatch.AsyncBatchProcessor().process(testing.sqs_event("a"), handle)
+    assert report.results() == [True]
