@@ -23,7 +23,7 @@ pytest.importorskip("aioboto3")
 APP = '''
 import asyncbatch
 
-processor = asyncbatch.AsyncBatchProcessor(concurrency=4, log_summary=False)
+processor = asyncbatch.AsyncBatchProcessor(concurrency=4)  # logs each failed record
 seen = set()
 
 
@@ -194,10 +194,11 @@ def test_failed_records_are_listed_per_batch_and_until_empty_says_what_it_waits_
     lines = out.splitlines()
     assert lines[1].startswith("--until-empty: stops once no message is visible, in flight "
                                "or delayed, checked after an empty long poll of up to 1 s")
-    failed = {identifier for line in lines if line.startswith("  failed: ")
-              for identifier in line.removeprefix("  failed: ").split(", ")}
-    assert len(failed) == 2  # the two bad messages, by their message ids
-    assert all(re.fullmatch(r"[0-9a-f-]{36}", identifier) for identifier in failed), failed
+    failed = [re.fullmatch(r"  failed: ([0-9a-f-]{36}): ValueError: cannot take (bad-\d)",
+                           line) for line in lines if line.startswith("  failed: ")]
+    # the two bad messages, by their message ids, with the exception the engine logged
+    assert all(failed) and sorted(m.group(2) for m in failed if m) == ["bad-2", "bad-4"], out
+    assert "record" not in err  # not printed twice (the engine's WARNING lines)
     assert any(line.startswith("waiting: 2 message(s) in flight: a failed message comes "
                                "back after its visibility timeout (3 s on this queue")
                for line in lines), out

@@ -167,7 +167,35 @@ def _source(args: argparse.Namespace) -> Source:
     return DynamoDBStreamSource(args.dynamodb_stream, **common, **options)
 
 
-def _print_batch(result: BatchResult, shown: int) -> None:
+class FailureLog(logging.Filter):
+    """On the ``asyncbatch`` logger: keeps why each record failed (the engine logs a
+    WARNING per failed record, ``extra={"asyncbatch": {"identifier", "error_type",
+    "error"}}``), for the batch lines; with ``swallow`` those records are not printed
+    again by the logging handlers."""
+
+    def __init__(self, swallow: bool, keep: int = 10_000) -> None:
+        super().__init__()
+        self.swallow = swallow
+        self.keep = keep
+        self.errors: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = getattr(record, "asyncbatch", None)
+        if not isinstance(info, dict) or "error_type" not in info:
+            return True
+        identifier = info.get("identifier")
+        if isinstance(identifier, (str, int)):
+            if len(self.errors) >= self.keep:
+                self.errors.pop(next(iter(self.errors)))
+            self.errors[str(identifier)] = f"{info['error_type']}: {info.get('error', '')}"
+        return not self.swallow
+
+    def pop(self, identifier: str) -> Optional[str]:
+        return self.errors.pop(identifier, None)
+
+
+def _print_batch(result: BatchResult, shown: int,
+                 failures: Optional[FailureLog] = None) -> None:
     where = result.shard_id or "queue"
     status = f"error {type(result.error).__name__}: {result.error}" \
         if result.error is not None else \
@@ -177,10 +205,14 @@ def _print_batch(result: BatchResult, shown: int) -> None:
     print(f"batch of {len(result.identifiers)} from {where}: {status}{again}{extra} "
           f"in {result.duration * 1000:.0f} ms", flush=True)
     if result.failed and shown > 0:
-        listed = ", ".join(result.failed[:shown])
+        why = {i: failures.pop(i) for i in result.failed} if failures is not None else {}
+        for identifier in result.failed[:shown]:
+            error = why.get(identifier)
+            reason = f": {error[:200]}" if error else ""
+            print(f"  failed: {identifier}{reason}", flush=True)
         more = len(result.failed) - shown
-        print(f"  failed: {listed}" + (f" (and {more} more)" if more > 0 else ""),
-              flush=True)
+        if more > 0:
+            print(f"  ... and {more} more failed", flush=True)
 
 
 # -- errors: one line naming the problem and the fix ------------------------------------
@@ -407,19 +439,30 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import anyio
-
-    from ..runner import Runner
-
     if args.failures_shown < 0:
         return _fail("--failures-shown must be >= 0")
     if args.interval <= 0:
         return _fail("--interval must be above 0")
+
+    failures = FailureLog(swallow=not args.quiet)
+    engine_log = logging.getLogger("asyncbatch")
+    engine_log.addFilter(failures)
+    try:
+        return _run_with(args, failures)
+    finally:
+        engine_log.removeFilter(failures)
+
+
+def _run_with(args: argparse.Namespace, failures: FailureLog) -> int:
+    import anyio
+
+    from ..runner import Runner
+
     shown = args.failures_shown
 
     def on_batch(result: BatchResult) -> None:
         if args.verbose or result.failed or result.error is not None:
-            _print_batch(result, shown)
+            _print_batch(result, shown, failures)
 
     try:
         handler = load_handler(args.handler)
