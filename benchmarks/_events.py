@@ -1,21 +1,24 @@
 """Synthetic Lambda events and the schedules they ideally allow.
 
-Records follow the shape of AWS's sample events and are parsed from JSON text, as the
-Lambda runtime delivers an event: every value its own string object, equal keys shared,
-so that the event's memory is what a real one of that size costs.
+Records are the source descriptors' own sample records (``asyncbatch._sources``: one
+definition of each source's shape), parsed from JSON text as the Lambda runtime delivers
+an event: every value its own string object, equal keys shared, so that the event's
+memory is what a real one of that size costs.
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
 import json
 import math
 import random
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
+
+from asyncbatch._sources import SOURCES, EventType
 
 __all__ = [
+    "kafka_event",
     "kinesis_event",
     "list_schedule",
     "lognormal_latencies",
@@ -24,58 +27,27 @@ __all__ = [
     "zipf_keys",
 ]
 
-_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
-_STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
-# A realistic Kinesis sequence number (56 decimal digits); record i gets _SEQ_BASE + i.
-_SEQ_BASE = 49590338271490256608559692538361571095921575989136588898
-
-_SQS_TEMPLATE = (
-    '{"messageId": "%(id)s", '
-    '"receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a%(n)010dXNKmKKZ1h5qtYk/6xHZwIWZ+'
-    'rsxUoFMiYUqBtyIyV3Kps+IJ6J1+Jz0hoJh8L/IlH7Wmm4KOu8YgSVFt9bRfDuH8gUv7TqzzXqxqAGpoY'
-    'ZzHLYH73PSN=", '
-    '"body": "{\\"order_id\\": %(n)d, \\"sku\\": \\"SKU-%(sku)05d\\", \\"quantity\\": %(q)d, '
-    '\\"amount\\": %(amount).2f}", '
-    '"attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "%(ts)d", '
-    '"SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "%(ts)d"}, '
-    '"messageAttributes": {}, '
-    '"md5OfBody": "%(md5)s", '
-    '"eventSource": "aws:sqs", '
-    '"eventSourceARN": "' + _QUEUE_ARN + '", '
-    '"awsRegion": "us-east-1"}'
-)
-
-_KINESIS_TEMPLATE = (
-    '{"kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "%(key)s", '
-    '"sequenceNumber": "%(seq)d", "data": "%(data)s", '
-    '"approximateArrivalTimestamp": %(ts).3f}, '
-    '"eventSource": "aws:kinesis", "eventVersion": "1.0", '
-    '"eventID": "shardId-000000000006:%(seq)d", "eventName": "aws:kinesis:record", '
-    '"invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role", '
-    '"awsRegion": "us-east-1", "eventSourceARN": "' + _STREAM_ARN + '"}'
-)
-
-
 _CHUNK = 1000
 
 
-def _parse(texts: Iterable[str]) -> list[Any]:
-    """Records from their JSON texts, parsed 1,000 at a time as one JSON array.
+def _parse(records: Iterable[dict[str, Any]]) -> list[Any]:
+    """The records as the Lambda runtime hands them over: written as JSON and parsed
+    back, 1,000 at a time as one JSON array.
 
     One ``json.loads`` per chunk makes equal keys share one string object, as the
     Lambda runtime's single ``json.loads`` of the whole event does (a record parsed on
     its own would carry its own copy of every key, ~40% more memory); the chunk keeps
     the temporary text small, so that it does not raise the process's peak RSS."""
-    records: list[Any] = []
-    chunk: list[str] = []
-    for text in texts:
-        chunk.append(text)
+    out: list[Any] = []
+    chunk: list[dict[str, Any]] = []
+    for record in records:
+        chunk.append(record)
         if len(chunk) == _CHUNK:
-            records += json.loads("[" + ",".join(chunk) + "]")
+            out += json.loads(json.dumps(chunk))
             chunk.clear()
     if chunk:
-        records += json.loads("[" + ",".join(chunk) + "]")
-    return records
+        out += json.loads(json.dumps(chunk))
+    return out
 
 
 def _message_id(rng: random.Random) -> str:
@@ -83,34 +55,38 @@ def _message_id(rng: random.Random) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
 
 
+def _order(i: int, rng: random.Random) -> dict[str, Any]:
+    return {"order_id": i, "sku": f"SKU-{rng.randrange(100_000):05d}",
+            "quantity": rng.randrange(1, 10), "amount": round(rng.random() * 500, 2)}
+
+
 def sqs_event(n: int, *, seed: int = 0) -> dict[str, Any]:
     """An SQS standard-queue event of ``n`` records with small JSON bodies."""
     rng = random.Random(seed)
-    texts = (
-        _SQS_TEMPLATE % {
-            "id": _message_id(rng), "n": i, "sku": rng.randrange(100_000),
-            "q": rng.randrange(1, 10), "amount": rng.random() * 500,
-            "ts": 1_700_000_000_000 + i, "md5": f"{rng.getrandbits(128):032x}",
-        }
-        for i in range(n)
-    )
-    return {"Records": _parse(texts)}
+    source = SOURCES[EventType.SQS]
+    records = (source.sample_record(i, _order(i, rng), message_id=_message_id(rng))
+               for i in range(n))
+    return source.sample_event(_parse(records))
 
 
 def kinesis_event(keys: Sequence[str], *, seed: int = 0) -> dict[str, Any]:
     """A Kinesis event with one record per partition key in ``keys``, in sequence order."""
     rng = random.Random(seed)
+    source = SOURCES[EventType.KINESIS]
+    records = (source.sample_record(i, _order(i, rng), key=key) for i, key in enumerate(keys))
+    return source.sample_event(_parse(records))
 
-    def texts() -> Iterator[str]:
-        for i, key in enumerate(keys):
-            payload = b'{"order_id": %d, "quantity": %d, "amount": %.2f}' % (
-                i, rng.randrange(1, 10), rng.random() * 500)
-            yield _KINESIS_TEMPLATE % {
-                "key": key, "seq": _SEQ_BASE + i, "ts": 1_700_000_000 + i / 1000,
-                "data": base64.b64encode(payload).decode("ascii"),
-            }
 
-    return {"Records": _parse(texts())}
+def kafka_event(keys: Sequence[Optional[str]], *, partitions: int = 1,
+                seed: int = 0) -> dict[str, Any]:
+    """An MSK event with one record per key in ``keys`` (``None``: no key), spread over
+    ``partitions`` partitions of one topic round-robin, offsets increasing per partition."""
+    rng = random.Random(seed)
+    source = SOURCES[EventType.KAFKA]
+    records = (source.sample_record(i, _order(i, rng), key=key, partition=i % partitions,
+                                    offset=1_000_000 + i // partitions)
+               for i, key in enumerate(keys))
+    return source.sample_event(_parse(records))
 
 
 def uniform_keys(n: int, distinct: int, *, seed: int = 0) -> list[str]:

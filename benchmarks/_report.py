@@ -10,7 +10,14 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from ._suite import IMPORT_TARGETS, KINESIS_CONTENDERS, SQS_CONTENDERS, median, select
+from ._suite import (
+    IMPORT_TARGETS,
+    KAFKA_CONTENDERS,
+    KINESIS_CONTENDERS,
+    SQS_CONTENDERS,
+    median,
+    select,
+)
 
 __all__ = ["main", "summarise", "write_report"]
 
@@ -24,6 +31,8 @@ NAMES = {
 }
 SHORT = {
     "asyncbatch": "asyncbatch",
+    "asyncbatch_key": "asyncbatch ordering=key",
+    "floor_partition": "bare partition pool",
     "powertools_async": "powertools async",
     "powertools_sync": "powertools sync",
     "floor": "bare pool",
@@ -33,6 +42,7 @@ SHORT = {
 COLORS = {
     "asyncbatch": "#1f77b4", "powertools_async": "#d62728", "powertools_sync": "#ff9896",
     "floor": "#2ca02c", "floor_keyed": "#98df8a", "aiometer": "#9467bd",
+    "asyncbatch_key": "#aec7e8", "floor_partition": "#bcbd22",
 }
 MB = 1024.0 * 1024.0
 # The two clocks of the makespan benchmarks, the first the one a target is judged on.
@@ -270,6 +280,19 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _overhead_table(s: dict[str, Any], source: str, sizes: list[int],
                     contenders: tuple[str, ...], metric: str) -> list[str]:
     unit = "CPU" if metric == "cpu" else "wall"
+    if source == "kafka":
+        header = [f"records ({unit})"] + [f"{SHORT[c]} µs/rec" for c in contenders] + [
+            "asyncbatch / bare partition pool", "ordering=key / bare keyed pool",
+            "powertools async / asyncbatch"]
+        rows = []
+        for n in sizes:
+            def k(c: str, n: int = n) -> Optional[dict[str, float]]:
+                return _oh(s, source, n, "asyncio", c, metric)
+            rows.append([f"{n:,}"] + [_cell(k(c)) for c in contenders] + [
+                _r(_ratio(k("asyncbatch"), k("floor_partition"))),
+                _r(_ratio(k("asyncbatch_key"), k("floor_keyed"))),
+                _r(_ratio(k("powertools_async"), k("asyncbatch")), 1)])
+        return _table(header, rows)
     header = ["records"] + [f"{SHORT[c]} µs/rec" for c in contenders] + [
         "asyncbatch / bare pool", "powertools async / asyncbatch",
         "powertools sync / asyncbatch",
@@ -309,27 +332,35 @@ def _md_overhead(data: dict[str, Any], s: dict[str, Any]) -> list[str]:
              "interpreters (each the median of its runs), with (min-max); the ratios "
              "divide medians.", ""]
     sizes = data["settings"]["sizes"]
-    for source, contenders in (("sqs", SQS_CONTENDERS), ("kinesis", KINESIS_CONTENDERS)):
+    for source, contenders in (("sqs", SQS_CONTENDERS), ("kinesis", KINESIS_CONTENDERS),
+                               ("kafka", KAFKA_CONTENDERS)):
         if not any(_oh(s, source, n, "asyncio", c) for n in sizes for c in contenders):
             continue
-        name = "SQS standard" if source == "sqs" else (
-            f"Kinesis ({data['settings']['distinct_keys']:,} partition keys, uniform)")
+        keys = data["settings"]["distinct_keys"]
+        name = {"sqs": "SQS standard",
+                "kinesis": f"Kinesis ({keys:,} partition keys, uniform)",
+                "kafka": f"Kafka (8 partitions, {keys:,} record keys, uniform)"}[source]
         lines += [f"### {name}", ""]
         lines += [*_overhead_table(s, source, sizes, contenders, "cpu"), ""]
         lines += [*_overhead_table(s, source, sizes, contenders, "wall"), ""]
     lines += ["The bare pool ignores ordering; for Kinesis the *bare keyed pool* also groups "
               "the records by partition key (inside the clock) and runs each key's records "
               "in order, the least an ordered processor must do. aiometer has no per-key "
-              "ordering, so it is measured on SQS only.", ""]
+              "ordering, so it is measured on SQS only. For Kafka, asyncbatch runs each "
+              "partition in offset order (default) or each key of a partition "
+              "(`ordering=\"key\"`); the bare partition pool and bare keyed pool are their "
+              "floors.", ""]
     first_rows = []
-    for source, contenders in (("sqs", SQS_CONTENDERS), ("kinesis", KINESIS_CONTENDERS)):
+    for source, contenders in (("sqs", SQS_CONTENDERS), ("kinesis", KINESIS_CONTENDERS),
+                               ("kafka", KAFKA_CONTENDERS)):
         for c in contenders:
             runs = [v for k, v in s["overhead"].items()
                     if k.startswith(f"{source}|") and k.endswith(f"|asyncio|{c}")]
             if runs:
                 first = median(v["first_call_ms"]["median"] for v in runs)
                 second = median(v["second_call_ms"]["median"] for v in runs)
-                first_rows.append(["SQS" if source == "sqs" else "Kinesis", SHORT[c],
+                first_rows.append([{"sqs": "SQS", "kinesis": "Kinesis"}.get(source, "Kafka"),
+                                   SHORT[c],
                                    f"{first:.1f}", f"{second:.1f}"])
     if first_rows:
         lines += ["### First call in a fresh interpreter", "",

@@ -39,7 +39,8 @@ from . import _events
 # machine disturbs least: a process descheduled by a neighbour does not accrue it.
 Run = Callable[[dict[str, Any]], tuple[float, float, int]]
 
-ASYNC_CONTENDERS = ("asyncbatch", "powertools_async", "floor", "floor_keyed", "aiometer")
+ASYNC_CONTENDERS = ("asyncbatch", "asyncbatch_key", "powertools_async", "floor",
+                    "floor_keyed", "floor_partition", "aiometer")
 SYNC_CONTENDERS = ("powertools_sync",)
 
 
@@ -121,11 +122,32 @@ async def bare_pool(items: Any, work: Callable[[Any], Awaitable[Any]], concurren
             tg.create_task(worker())
 
 
-def key_lanes(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def _kinesis_key(record: dict[str, Any]) -> Any:
+    return record["kinesis"]["partitionKey"]
+
+
+def _kafka_partition(record: dict[str, Any]) -> Any:
+    return (record["topic"], record["partition"])
+
+
+def _kafka_key(record: dict[str, Any]) -> Any:
+    return (record["topic"], record["partition"], record["key"])
+
+
+def _records(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event's records: ``Records``, or a Kafka event's topic-partition groups."""
+    if "Records" in event:
+        return event["Records"]  # type: ignore[no-any-return]
+    return [record for part in event["records"].values() for record in part]
+
+
+def key_lanes(records: list[dict[str, Any]],
+              key_of: Callable[[dict[str, Any]], Any] = _kinesis_key,
+              ) -> list[list[dict[str, Any]]]:
     """Records grouped by partition key (event order inside a lane), longest lane first."""
-    lanes: dict[str, list[dict[str, Any]]] = {}
+    lanes: dict[Any, list[dict[str, Any]]] = {}
     for record in records:
-        key = record["kinesis"]["partitionKey"]
+        key = key_of(record)
         lane = lanes.get(key)
         if lane is None:
             lanes[key] = [record]
@@ -135,14 +157,15 @@ def key_lanes(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 async def keyed_pool(records: list[dict[str, Any]], work: Callable[[Any], Awaitable[Any]],
-                     concurrency: int) -> None:
+                     concurrency: int,
+                     key_of: Callable[[dict[str, Any]], Any] = _kinesis_key) -> None:
     """The floor for ordered records: group by key, then a bare pool over the lanes."""
 
     async def run_lane(lane: list[dict[str, Any]]) -> None:
         for record in lane:
             await work(record)
 
-    await bare_pool(key_lanes(records), run_lane, concurrency)
+    await bare_pool(key_lanes(records, key_of), run_lane, concurrency)
 
 
 # -- contenders ------------------------------------------------------------------------
@@ -151,10 +174,11 @@ async def keyed_pool(records: list[dict[str, Any]], work: Callable[[Any], Awaita
 def make_run(contender: str, source: str, concurrency: int, loop: asyncio.AbstractEventLoop | None,
              handler: Callable[[Any], Any]) -> Run:
     """The contender's ``run(event)``. ``handler`` is async, except for powertools_sync."""
-    if contender == "asyncbatch":
+    if contender in ("asyncbatch", "asyncbatch_key"):
         import asyncbatch
 
-        processor = asyncbatch.AsyncBatchProcessor(concurrency=concurrency)
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=concurrency, ordering="key" if contender == "asyncbatch_key" else None)
 
         async def timed_asyncbatch(event: dict[str, Any]) -> tuple[float, float, int]:
             wall, cpu = _now()
@@ -170,7 +194,10 @@ def make_run(contender: str, source: str, concurrency: int, loop: asyncio.Abstra
         os.environ.setdefault("LAMBDA_TASK_ROOT", "/var/task")
         from aws_lambda_powertools.utilities import batch
 
-        kind = batch.EventType.SQS if source == "sqs" else batch.EventType.KinesisDataStreams
+        kind = {"sqs": batch.EventType.SQS, "kinesis": batch.EventType.KinesisDataStreams,
+                "kafka": getattr(batch.EventType, "Kafka", None)}[source]
+        if kind is None:
+            raise RuntimeError("the installed powertools has no Kafka batch processor")
         if contender == "powertools_async":
             pt_processor: Any = batch.AsyncBatchProcessor(event_type=kind)
             entry = batch.async_process_partial_response
@@ -185,12 +212,17 @@ def make_run(contender: str, source: str, concurrency: int, loop: asyncio.Abstra
 
         return timed_powertools
 
-    if contender in ("floor", "floor_keyed"):
-        pool = bare_pool if contender == "floor" else keyed_pool
+    if contender in ("floor", "floor_keyed", "floor_partition"):
+        key_of = _kinesis_key
+        if source == "kafka":
+            key_of = _kafka_partition if contender == "floor_partition" else _kafka_key
 
         async def timed_floor(event: dict[str, Any]) -> tuple[float, float, int]:
             wall, cpu = _now()
-            await pool(event["Records"], handler, concurrency)
+            if contender == "floor":
+                await bare_pool(_records(event), handler, concurrency)
+            else:
+                await keyed_pool(_records(event), handler, concurrency, key_of)
             return _since(wall, cpu, 0)
 
         return lambda event: _on(loop, timed_floor(event))
@@ -226,7 +258,13 @@ def build_event(source: str, n: int, distinct_keys: int, seed: int) -> dict[str,
         return _events.sqs_event(n, seed=seed)
     if source == "kinesis":
         return _events.kinesis_event(_events.uniform_keys(n, distinct_keys, seed=seed), seed=seed)
-    raise ValueError(f"source={source!r}: use 'sqs' or 'kinesis'")
+    if source == "kafka":  # 8 partitions of one topic, uniform keys
+        return _events.kafka_event(_events.uniform_keys(n, distinct_keys, seed=seed),
+                                   partitions=KAFKA_PARTITIONS, seed=seed)
+    raise ValueError(f"source={source!r}: use 'sqs', 'kinesis' or 'kafka'")
+
+
+KAFKA_PARTITIONS = 8
 
 
 # -- tasks -----------------------------------------------------------------------------

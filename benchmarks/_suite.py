@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-__all__ = ["BENCHMARKS", "FULL", "QUICK", "Settings", "run_suite"]
+__all__ = ["BENCHMARKS", "FULL", "KAFKA_CONTENDERS", "QUICK", "Settings", "run_suite"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "import")
@@ -32,6 +32,10 @@ BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "import")
 SQS_CONTENDERS = ("asyncbatch", "powertools_async", "powertools_sync", "floor", "aiometer")
 KINESIS_CONTENDERS = ("asyncbatch", "powertools_async", "powertools_sync", "floor",
                       "floor_keyed")
+# Kafka (8 partitions): per-partition order (the default) and per-key order, against
+# powertools' Kafka processor and the bare pools grouping by partition and by key.
+KAFKA_CONTENDERS = ("asyncbatch", "asyncbatch_key", "powertools_async", "floor_partition",
+                    "floor_keyed")
 SYNC_ONLY = ("powertools_sync",)
 
 _POWERTOOLS_BATCH = "from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor"
@@ -214,7 +218,7 @@ def overhead_runs(settings: Settings, selected: set[str]) -> list[dict[str, Any]
     configs: list[tuple[str, int, str]] = []
     if "overhead" in selected:
         configs += [(source, n, "asyncio") for n in settings.sizes
-                    for source in ("sqs", "kinesis")]
+                    for source in ("sqs", "kinesis", "kafka")]
     elif "memory" in selected:  # memory needs only the largest SQS runs
         configs.append(("sqs", max(settings.sizes), "asyncio"))
     if "uvloop" in selected:
@@ -225,7 +229,8 @@ def overhead_runs(settings: Settings, selected: set[str]) -> list[dict[str, Any]
         for source, n, loop in configs:
             if rep >= settings.reps[n]:
                 continue
-            contenders = SQS_CONTENDERS if source == "sqs" else KINESIS_CONTENDERS
+            contenders = {"sqs": SQS_CONTENDERS, "kinesis": KINESIS_CONTENDERS,
+                          "kafka": KAFKA_CONTENDERS}[source]
             if loop == "uvloop":
                 contenders = tuple(c for c in contenders if c not in SYNC_ONLY and (
                     settings.uvloop_contenders is None or c in settings.uvloop_contenders))
