@@ -157,6 +157,8 @@ def test_configuration_error_inside_the_run_names_flags(
     (["--wait-time", "30"], "--wait-time 30: SQS long polls 0..20 s"),
     (["--concurrency", "0"], "--concurrency 0: give a whole number >= 1"),
     (["--poll-interval", "1"], "--poll-interval: for Kinesis and DynamoDB streams only"),
+    (["--max-batches", "0"], "--max-batches must be >= 1 (leave it out to run until stopped)"),
+    (["--function-timeout", "0"], "--function-timeout 0.0: give seconds > 0"),
 ])
 def test_bad_options_are_named_by_their_flags(
         aws: str, app: str, capsys: pytest.CaptureFixture[str], argv: list[str],

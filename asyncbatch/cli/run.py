@@ -443,6 +443,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail("--failures-shown must be >= 0")
     if args.interval <= 0:
         return _fail("--interval must be above 0")
+    if args.max_batches is not None and args.max_batches < 1:
+        return _fail("--max-batches must be >= 1 (leave it out to run until stopped)")
 
     failures = FailureLog(swallow=not args.quiet)
     engine_log = logging.getLogger("asyncbatch")
