@@ -752,6 +752,24 @@ def test_example_lambda_handler_on_moto(aws: str, monkeypatch: pytest.MonkeyPatc
     assert json.loads(json.loads(messages[0]["Body"])["Message"])["rows"]["rejected"] == 1
 
 
+def test_example_runs_locally_on_moto() -> None:
+    """examples/s3_csv_import/run_local.py, as its README says to run it."""
+    spec = importlib.util.spec_from_file_location("s3_csv_import_run_local",
+                                                  EXAMPLE / "run_local.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines: list[str] = []
+    response = module.run(module.SAMPLE.encode(), out=lines.append)
+    (obj,) = response["objects"]
+    assert (obj["status"], obj["rows"]["written"], obj["rows"]["rejected"]) == \
+        ("rejected", 2, 2)
+    text = "\n".join(lines)
+    assert "reports/incoming/students.csv.errors.csv" in text
+    assert "'=HYPERLINK" in text  # neutralised in the report
+    assert "SNS summary: CSV import rejected: students.csv (2/4 rows)" in text
+
+
 def test_example_handler_needs_table_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TABLE_NAME", raising=False)
     with pytest.raises(RuntimeError, match="TABLE_NAME"):

@@ -3,8 +3,9 @@
 A CSV put under ``incoming/`` triggers this function. Every row is validated against
 ``Student``; valid rows go to the DynamoDB table (``student_id`` hash key, ``course``
 range key) with BatchWriteItem, 16 requests in flight; one summary goes to the SNS
-topic; the file moves to ``archive/`` (every row written) or ``error/`` (with an
-``.errors.csv`` of the rejected rows and why), in the same bucket.
+topic; the file moves to ``archive/`` (every row written) or ``error/``, and the
+rejected rows with why go to ``reports/<key>.errors.csv``, in the same bucket. If the
+move or the summary does not finish, the function raises so that S3 invokes it again.
 
 Configuration (environment):
 
