@@ -415,28 +415,32 @@ def test_concurrency_runs_a_sync_handler_on_that_many_worker_threads(
 
 
 def test_an_async_handler_runs_on_the_bounded_pool() -> None:
+    """Handlers wait until ``expected`` of them run at once: the batch succeeds only if
+    the bound is reached, and the high-water mark shows it is never passed."""
     import asyncio
 
-    running = 0
-    most = 0
-
-    async def record_handler(record: SQSRecord) -> str:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        for _ in range(3):
-            await asyncio.sleep(0)  # yield: lets the others start, up to the bound
-        running -= 1
-        return record.body
-
-    records = [sqs(n, str(n)) for n in range(40)]
     for concurrency, expected in ((3, 3), (None, powertools.DEFAULT_ASYNC_CONCURRENCY)):
-        most = 0
+        running = most = 0
+        full: Optional[asyncio.Event] = None
+
+        async def record_handler(record: SQSRecord, expected: int = expected) -> str:
+            nonlocal running, most, full
+            if full is None:
+                full = asyncio.Event()
+            running += 1
+            most = max(most, running)
+            if running == expected:
+                full.set()
+            await asyncio.wait_for(full.wait(), 30)
+            running -= 1
+            return record.body
+
+        records = [sqs(n, str(n)) for n in range(40)]
         processor = AsyncBatchProcessor(EventType.SQS, concurrency=concurrency)
         with processor(records, record_handler):
             processed = processor.async_process()
-        assert most == expected
         assert [r for _, r, _ in processed] == [str(n) for n in range(40)]
+        assert most == expected
 
 
 def test_an_async_handler_given_to_batch_processor_is_awaited() -> None:
