@@ -101,8 +101,12 @@ def test_throttling_dependency_counts_throttles_and_retries(
     assert code == 0, err
     one, eight = json.loads(out)["results"]
     assert one["throttled"] == one["retries"] == 0 and one["peak_inflight"] == 1
-    assert eight["throttled"] > 0 and eight["retries"] == eight["throttled"]
-    assert eight["succeeded"] == 100
+    # Every call beyond 2 in flight is throttled: a record can lose the race 50 times in a
+    # row (seen about once in 30 runs) and fail; its last throttle is not retried.
+    assert eight["throttled"] > 0
+    assert eight["succeeded"] + eight["failed"] == 100 and eight["skipped"] == 0
+    assert eight["retries"] == eight["throttled"] - eight["failed"]
+    assert all("TransientError: throttled" in error for error in eight["errors"])
 
 
 @pytest.mark.parametrize("source", ["fifo", "kinesis", "dynamodb"])
