@@ -1,4 +1,5 @@
-"""Record views: lazy decoding, DynamoDB JSON to Python, canonical ordering keys."""
+"""Record views: lazy decoding, DynamoDB JSON to Python (and back, for sample records),
+canonical ordering keys, FIFO told by the queue ARN."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ from decimal import Decimal
 import pytest
 
 import asyncbatch
-from asyncbatch._dynamodb import DynamoDBJSONError, canonical_key, deserialize
-
-from .events import ddb_record, kinesis_record, sqs_record
+from asyncbatch._dynamodb import DynamoDBJSONError, canonical_key, deserialize, serialize
+from asyncbatch.testing._events import ddb_record, kinesis_record, sqs_record
 
 
 def test_sqs_view() -> None:
@@ -101,3 +101,42 @@ async def test_reordered_key_attributes_share_one_lane() -> None:
 
     await asyncbatch.AsyncBatchProcessor().process({"Records": [first, second]}, handle)
     assert peak == 1
+
+
+def test_a_fair_queue_message_has_a_group_but_no_ordering_key() -> None:
+    raw = sqs_record(1, group="tenant-1")
+    raw["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:orders"  # standard queue
+    view = asyncbatch.SQSRecord(raw)
+    assert view.message_group_id == "tenant-1"
+    assert not view.is_fifo and view.ordering_key is None
+
+
+def test_dynamodb_json_round_trips() -> None:
+    value = {"s": "x", "n": Decimal("1.5"), "i": 3, "b": b"\x00", "t": True, "z": None,
+             "ss": {"a", "b"}, "ns": {Decimal(1), Decimal(2)}, "bs": {b"x"},
+             "l": [1, "two", {"m": []}]}
+    back = deserialize(serialize(value))
+    assert back == {**value, "i": Decimal(3), "l": [Decimal(1), "two", {"m": []}]}
+    with pytest.raises(TypeError, match="object has no DynamoDB type"):
+        serialize(object())
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    ({"SS": "ab"}, r"SS must hold a list"),
+    ({"SS": ["a", 1]}, r"SS must hold strings"),
+    ({"NS": ["1", "x"]}, r"'x' is not a DynamoDB number"),
+    ({"N": 5}, r"5 is not a DynamoDB number \(a string\)"),
+    ({"N": "Infinity"}, r"'Infinity' is not a DynamoDB number"),
+    ({"S": 5}, r"S must hold a string"),
+])
+def test_malformed_dynamodb_values_name_their_path(value: dict[str, object], match: str) -> None:
+    with pytest.raises(DynamoDBJSONError, match=match):
+        deserialize({"M": {"a": value}})
+
+
+def test_key_numbers_outside_dynamodb_range_are_refused() -> None:
+    with pytest.raises(DynamoDBJSONError, match=r"out of DynamoDB's number range"):
+        canonical_key({"pk": {"N": "1e126"}})
+    assert canonical_key({"pk": {"N": "9.9e125"}}) == (("pk", "N", Decimal("9.9e125")),)
+    with pytest.raises(DynamoDBJSONError, match=r"type 'SS' is not a key type"):
+        canonical_key({"pk": {"SS": ["a"]}})

@@ -276,3 +276,25 @@ def test_key_and_identifier_text_per_source() -> None:
     assert kafka.key_text(record) == "orders-0"
     assert kafka.identifier_text(kafka.identifier(record)) == "orders-0@15"
     assert sqs.identifier_text("m-1") == "m-1"
+
+
+@pytest.mark.parametrize("event_type", [EventType.KINESIS, EventType.DYNAMODB_STREAMS])
+def test_a_batch_in_sequence_order_ranks_by_position(event_type: EventType) -> None:
+    """Lambda sends a shard's records in sequence order: then a record's position ranks it
+    as its sequence number would (``rank=None``), and ``sequence`` still gives the int."""
+    source = SOURCES[event_type]
+    event = source.sample_event([source.sample_record(i, key=k)
+                                 for i, k in enumerate("abab")])
+    _, records, plan = read_event(event, None)
+    assert plan.rank is None and plan.lanes == [[0, 2], [1, 3]]
+    assert plan.sequence is not None
+    assert [plan.sequence(i) for i in range(4)] == [int(source.identifier(r)) for r in records]
+    # sequence numbers of different lengths compare as integers, not as text
+    short = source.sample_record(0, key="a")
+    long = source.sample_record(1, key="a")
+    for raw, number in ((short, "99"), (long, "100")):
+        (raw["kinesis"] if "kinesis" in raw else raw["dynamodb"])[
+            "sequenceNumber" if "kinesis" in raw else "SequenceNumber"] = number
+    _, _, mixed = read_event(source.sample_event([short, long]), None)
+    assert mixed.lanes == [[0, 1]] and mixed.sequence is not None
+    assert mixed.sequence(1) == 100
