@@ -134,6 +134,15 @@ def test_import_asyncbatch_stays_free_of_powertools() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_without_powertools_the_import_error_says_what_to_install() -> None:
+    code = ("import sys; sys.modules['aws_lambda_powertools'] = None\n"
+            "try:\n    import asyncbatch.powertools\n"
+            "except ImportError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "pip install 'asyncbatch[powertools]'" in out.stdout
+
+
 # -- the context-manager form: tuples, messages, exceptions, response ------------------------
 
 def test_context_manager_returns_status_result_record_tuples_in_record_order() -> None:

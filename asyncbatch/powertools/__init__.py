@@ -12,6 +12,13 @@ Powertools must be installed (``pip install aws-lambda-powertools``); ``import a
 itself never imports it.
 """
 
+try:
+    import aws_lambda_powertools.utilities.batch  # noqa: F401
+except ImportError as exc:
+    raise ImportError(
+        "asyncbatch.powertools runs Powertools' batch API and needs it installed: "
+        "pip install 'asyncbatch[powertools]' (or aws-lambda-powertools>=3)") from exc
+
 from aws_lambda_powertools.utilities.batch import (
     BasePartialBatchProcessor,
     BasePartialProcessor,
