@@ -11,6 +11,7 @@ keeps every record's outcome in compact arrays.
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from array import array
 from collections.abc import (
@@ -376,17 +377,26 @@ class BatchRun:
         return error
 
     def _lane_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
-        """Lanes, record by record: the ready lane head of lowest rank runs first."""
+        """Lanes, record by record: the ready lane head of lowest rank runs first.
+
+        ``ready`` is a heap of the lanes whose head may start (a lane is out of it while
+        one of its records runs). Ranked by position (``plan.rank`` is None), an entry is
+        the int ``position * lanes + lane``; otherwise ``(rank, lane)``. A worker that
+        finishes a record pushes its lane's next head and pops the lowest in one
+        ``heappushpop``: it keeps its lane unless another head ranks lower."""
         plan = self.plan
         lanes = plan.lanes
         assert lanes is not None
         rank = plan.rank
+        width = len(lanes)
+        by_position = rank is None
+        ready: list[Any]
         if rank is None:
-            ready = [(lane[0], number) for number, lane in enumerate(lanes) if lane]
+            ready = [lane[0] * width + number for number, lane in enumerate(lanes) if lane]
         else:
             ready = [(rank(lane[0]), number) for number, lane in enumerate(lanes) if lane]
         heapq.heapify(ready)
-        positions = [0] * len(lanes)
+        positions = [0] * width
         checkpoint = plan.mode is FailureMode.CHECKPOINT
         stop_all = plan.mode is FailureMode.STOP_ALL
         seq = plan.sequence
@@ -404,27 +414,32 @@ class BatchRun:
         cancelled = self.cancelled_exc
         heappop = heapq.heappop
         heappushpop = heapq.heappushpop
+        clock = deadline.clock if deadline is not None else None
+        soft = deadline.soft if deadline is not None else math.inf
 
         async def worker(crew: Crew) -> None:
             done = 0
-            item: Optional[tuple[Any, int]] = None
+            number = -1  # the lane this worker holds; -1: take one from the heap
             while True:
-                if item is None:
+                if number < 0:
                     if not ready:
                         return
-                    item = heappop(ready)
-                number = item[1]
+                    key = heappop(ready)
+                    number = key % width if by_position else key[1]
                 lane = lanes[number]
                 pos = positions[number]
                 index = lane[pos]
-                if flag.is_set or (deadline is not None and self._past_soft()):
+                if flag.is_set:
                     return  # this lane's rest stays pending: reported with the stop reason
+                if clock is not None and clock() >= soft:
+                    self._deadline_stop()
+                    return
                 if checkpoint and cutoffs:
                     assert seq is not None
                     cut = cutoffs.get(None if partition is None else partition(index))
                     if cut is not None and seq(index) > cut[0]:
                         self._skip(lane[pos:], "checkpoint", cut[1])
-                        item = None
+                        number = -1
                         continue
                 crew.enter()
                 if simple:  # the hot path, inlined: no coroutine of our own per record
@@ -447,21 +462,23 @@ class BatchRun:
                 crew.busy -= 1
                 done += 1
                 if not done % _YIELD_EVERY:
-                    await self.yield_now()  # a long run must not starve the watcher
+                    await self.yield_now()  # a long run must not starve the loop
                 if status[index] == PENDING:
                     return  # not started: the deadline came while it waited for a slot
                 if not ok:
                     if not stop_all:  # there the stop reason says it
                         self._skip(lane[pos + 1:], "group_failed", self.errors[index])
-                    item = None
+                    number = -1
                     continue
                 pos += 1
                 positions[number] = pos
-                if pos < len(lane):
+                if pos == len(lane):
+                    number = -1
+                elif ready:
                     nxt = lane[pos]
-                    item = heappushpop(ready, (nxt if rank is None else rank(nxt), number))
-                else:
-                    item = None
+                    key = heappushpop(ready, nxt * width + number if by_position
+                                      else (rank(nxt), number))  # type: ignore[misc]
+                    number = key % width if by_position else key[1]
 
         return worker
 
@@ -496,9 +513,15 @@ class BatchRun:
         yield_now = self.yield_now
         indices = iter(range(len(records)))
 
+        clock = deadline.clock if deadline is not None else None
+        soft = deadline.soft if deadline is not None else math.inf
+
         async def worker(crew: Crew) -> None:
             for index in indices:
-                if flag.is_set or (deadline is not None and self._past_soft()):
+                if flag.is_set:
+                    return
+                if clock is not None and clock() >= soft:  # by clock: see _past_soft
+                    self._deadline_stop()
                     return
                 busy = crew.busy + 1  # crew.enter(), inlined: this loop runs per record
                 crew.busy = busy
