@@ -665,3 +665,21 @@ def test_no_warning_from_a_plain_run() -> None:
         warnings.simplefilter("error")
         process_partial_response({"Records": [sqs(0, "a")]}, handler,
                                  BatchProcessor(EventType.SQS))
+
+
+@pytest.mark.usefixtures("kafka")
+def test_kafka_skips_the_later_offsets_of_a_failed_partition_only() -> None:
+    ran: list[str] = []
+
+    def record_handler(record: Any) -> None:
+        ran.append(record.decoded_value.decode())
+        if ran[-1] == "fail":
+            raise ValueError("no")
+
+    event = testing.kafka_event((0, "k", "fail"), (1, "k", "b"), (0, "k", "c"), start=5)
+    processor = BatchProcessor(EventType.Kafka)
+    response = process_partial_response(event, record_handler, processor)
+    assert sorted(ran) == ["b", "fail"]
+    assert response == {"batchItemFailures": [
+        {"itemIdentifier": {"partition": "orders-0", "offset": 5}},
+        {"itemIdentifier": {"partition": "orders-0", "offset": 6}}]}
