@@ -4,10 +4,12 @@ A record handler may be
 
 - an ``async def`` (or an object whose ``__call__`` is one): awaited on the event loop;
 - a plain ``def`` (or any other callable): run on a worker thread through
-  ``anyio.to_thread.run_sync``, under a ``CapacityLimiter`` of its own sized to the
-  processor's concurrency (anyio's default limiter would cap it at 40), so that a boto3
-  handler gets concurrency without a rewrite. If it returns an awaitable (a ``lambda``
-  around an async function), that is awaited on the loop.
+  ``anyio.to_thread.run_sync``, under a ``CapacityLimiter`` of its own, one per
+  ``process()`` call (anyio's default limiter would cap it at 40): sized to the
+  concurrency when the caller gives it, else unbounded, the scheduler running at most
+  ``concurrency`` calls anyway. So a boto3 handler gets concurrency without a rewrite. If
+  it returns an awaitable (a ``lambda`` around an async function), that is awaited on the
+  loop.
 
 The Lambda context reaches a parameter named ``lambda_context`` (as Powertools does), or
 else a second positional parameter. With ``model=``, the first parameter gets the parsed
