@@ -26,7 +26,7 @@ from asyncbatch import (
     Replay,
     SQSRecord,
 )
-from tests.events import sqs_record
+from asyncbatch.testing._events import sqs_record
 
 pytestmark = pytest.mark.anyio
 

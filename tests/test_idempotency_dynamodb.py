@@ -18,7 +18,7 @@ import pytest
 import asyncbatch
 from asyncbatch import Idempotency, SQSRecord
 from asyncbatch.aws.idempotency import DynamoDBIdempotencyStore
-from tests.events import sqs_record
+from asyncbatch.testing._events import sqs_record
 from tests.test_idempotency import TABLE, create_table, run_once, views
 
 pytestmark = pytest.mark.anyio
@@ -232,3 +232,16 @@ def test_a_sqs_view_of_the_same_message_has_the_same_key() -> None:
     again = dict(first, receiptHandle="other",
                  attributes={**first["attributes"], "ApproximateReceiveCount": "2"})
     assert idem.key_of(SQSRecord(first)) == idem.key_of(SQSRecord(again))
+
+
+def test_the_readme_sam_snippet_passes_cfn_lint(tmp_path: Any) -> None:
+    import re
+    from pathlib import Path
+
+    api = pytest.importorskip("cfnlint.api")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (template,) = [block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+                   if "IdempotencyTable" in block]
+    path = tmp_path / "template.yaml"
+    path.write_text(template)
+    assert [str(m) for m in api.lint_file(path)] == []

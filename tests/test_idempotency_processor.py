@@ -24,8 +24,9 @@ from asyncbatch import (
     IdempotencyValidationError,
     InMemoryIdempotencyStore,
 )
+from asyncbatch.testing._events import SOURCE_NAMES as SOURCES
+from asyncbatch.testing._events import make_event, position, sqs_record
 from tests.conftest import FakeLambdaContext
-from tests.events import SOURCES, make_event, position, sqs_record
 from tests.test_idempotency import TABLE, Clock, create_table
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,7 @@ from trio.testing import MockClock
 import asyncbatch
 from asyncbatch import AIMDLimit, GradientLimit, Retry, TransientError
 from asyncbatch._limits import Gate
-
-from .events import make_event, position
+from asyncbatch.testing._events import make_event, position
 
 
 def test_aimd_grows_while_used_and_backs_off_on_drops() -> None:

@@ -24,9 +24,9 @@ from asyncbatch import (
     SinkError,
     TransientError,
 )
+from asyncbatch.testing._events import ddb_record, kinesis_record, make_event, position, sqs_record
 
 from .conftest import FakeLambdaContext
-from .events import ddb_record, kinesis_record, make_event, position, sqs_record
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,9 @@ from asyncbatch import ConfigurationError, Failure, Retry, TransientError
 from asyncbatch._hooks import implemented_hooks
 from asyncbatch.telemetry import EMFHooks
 from asyncbatch.telemetry.emf import METRICS
+from asyncbatch.testing._events import make_event, position
 
 from .conftest import FakeLambdaContext
-from .events import make_event, position
 
 pytestmark = pytest.mark.anyio
 

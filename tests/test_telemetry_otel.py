@@ -12,9 +12,9 @@ import asyncbatch
 from asyncbatch import ConfigurationError, Retry, TransientError
 from asyncbatch._hooks import implemented_hooks
 from asyncbatch.telemetry import OpenTelemetryHooks
+from asyncbatch.testing._events import make_event, position
 
 from .conftest import FakeLambdaContext
-from .events import make_event, position
 
 trace = pytest.importorskip("opentelemetry.trace")
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
