@@ -200,7 +200,7 @@ class AsyncBatchProcessor:
         whatever the handler, hooks, predicates, sink or reducer raise. Only
         ``KeyboardInterrupt`` and ``SystemExit`` propagate (unwrapped), and a cancellation
         of the caller."""
-        call = _bind(handler, context)
+        call = _bind(handler, context, self.concurrency)
         policy, records, plan = read_event(
             event, self._event_type, fifo_stop_batch=self.fifo_stop_on_failure,
             ordering=self.ordering)
