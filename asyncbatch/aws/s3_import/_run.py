@@ -191,7 +191,10 @@ class ObjectRun:
         deadline = self.deadline
         try:
             if self.stop.is_set or (deadline is not None and deadline.passed_soft()):
-                self.stop.is_set = True  # its rows stay unwritten
+                # Its rows stay unwritten; writes in flight go on until the hard deadline.
+                self.stop.is_set = True
+                if self.fatal is None:
+                    self.fatal = ImportDeadlineError("writes stopped")
                 chunk.close(self.rows.inflight)
                 return
             await self.writer.write(chunk)
