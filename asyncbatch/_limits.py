@@ -262,3 +262,31 @@ class Gate:
         while waiters and self.inflight < self._allowed():
             self.inflight += 1
             waiters.popleft().set()
+
+
+# -- adaptive limits shared across process() calls ---------------------------------------
+
+_gates: dict[tuple[int, int], list[Any]] = {}
+
+
+def acquire_gate(limit: ConcurrencyLimit,
+                 event: Callable[[], Any]) -> tuple[Gate, tuple[int, int]]:
+    """The gate of ``limit`` on this thread's loop: processors (and concurrent
+    ``process()`` calls) sharing one limit object share its in-flight count, so its
+    ``max`` holds across all of them."""
+    import threading
+
+    key = (id(limit), threading.get_ident())
+    entry = _gates.get(key)
+    if entry is None:
+        entry = _gates[key] = [Gate(limit, event), 0]
+    entry[1] += 1
+    return entry[0], key
+
+
+def release_gate(key: tuple[int, int]) -> None:
+    entry = _gates.get(key)
+    if entry is not None:
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del _gates[key]

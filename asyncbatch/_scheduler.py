@@ -1,11 +1,10 @@
-"""The one scheduler: a fixed pool of workers over a feed of work, and the per-batch run
-that every event source executes on.
+"""The one scheduler: the run of one batch, on the worker pool of ``_pool.py``.
 
-``pool`` is the engine: at most ``concurrency`` workers pull items from one shared feed
-(a list, an iterator or an async iterator) and await ``work(item)`` for each; no task per
-item, nothing gathered. ``BatchRun`` feeds it the records of one event, either one by one
-(independent records) or as lanes (records that must run one at a time, in order), and
-keeps every record's outcome in compact arrays.
+``BatchRun`` feeds the pool the records of one event, either one by one (independent
+records) or as lanes (records that must run one at a time, in order, scheduled record by
+record: the ready lane head of lowest rank first), applies the source's failure rule, and
+keeps every record's outcome in compact arrays. It runs over a backend seam
+(``_backends.py``): native asyncio or anyio, one code path.
 """
 
 from __future__ import annotations
@@ -14,16 +13,8 @@ import heapq
 import math
 import time
 from array import array
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Coroutine,
-    Hashable,
-    Iterable,
-    Sequence,
-)
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
+from collections.abc import Awaitable, Coroutine, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._backends import current_backend
 from ._errors import (
@@ -36,7 +27,8 @@ from ._errors import (
     SinkError,
 )
 from ._hooks import Failure
-from ._limits import ConcurrencyLimit, Gate
+from ._limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
+from ._pool import YIELD_EVERY, Crew, StopFlag, pool, run_workers
 from ._report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
 from ._retry import is_transient
 from ._sources import FailureMode
@@ -51,129 +43,7 @@ if TYPE_CHECKING:
     from ._sources import Plan, SourcePolicy
     from ._windows import Window, WindowReducer
 
-__all__ = ["BatchRun", "Crew", "StopFlag", "pool", "run_workers"]
-
-T = TypeVar("T")
-
-# A worker whose items never suspend would starve the event loop (and the deadline
-# watcher); it yields once every this many items.
-_YIELD_EVERY = 128
-
-
-class StopFlag:
-    """Set once to make every worker stop taking new items."""
-
-    __slots__ = ("is_set",)
-
-    def __init__(self) -> None:
-        self.is_set = False
-
-
-async def pool(
-    feed: Union[Iterable[T], AsyncIterable[T]],
-    work: Callable[[T], Awaitable[Any]],
-    concurrency: int,
-    *,
-    stop: Optional[StopFlag] = None,
-    size: Optional[int] = None,
-    backend: Optional[Backend] = None,
-) -> None:
-    """Await ``work(item)`` for every item of ``feed``, at most ``concurrency`` at once.
-
-    Items are taken in feed order. When ``stop`` is set, workers finish the item they
-    hold and take no more. ``size``, when known, caps the workers at the item count.
-    An exception escaping ``work`` cancels the others and propagates (as an
-    ``ExceptionGroup``); ``work`` is expected to handle its own failures.
-    """
-    if backend is None:
-        backend = current_backend()
-    flag = stop if stop is not None else StopFlag()
-    workers = concurrency if size is None else min(concurrency, size)
-
-    if isinstance(feed, AsyncIterable):
-        source: AsyncIterator[T] = feed.__aiter__()
-        lock = backend.lock()
-
-        async def async_worker(crew: Crew) -> None:
-            while not flag.is_set:
-                async with lock:
-                    if flag.is_set:
-                        return
-                    try:
-                        item = await source.__anext__()
-                    except StopAsyncIteration:
-                        return
-                crew.enter()
-                await work(item)
-                crew.busy -= 1
-
-        body: Callable[[Crew], Coroutine[Any, Any, None]] = async_worker
-    else:
-        iterator = iter(feed)
-        checkpoint = backend.checkpoint
-
-        async def worker(crew: Crew) -> None:
-            for done, item in enumerate(iterator, 1):
-                if flag.is_set:
-                    return
-                crew.enter()
-                await work(item)
-                crew.busy -= 1
-                if not done % _YIELD_EVERY:
-                    await checkpoint()
-
-        body = worker
-
-    await run_workers(body, workers, backend)
-
-
-class Crew:
-    """The workers of one pool, started on demand up to ``limit``.
-
-    A worker about to await an item calls ``enter()``: when every other started worker
-    is busy in an item (so, suspended there), the crew doubles. A batch whose handlers
-    never suspend runs on one or two workers instead of paying for ``concurrency`` task
-    spawns; an I/O-bound one reaches the bound within log2(concurrency) event-loop
-    steps, at the same clock time."""
-
-    __slots__ = ("_group", "body", "busy", "limit", "started")
-
-    def __init__(self, body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
-        self.body = body
-        self.limit = limit
-        self.started = 1
-        self.busy = 0
-        self._group: Any = None
-
-    def enter(self) -> None:
-        self.busy += 1
-        if self.busy == self.started < self.limit:
-            self.grow()
-
-    def grow(self) -> None:
-        """Double the crew (up to the limit): every started worker is suspended in an
-        item, so the load is I/O-bound and the bound is reached in log2(limit) steps."""
-        more = min(self.started, self.limit - self.started)
-        self.started += more
-        for _ in range(more):
-            self._group.start_soon(self.body, self)
-
-
-async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
-                      backend: Optional[Backend] = None) -> None:
-    """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
-    over, and wait for all of them: this is the whole of the concurrency. Every worker is
-    a child task, never the caller's: a cancellation of the caller then reaches the workers
-    through the task group's cancelled scope, which is how they tell it apart from a
-    ``CancelledError`` that user code raised itself."""
-    if limit <= 0:
-        return
-    if backend is None:
-        backend = current_backend()
-    crew = Crew(body, limit)
-    async with backend.spawn() as group:
-        crew._group = group
-        group.start_soon(body, crew)
+__all__ = ["BatchRun", "StopFlag", "pool", "validation_error"]
 
 
 class BatchRun:
@@ -461,7 +331,7 @@ class BatchRun:
                     ok = await self._run_full(index)
                 crew.busy -= 1
                 done += 1
-                if not done % _YIELD_EVERY:
+                if not done % YIELD_EVERY:
                     await self.yield_now()  # a long run must not starve the loop
                 if status[index] == PENDING:
                     return  # not started: the deadline came while it waited for a slot
@@ -541,7 +411,7 @@ class BatchRun:
                     if result is not None:
                         results[index] = result
                 crew.busy -= 1
-                if not index % _YIELD_EVERY:
+                if not index % YIELD_EVERY:
                     await yield_now()
 
         return worker
@@ -850,34 +720,6 @@ def _logger() -> Any:
     import logging
 
     return logging.getLogger("asyncbatch")
-
-
-# -- adaptive limits shared across process() calls ---------------------------------------
-
-_gates: dict[tuple[int, int], list[Any]] = {}
-
-
-def acquire_gate(limit: ConcurrencyLimit,
-                 event: Callable[[], Any]) -> tuple[Gate, tuple[int, int]]:
-    """The gate of ``limit`` on this thread's loop: processors (and concurrent
-    ``process()`` calls) sharing one limit object share its in-flight count, so its
-    ``max`` holds across all of them."""
-    import threading
-
-    key = (id(limit), threading.get_ident())
-    entry = _gates.get(key)
-    if entry is None:
-        entry = _gates[key] = [Gate(limit, event), 0]
-    entry[1] += 1
-    return entry[0], key
-
-
-def release_gate(key: tuple[int, int]) -> None:
-    entry = _gates.get(key)
-    if entry is not None:
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del _gates[key]
 
 
 def validation_error(identifier: str, exc: Any) -> RecordValidationError:

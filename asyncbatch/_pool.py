@@ -1,0 +1,139 @@
+"""The worker pool under the scheduler: at most ``concurrency`` workers pull items from one
+shared feed (a list, an iterator or an async iterator) and await ``work(item)`` for each; no
+task per item, nothing gathered. The crew starts with one worker and grows on demand.
+``BatchRun`` (``_scheduler.py``) and the S3 import run on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
+
+from ._backends import current_backend
+
+if TYPE_CHECKING:
+    from ._backends import Backend
+
+__all__ = ["YIELD_EVERY", "Crew", "StopFlag", "pool", "run_workers"]
+
+T = TypeVar("T")
+
+# A worker whose items never suspend would starve the event loop (timers, other workers);
+# it yields once every this many items.
+YIELD_EVERY = 128
+
+
+class StopFlag:
+    """Set once to make every worker stop taking new items."""
+
+    __slots__ = ("is_set",)
+
+    def __init__(self) -> None:
+        self.is_set = False
+
+
+async def pool(
+    feed: Union[Iterable[T], AsyncIterable[T]],
+    work: Callable[[T], Awaitable[Any]],
+    concurrency: int,
+    *,
+    stop: Optional[StopFlag] = None,
+    size: Optional[int] = None,
+    backend: Optional[Backend] = None,
+) -> None:
+    """Await ``work(item)`` for every item of ``feed``, at most ``concurrency`` at once.
+
+    Items are taken in feed order. When ``stop`` is set, workers finish the item they
+    hold and take no more. ``size``, when known, caps the workers at the item count.
+    An exception escaping ``work`` cancels the others and propagates (as an
+    ``ExceptionGroup``); ``work`` is expected to handle its own failures.
+    """
+    if backend is None:
+        backend = current_backend()
+    flag = stop if stop is not None else StopFlag()
+    workers = concurrency if size is None else min(concurrency, size)
+
+    if isinstance(feed, AsyncIterable):
+        source: AsyncIterator[T] = feed.__aiter__()
+        lock = backend.lock()
+
+        async def async_worker(crew: Crew) -> None:
+            while not flag.is_set:
+                async with lock:
+                    if flag.is_set:
+                        return
+                    try:
+                        item = await source.__anext__()
+                    except StopAsyncIteration:
+                        return
+                crew.enter()
+                await work(item)
+                crew.busy -= 1
+
+        body: Callable[[Crew], Coroutine[Any, Any, None]] = async_worker
+    else:
+        iterator = iter(feed)
+        checkpoint = backend.checkpoint
+
+        async def worker(crew: Crew) -> None:
+            for done, item in enumerate(iterator, 1):
+                if flag.is_set:
+                    return
+                crew.enter()
+                await work(item)
+                crew.busy -= 1
+                if not done % YIELD_EVERY:
+                    await checkpoint()
+
+        body = worker
+
+    await run_workers(body, workers, backend)
+
+
+class Crew:
+    """The workers of one pool, started on demand up to ``limit``.
+
+    A worker about to await an item calls ``enter()``: when every other started worker
+    is busy in an item (so, suspended there), the crew doubles. A batch whose handlers
+    never suspend runs on one or two workers instead of paying for ``concurrency`` task
+    spawns; an I/O-bound one reaches the bound within log2(concurrency) event-loop
+    steps, at the same clock time."""
+
+    __slots__ = ("_group", "body", "busy", "limit", "started")
+
+    def __init__(self, body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
+        self.body = body
+        self.limit = limit
+        self.started = 1
+        self.busy = 0
+        self._group: Any = None
+
+    def enter(self) -> None:
+        self.busy += 1
+        if self.busy == self.started < self.limit:
+            self.grow()
+
+    def grow(self) -> None:
+        """Double the crew (up to the limit): every started worker is suspended in an
+        item, so the load is I/O-bound and the bound is reached in log2(limit) steps."""
+        more = min(self.started, self.limit - self.started)
+        self.started += more
+        for _ in range(more):
+            self._group.start_soon(self.body, self)
+
+
+async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
+                      backend: Optional[Backend] = None) -> None:
+    """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
+    over, and wait for all of them: this is the whole of the concurrency. Every worker is
+    a child task, never the caller's: a cancellation of the caller then reaches the workers
+    through the task group's cancelled scope, which is how they tell it apart from a
+    ``CancelledError`` that user code raised itself."""
+    if limit <= 0:
+        return
+    if backend is None:
+        backend = current_backend()
+    crew = Crew(body, limit)
+    async with backend.spawn() as group:
+        crew._group = group
+        group.start_soon(body, crew)
