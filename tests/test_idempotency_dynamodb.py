@@ -245,3 +245,23 @@ def test_the_readme_sam_snippet_passes_cfn_lint(tmp_path: Any) -> None:
     path = tmp_path / "template.yaml"
     path.write_text(template)
     assert [str(m) for m in api.lint_file(path)] == []
+
+
+async def test_throttling_and_5xx_go_through_the_retry_policy(table: str, aws: str) -> None:
+    """DynamoDB throttles or fails some calls (a fault-injecting proxy in front of moto):
+    the retry policy absorbs them, every record runs once, and a replay finds them all."""
+    from tests.faultproxy import Fault, FaultProxy
+
+    with FaultProxy(aws, seed=3) as proxy:
+        proxy.add(Fault("BatchGetItem", "5xx", times=1))
+        proxy.add(Fault("PutItem", "throttle", times=3))
+        proxy.add(Fault("BatchWriteItem", "throttle", times=2))
+        async with DynamoDBIdempotencyStore(table, endpoint_url=proxy.url) as store:
+            retry = asyncbatch.Retry(attempts=5, base=0.0)
+            idem = Idempotency(store, key_prefix="fn", retry=retry)
+            ran, replayed = await run_once(idem, views(8), time.time() + 60)
+            assert ran == list(range(8)) and replayed == {}
+            again = Idempotency(store, key_prefix="fn", retry=retry)
+            ran, replayed = await run_once(again, views(8))
+            assert ran == [] and len(replayed) == 8
+        assert proxy.injected == {"BatchGetItem": 1, "PutItem": 3, "BatchWriteItem": 2}
