@@ -439,7 +439,8 @@ class Idempotency:
         """Compute every record's key and look up, in one go, those this process has not
         seen completed. ``deadline`` is the Lambda deadline (UNIX seconds; ``None``: no
         context): the in-progress expiry of this batch's claims. A failed lookup is
-        logged and left to the claims (which are conditional) to decide."""
+        logged and left to the claims (which are conditional) to decide; a
+        ``ConfigurationError`` from the store (it cannot work here) is raised."""
         keys: list[Union[str, IdempotencyKeyError]] = []
         wanted: dict[str, None] = {}
         known: dict[str, IdempotencyItem] = {}  # completed in this process: no lookup
@@ -462,6 +463,8 @@ class Idempotency:
             try:
                 found = await _call(self.retry, deadline, self.store,
                                     self.store.get_many, list(wanted))
+            except ConfigurationError:
+                raise  # a misuse (say, an asyncio-only store on trio): no claim can work
             except Exception as exc:
                 logger.warning("idempotency: looking up %d keys failed (%s: %s); every "
                                "record will claim its key instead", len(wanted),

@@ -265,3 +265,17 @@ async def test_throttling_and_5xx_go_through_the_retry_policy(table: str, aws: s
             ran, replayed = await run_once(again, views(8))
             assert ran == [] and len(replayed) == 8
         assert proxy.injected == {"BatchGetItem": 1, "PutItem": 3, "BatchWriteItem": 2}
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_on_trio_every_record_fails_with_the_reason(table: str) -> None:
+    processor = asyncbatch.AsyncBatchProcessor(
+        idempotency=Idempotency(DynamoDBIdempotencyStore(table), key_prefix="fn"))
+    ran: list[str] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(record.identifier)
+
+    report = await processor.process({"Records": [v.raw for v in views(3)]}, handle)
+    assert ran == [] and len(report.failed) == 3
+    assert all("needs asyncio" in str(o.exception) for o in report.failed)
