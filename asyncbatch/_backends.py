@@ -47,6 +47,11 @@ class Backend(Protocol):
 
     def cancel_scope(self) -> Scope: ...
 
+    def each_turn(self, group: Any, callback: Callable[[], bool]) -> None:
+        """Call ``callback`` on each turn of the loop, from the next one on, while it
+        returns true (``group``: the task group it belongs to)."""
+        ...
+
     def is_cancelling(self, scope: Optional[Scope]) -> bool:
         """Whether the current task is being cancelled for real (our ``scope``, a timeout
         of ours, or the caller); ``False`` when user code raised ``CancelledError``
@@ -141,6 +146,15 @@ class NativeAsyncio:
 
     def cancel_scope(self) -> Scope:
         return _NativeScope(self)
+
+    def each_turn(self, group: Any, callback: Callable[[], bool]) -> None:
+        call_soon = self._asyncio.get_running_loop().call_soon
+
+        def turn() -> None:
+            if callback():
+                call_soon(turn)
+
+        call_soon(turn)
 
     def is_cancelling(self, scope: Optional[Scope]) -> bool:
         if scope is not None and scope.cancel_called:
@@ -241,6 +255,16 @@ class AnyIO:
 
     def cancel_scope(self) -> Scope:
         return self._anyio.CancelScope()  # type: ignore[no-any-return]
+
+    def each_turn(self, group: Any, callback: Callable[[], bool]) -> None:
+        checkpoint = self.checkpoint
+
+        async def turns() -> None:
+            await checkpoint()
+            while callback():
+                await checkpoint()
+
+        group.start_soon(turns)
 
     def is_cancelling(self, scope: Optional[Scope]) -> bool:
         if self._anyio.current_effective_deadline() == -math.inf:

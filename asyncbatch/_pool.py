@@ -93,19 +93,27 @@ async def pool(
 class Crew:
     """The workers of one pool, started on demand up to ``limit``.
 
-    A worker about to await an item calls ``enter()``: when every other started worker
-    is busy in an item (so, suspended there), the crew doubles. A batch whose handlers
-    never suspend runs on one or two workers instead of paying for ``concurrency`` task
-    spawns; an I/O-bound one reaches the bound within log2(concurrency) event-loop
-    steps, at the same clock time."""
+    Two ways to grow, both doubling so that an I/O-bound load reaches the bound within
+    log2(limit) turns of the event loop, at the same clock time, while a load whose
+    items never suspend runs on one or two workers instead of paying for ``limit`` task
+    spawns:
 
-    __slots__ = ("_group", "body", "busy", "limit", "started")
+    - ``waiting`` given (the batch workers): from a loop callback, each turn of the loop
+      while ``waiting()`` says ready work has no worker. The loop only turns when workers
+      suspend (or yield every ``YIELD_EVERY`` items), so nothing is counted per item.
+    - otherwise (any feed): a worker about to await an item calls ``enter()``; when every
+      started worker is busy in an item (so, suspended there), the crew doubles."""
 
-    def __init__(self, body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int) -> None:
+    __slots__ = ("_group", "body", "busy", "closed", "limit", "started", "waiting")
+
+    def __init__(self, body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
+                 waiting: Optional[Callable[[], bool]] = None) -> None:
         self.body = body
         self.limit = limit
         self.started = 1
         self.busy = 0
+        self.closed = False
+        self.waiting = waiting
         self._group: Any = None
 
     def enter(self) -> None:
@@ -114,26 +122,45 @@ class Crew:
             self.grow()
 
     def grow(self) -> None:
-        """Double the crew (up to the limit): every started worker is suspended in an
-        item, so the load is I/O-bound and the bound is reached in log2(limit) steps."""
+        """Double the crew (up to the limit)."""
         more = min(self.started, self.limit - self.started)
         self.started += more
         for _ in range(more):
             self._group.start_soon(self.body, self)
 
+    def turn(self) -> bool:
+        """One turn of the loop: grow if ready work is waiting; whether to be called
+        again on the next turn."""
+        if self.closed or self.started >= self.limit:
+            return False
+        assert self.waiting is not None
+        if not self.waiting():
+            return False  # ready work never comes back: a finished item takes its own next
+        self.grow()
+        return self.started < self.limit
+
 
 async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
-                      backend: Optional[Backend] = None) -> None:
+                      backend: Optional[Backend] = None, *,
+                      waiting: Optional[Callable[[], bool]] = None) -> None:
     """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
     over, and wait for all of them: this is the whole of the concurrency. Every worker is
     a child task, never the caller's: a cancellation of the caller then reaches the workers
     through the task group's cancelled scope, which is how they tell it apart from a
-    ``CancelledError`` that user code raised itself."""
+    ``CancelledError`` that user code raised itself.
+
+    ``waiting``: the crew grows from a loop callback while it returns true (see ``Crew``);
+    without it, workers call ``crew.enter()`` per item."""
     if limit <= 0:
         return
     if backend is None:
         backend = current_backend()
-    crew = Crew(body, limit)
-    async with backend.spawn() as group:
-        crew._group = group
-        group.start_soon(body, crew)
+    crew = Crew(body, limit, waiting)
+    try:
+        async with backend.spawn() as group:
+            crew._group = group
+            group.start_soon(body, crew)
+            if waiting is not None and limit > 1:
+                backend.each_turn(group, crew.turn)
+    finally:
+        crew.closed = True

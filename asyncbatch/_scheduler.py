@@ -14,6 +14,7 @@ import math
 import time
 from array import array
 from collections.abc import Awaitable, Coroutine, Hashable, Sequence
+from operator import length_hint
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._backends import current_backend
@@ -183,10 +184,12 @@ class BatchRun:
         size = plan.size
         backend = self.backend
         if plan.lanes is not None:
-            await run_workers(self._lane_worker(), min(self.concurrency, len(plan.lanes)),
-                              backend)
+            worker, waiting = self._lane_worker()
+            await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
+                              waiting=waiting)
         elif self.simple:
-            await run_workers(self._independent_worker(), min(self.concurrency, size), backend)
+            worker, waiting = self._independent_worker()
+            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting)
         else:
             await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
                        backend=backend)
@@ -246,7 +249,8 @@ class BatchRun:
         error.__cause__ = exc
         return error
 
-    def _lane_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+    def _lane_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
+                                    Callable[[], bool]]:
         """Lanes, record by record: the ready lane head of lowest rank runs first.
 
         ``ready`` is a heap of the lanes whose head may start (a lane is out of it while
@@ -282,6 +286,7 @@ class BatchRun:
         flag = self.stop
         deadline = self.deadline
         cancelled = self.cancelled_exc
+        new = object.__new__
         heappop = heapq.heappop
         heappushpop = heapq.heappushpop
         clock = deadline.clock if deadline is not None else None
@@ -311,11 +316,12 @@ class BatchRun:
                         self._skip(lane[pos:], "checkpoint", cut[1])
                         number = -1
                         continue
-                crew.enter()
                 if simple:  # the hot path, inlined: no coroutine of our own per record
                     status[index] = RUNNING
+                    record = new(view)  # a view without a Python-level __init__
+                    record.raw = records[index]
                     try:
-                        result = await call(view(records[index]))
+                        result = await call(record)
                     except Exception as exc:
                         ok = await failed(index, None, exc, 1)
                     except cancelled as exc:
@@ -329,7 +335,6 @@ class BatchRun:
                         ok = True
                 else:
                     ok = await self._run_full(index)
-                crew.busy -= 1
                 done += 1
                 if not done % YIELD_EVERY:
                     await self.yield_now()  # a long run must not starve the loop
@@ -350,7 +355,7 @@ class BatchRun:
                                       else (rank(nxt), number))  # type: ignore[misc]
                     number = key % width if by_position else key[1]
 
-        return worker
+        return worker, lambda: bool(ready)
 
     def _skip(self, indices: Sequence[int], reason: str, cause: Optional[BaseException]) -> None:
         if not indices:
@@ -367,7 +372,8 @@ class BatchRun:
                 status[index] = SKIPPED
                 errors[index] = error
 
-    def _independent_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+    def _independent_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
+                                           Callable[[], bool]]:
         """The hottest path: independent records (SQS standard), no option that costs per
         record. The record run is inlined in the worker loop: one coroutine per record
         (the handler's) and one status byte; a clock read only when there is a deadline."""
@@ -381,6 +387,7 @@ class BatchRun:
         deadline = self.deadline
         cancelled = self.cancelled_exc
         yield_now = self.yield_now
+        new = object.__new__
         indices = iter(range(len(records)))
 
         clock = deadline.clock if deadline is not None else None
@@ -393,13 +400,11 @@ class BatchRun:
                 if clock is not None and clock() >= soft:  # by clock: see _past_soft
                     self._deadline_stop()
                     return
-                busy = crew.busy + 1  # crew.enter(), inlined: this loop runs per record
-                crew.busy = busy
-                if busy == crew.started < crew.limit:
-                    crew.grow()
                 status[index] = RUNNING
+                record = new(view)  # a view without a Python-level __init__
+                record.raw = records[index]
                 try:
-                    result = await call(view(records[index]))
+                    result = await call(record)
                 except Exception as exc:
                     await failed(index, None, exc, 1)
                 except cancelled as exc:
@@ -410,11 +415,10 @@ class BatchRun:
                     status[index] = SUCCEEDED
                     if result is not None:
                         results[index] = result
-                crew.busy -= 1
                 if not index % YIELD_EVERY:
                     await yield_now()
 
-        return worker
+        return worker, lambda: length_hint(indices) > 0
 
     def _hook(self, index: int, name: str, *args: Any,
               hooks: Optional[Hooks] = None) -> Optional[BaseException]:
