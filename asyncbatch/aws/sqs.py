@@ -66,7 +66,7 @@ import anyio.lowlevel
 from .._errors import AsyncBatchError, ConfigurationError
 from .._hooks import Failure
 
-__all__ = ["SQSDeadLetterSink", "SQSSinkError"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "SQSDeadLetterSink", "SQSSinkError"]
 
 #: Entries in one ``SendMessageBatch`` call, at most.
 SQS_MAX_BATCH = 10
