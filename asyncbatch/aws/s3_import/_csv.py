@@ -70,6 +70,7 @@ class CsvRecords:
         self._skip: Optional[int] = None  # the scanner's state while skipping a record
         self._skip_lines = 0
         self._out: list[tuple[int, Parsed]] = []
+        self._batch: list[str] = []  # one-line records, parsed together
         self._feed: list[str] = []
         self._fed = 0
         self._reader = csv.reader(self)
@@ -86,8 +87,29 @@ class CsvRecords:
         self._fed += 1
         return line
 
+    def _flush(self) -> None:
+        """Parse the one-line records gathered so far, in one pass of the reader."""
+        if not self._batch:
+            return
+        batch = self._batch[:]  # push() holds the list itself: empty it in place
+        self._batch.clear()
+        start = self.line + 1
+        self.line += len(batch)
+        self._feed = batch
+        self._fed = 0
+        out = self._out
+        reader = self._reader
+        size = len(batch)
+        while self._fed < size:
+            first = start + self._fed
+            try:
+                out.append((first, next(reader)))
+            except csv.Error as exc:  # the record was its line: read on from the next
+                out.append((first, exc))
+
     def _parse(self, lines: list[str]) -> None:
-        """Parse one complete record (its lines) and queue the outcome."""
+        """Parse one complete record of several lines and queue the outcome."""
+        self._flush()
         start = self.line + 1
         self.line += len(lines)
         self._feed = lines
@@ -112,33 +134,51 @@ class CsvRecords:
         if not final and text.endswith("\r"):
             text = text[:-1]
             self._cr = True
-        pos = 0
         size = len(text)
-        while pos < size:
+        pos = self._resume(text) if self._partial or self._skip is not None else 0
+        cut = max(text.rfind("\n"), text.rfind("\r")) + 1
+        if cut > pos:
+            # Every line of text[pos:cut] ends with a line break: one pass splits them,
+            # and a line that is a whole record joins the batch csv reads in one go.
+            batch = self._batch
+            take = self._take_line
+            complete = _COMPLETE.fullmatch
+            limit = self.max_record
+            for line in _LINE.findall(text, pos, cut):
+                if self._record or self._skip is not None or len(line) > limit \
+                        or ('"' in line and not complete(line)):
+                    take(line)
+                else:
+                    batch.append(line)
+            pos = cut
+        if pos < size:
             if self._skip is not None:
-                pos = self._skip_scan(text, pos)
-                continue
-            if self._partial:
-                found = _BREAK.search(text, pos)
-                if found is None:
-                    self._add_partial(text[pos:])
-                    pos = size
-                    break
-                self._partial.append(text[pos:found.end()])
-                line = "".join(self._partial)
-                self._partial.clear()
-                self._partial_size = 0
-                pos = found.end()
-                self._take_line(line)
-                continue
-            match = _LINE.match(text, pos)
-            if match is None:
+                self._skip_scan(text, pos)
+            else:
                 self._add_partial(text[pos:])
-                break
-            pos = match.end()
-            self._take_line(match.group())
         if final:
             self._finish()
+        self._flush()
+
+    def _resume(self, text: str) -> int:
+        """Go on with the record being skipped, or the line whose end had not come;
+        return where the next line of ``text`` starts."""
+        pos = 0
+        size = len(text)
+        while self._skip is not None and pos < size:
+            pos = self._skip_scan(text, pos)
+        if self._partial and pos < size:
+            found = _BREAK.search(text, pos)
+            if found is None:
+                self._add_partial(text[pos:])
+                return size
+            self._partial.append(text[pos:found.end()])
+            line = "".join(self._partial)
+            self._partial.clear()
+            self._partial_size = 0
+            self._take_line(line)
+            return found.end()
+        return pos
 
     def _add_partial(self, piece: str) -> None:
         self._partial.append(piece)
@@ -157,14 +197,18 @@ class CsvRecords:
                 self._skip_scan(held, 0)
 
     def _take_line(self, line: str) -> None:
-        """A complete line: a record, the start of one, or the next line of one."""
+        """A complete line: a record, the start of one, the next line of one, or the
+        next line of a record being skipped."""
+        if self._skip is not None:
+            self._skip_scan(line, 0)
+            return
         record = self._record
         if not record:
             if '"' not in line or _COMPLETE.fullmatch(line):
                 if len(line) > self.max_record:
                     self._too_large(1)
                 else:
-                    self._parse([line])
+                    self._batch.append(line)
                 return
             record.append(line)
             self._record_size = len(line)
@@ -200,6 +244,7 @@ class CsvRecords:
                 self._finish()
                 return
         if self._record:
+            self._flush()
             start = self.line + 1
             self.line += len(self._record)
             self._record.clear()
@@ -214,6 +259,7 @@ class CsvRecords:
         self._skip_lines = 0
 
     def _too_large(self, lines: int) -> None:
+        self._flush()
         start = self.line + 1
         self.line += lines
         self._out.append((start, RecordTooLarge(
