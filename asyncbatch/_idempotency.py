@@ -127,9 +127,13 @@ class IdempotencyItem(Frozen):
     def __init__(self, key: str, status: str, expiration: int,
                  in_progress_expiration: Optional[int] = None, data: Optional[str] = None,
                  validation: Optional[str] = None) -> None:
-        self._set(key=key, status=status, expiration=expiration,
-                  in_progress_expiration=in_progress_expiration, data=data,
-                  validation=validation)
+        set_ = object.__setattr__  # Frozen's _set, spelled out: one per record and step
+        set_(self, "key", key)
+        set_(self, "status", status)
+        set_(self, "expiration", expiration)
+        set_(self, "in_progress_expiration", in_progress_expiration)
+        set_(self, "data", data)
+        set_(self, "validation", validation)
 
     def claimable(self, now: float) -> bool:
         """Whether a claim may replace this record at UNIX time ``now``: it expired, or it
@@ -203,11 +207,7 @@ class InMemoryIdempotencyStore:
 
     async def complete(self, item: IdempotencyItem) -> None:
         self.calls["complete"] += 1
-        current = self.items.get(item.key)
-        data = item.data if item.data is not None or current is None else current.data
-        ipe = current.in_progress_expiration if current is not None else None
-        self.items[item.key] = IdempotencyItem(
-            item.key, COMPLETED, item.expiration, ipe, data, item.validation)
+        self.items[item.key] = item  # the claim's in-progress expiry and validation included
 
     async def release(self, claim: IdempotencyItem) -> None:
         self.calls["release"] += 1
@@ -256,15 +256,21 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+#: ``json.dumps(value, default=_encode, sort_keys=True)``, without a new encoder per call.
+_dumps = json.JSONEncoder(default=_encode, sort_keys=True).encode
+
+
 def _hash(value: Any) -> str:
     """MD5 hex of ``value`` as sorted JSON: Powertools' ``_generate_hash``."""
-    text = json.dumps(value, default=_encode, sort_keys=True)
+    text = _dumps(value)
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def _dump_result(result: Any) -> Optional[str]:
+    if result is None:
+        return "null"
     try:
-        return json.dumps(result, default=_encode, sort_keys=True)
+        return _dumps(result)
     except (TypeError, ValueError):
         return None
 
@@ -487,7 +493,7 @@ class BatchIdempotency:
         self._found = found
         self._deadline = deadline
         self._claims: dict[int, IdempotencyItem] = {}
-        self._inflight: dict[str, anyio.Event] = {}
+        self._inflight: dict[str, _Hold] = {}
 
     def key(self, index: int) -> Optional[str]:
         """The stored ``id`` of record ``index`` (``None`` if it has none)."""
@@ -505,10 +511,12 @@ class BatchIdempotency:
         owner = self._owner
         store = owner.store
         for _ in range(4):
-            waiting = self._inflight.get(key)
-            while waiting is not None:  # a key-mate of this batch holds the claim
-                await waiting.wait()
-                waiting = self._inflight.get(key)
+            hold = self._inflight.get(key)
+            while hold is not None:  # a key-mate of this batch holds the claim: wait
+                if hold.event is None:
+                    hold.event = _event()
+                await hold.event.wait()
+                hold = self._inflight.get(key)
             now = store.now()
             cached = owner._cached(key, now)
             seen = cached if cached is not None else self._found.pop(key, None)
@@ -519,22 +527,22 @@ class BatchIdempotency:
                 key, IN_PROGRESS, int(now + owner.expires_after),
                 None if self._deadline is None else int(self._deadline * 1000),
                 None, validation)
-            event = self._inflight[key] = _event()
+            hold = self._inflight[key] = _Hold()
             try:
                 other = await _call(owner.retry, self._deadline, store, store.claim, claim)
             except Exception as exc:
-                self._done(key, event)
+                self._done(key, hold)
                 raise IdempotencyStoreError(
                     f"record {_identifier(view)}: claiming its idempotency key {key} failed "
                     f"({type(exc).__name__}: {exc}); the handler did not run",
                     identifier=_identifier(view), key=key) from exc
             except BaseException:
-                self._done(key, event)
+                self._done(key, hold)
                 raise
             if other is None:
                 self._claims[index] = claim
                 return None
-            self._done(key, event)
+            self._done(key, hold)
             if not other.claimable(store.now()):
                 return self._judge(other, view, key, False)
             # the record in the way expired between the write and now: claim again
@@ -555,7 +563,8 @@ class BatchIdempotency:
         if item.status == COMPLETED:
             if not cached:
                 owner._remember(item)
-            return Replay(None if item.data is None else json.loads(item.data))
+            data = item.data
+            return Replay(None if data is None or data == "null" else json.loads(data))
         until = item.in_progress_expiration
         raise IdempotencyInProgressError(
             f"record {_identifier(view)}: its idempotency key {key} is being processed by "
@@ -605,11 +614,21 @@ class BatchIdempotency:
         finally:
             self._done(claim.key, self._inflight.get(claim.key))
 
-    def _done(self, key: str, event: Optional[anyio.Event]) -> None:
-        if event is not None and self._inflight.get(key) is event:
-            del self._inflight[key]
-        if event is not None:
-            event.set()
+    def _done(self, key: str, hold: Optional[_Hold]) -> None:
+        if hold is not None:
+            if self._inflight.get(key) is hold:
+                del self._inflight[key]
+            if hold.event is not None:
+                hold.event.set()
+
+
+class _Hold:
+    """A claim this batch is making or holds; ``event`` is made when a key-mate waits."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event: Optional[anyio.Event] = None
 
 
 def _event() -> anyio.Event:
