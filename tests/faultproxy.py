@@ -67,8 +67,10 @@ def operation(method: str, path: str, headers: dict[str, str], body: bytes) -> s
         action = parse_qs(body.decode("utf-8", "replace")).get("Action")
         if action:
             return action[0]
-    parts = urlsplit(path)
-    has_key = len([p for p in parts.path.split("/") if p]) >= 2
+    segments = [p for p in urlsplit(path).path.split("/") if p]
+    if not segments:
+        return "ListBuckets" if method == "GET" else method
+    has_key = len(segments) >= 2
     if method == "PUT":
         if "x-amz-copy-source" in headers:
             return "CopyObject"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -221,3 +221,65 @@ def test_failed_copy_moves_nothing_and_the_retry_finishes(
     report = list(csv.reader(io.StringIO(world.get("reports/incoming/c.csv.errors.csv")
                                          .decode())))
     assert [row[0] for row in report] == ["line", "7"]
+
+
+# -- the proxy itself ----------------------------------------------------------------
+
+
+def test_proxy_picks_the_same_faults_for_the_same_seed() -> None:
+    ops = ["BatchWriteItem", "CopyObject", "BatchWriteItem", "CopyObject", "CopyObject",
+           "BatchWriteItem"] * 20
+    picks = []
+    for _ in range(2):
+        proxy = FaultProxy("http://127.0.0.1:9", seed=3)
+        proxy.add(Fault("BatchWriteItem", "throttle", rate=0.5))
+        proxy.add(Fault("CopyObject", "5xx", times=2))
+        picks.append([proxy.decide(op, "/bucket/key") is not None for op in ops])
+    assert picks[0] == picks[1]
+    copies = [picked for op, picked in zip(ops, picks[0]) if op == "CopyObject"]
+    assert copies[:3] == [True, True, False] and not any(copies[2:])
+    writes = [picked for op, picked in zip(ops, picks[0]) if op == "BatchWriteItem"]
+    assert 0 < sum(writes) < len(writes)
+
+
+def test_proxy_answers_as_aws_does_and_delays(aws: str) -> None:
+    """What the proxy injects reaches botocore as AWS's own errors (codes, statuses),
+    which the engine's retry predicate takes as transient; a delayed request still
+    reaches moto."""
+    import time
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from asyncbatch import is_transient
+
+    with FaultProxy(aws) as proxy:
+        config = Config(retries={"mode": "standard", "total_max_attempts": 1})
+        s3 = boto3.client("s3", endpoint_url=proxy.url, config=config)
+        dynamodb = boto3.client("dynamodb", endpoint_url=proxy.url, config=config)
+        sns = boto3.client("sns", endpoint_url=proxy.url, config=config)
+        s3.create_bucket(Bucket=BUCKET)
+        proxy.add(Fault("PutObject", "throttle", times=1))
+        proxy.add(Fault("DeleteObject", "5xx", times=1))
+        proxy.add(Fault("DescribeTable", "throttle", times=1))
+        proxy.add(Fault("Publish", "throttle", times=1))
+        calls: list[tuple[Callable[[], Any], str, int]] = [
+            (lambda: s3.put_object(Bucket=BUCKET, Key="k", Body=b"x"), "SlowDown", 503),
+            (lambda: s3.delete_object(Bucket=BUCKET, Key="k"), "InternalError", 500),
+            (lambda: dynamodb.describe_table(TableName="t"), "ThrottlingException", 400),
+            (lambda: sns.publish(TopicArn="arn:aws:sns:us-east-1:123456789012:t",
+                                 Message="m"), "Throttling", 400),
+        ]
+        for call, code, status in calls:
+            with pytest.raises(ClientError) as caught:
+                call()
+            assert caught.value.response["Error"]["Code"] == code
+            assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+            assert is_transient(caught.value)
+        proxy.add(Fault("HeadBucket", "delay", delay=0.3, times=1))
+        started = time.monotonic()
+        s3.head_bucket(Bucket=BUCKET)
+        assert time.monotonic() - started >= 0.3  # a lower bound: load cannot break it
+    assert proxy.injected == {"PutObject": 1, "DeleteObject": 1, "DescribeTable": 1,
+                              "Publish": 1, "HeadBucket": 1}
