@@ -103,3 +103,21 @@ def test_test_module_passes(name: str, code: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
     assert not re.search(r"\b(failed|skipped|error)", result.stdout.splitlines()[-1])
+
+
+TEMPLATES = [(f"{page.relative_to(DOCS).as_posix()}:{i}", block) for page in PAGES
+             for i, block in enumerate(re.findall(r"^```yaml\n(.*?)^```",
+                                                  page.read_text(encoding="utf-8"), re.S | re.M))
+             if "AWSTemplateFormatVersion" in block]
+
+
+def test_the_docs_have_their_sam_templates() -> None:
+    assert any("IdempotencyTable" in block for _, block in TEMPLATES)
+
+
+@pytest.mark.parametrize(("name", "template"), TEMPLATES, ids=[n for n, _ in TEMPLATES])
+def test_sam_template_passes_cfn_lint(name: str, template: str, tmp_path: Path) -> None:
+    api = pytest.importorskip("cfnlint.api")
+    path = tmp_path / "template.yaml"
+    path.write_text(template, encoding="utf-8")
+    assert [str(m) for m in api.lint_file(path)] == []
