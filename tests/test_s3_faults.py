@@ -144,6 +144,9 @@ def test_throttling_and_5xx_on_every_step_still_import_everything(
     assert world.count() == 150
     assert world.listing() == ["archive/incoming/ok.csv", "error/incoming/bad.csv",
                             "reports/incoming/bad.csv.errors.csv"]
+    report = world.get("reports/incoming/bad.csv.errors.csv").decode()
+    assert [row[2] for row in csv.reader(io.StringIO(report))] == \
+        ["student_id", "bad0", "bad1"]  # the retried put sent the whole report
     assert sorted(s["status"] for s in world.summaries()) == ["archived", "rejected"]
     for op in ("BatchWriteItem", "GetObject", "PutObject", "HeadObject", "CopyObject",
                "Publish", "DeleteObject"):

@@ -63,12 +63,15 @@ class Mover:
         """Write ``body`` at ``key``, or at a unique key next to it if ``key`` holds other
         bytes; return the key written."""
         target = key
+
+        async def put() -> Any:
+            body.seek(0)  # every attempt sends the whole body
+            return await self.s3.put_object(Bucket=self.bucket, Key=target, Body=body,
+                                            ContentType=content_type, IfNoneMatch="*")
+
         for _ in range(_TRIES):
-            body.seek(0)
             try:
-                await self.backoff.call(
-                    self.s3.put_object, Bucket=self.bucket, Key=target, Body=body,
-                    ContentType=content_type, IfNoneMatch="*")
+                await self.backoff.call(put)
                 return target
             except Exception as exc:
                 if error_code(exc) not in _EXISTS:
