@@ -479,6 +479,10 @@ class BatchRun:
             outcome = await self._attempt(index, record, arg)
             if outcome is None:  # the deadline came while it waited for a slot
                 if attempt == 1:
+                    if idem is not None:  # give its claim back: a redelivery may run it
+                        self.status[index] = PENDING
+                        await self._idempotency_done(idem.release, index, record,
+                                                     self.stop_reason)
                     return True  # never started: stays pending, reported as skipped
                 self.attempts[index] = attempt - 1
                 assert error is not None
