@@ -25,7 +25,10 @@
     ├── aws.s3_import.S3ImportError       one CSV object could not be imported
     │   ├── CsvHeaderError (ValueError)       a required column is missing (names it)
     │   ├── CsvDecodeError (ValueError)       the file is not UTF-8 (gives the byte offset)
-    │   └── ImportDeadlineError (TimeoutError) the Lambda deadline came mid-import
+    │   ├── ImportDeadlineError (TimeoutError) the Lambda deadline came mid-import
+    │   ├── S3MoveError                        a step after the writes (report, copy,
+    │   │                                      publish, delete) did not finish
+    │   └── ImportIncompleteError              raised by lambda_handler so that S3 retries
     └── runner.RunnerError                the local event-source runner
         ├── InvalidResponseError (ValueError) a handler's response Lambda would refuse
         └── FunctionTimeoutError (TimeoutError) a handler ran past the function timeout
