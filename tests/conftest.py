@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from asyncbatch.testing import LambdaContext
-
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
@@ -50,7 +48,6 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 # loop's clock (trio's MockClock included); the ``lambda_context`` fixture comes from
 # asyncbatch's pytest plugin (entry point ``pytest11``). The old name stays for the tests
 # that import it from here.
-FakeLambdaContext = LambdaContext
 
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

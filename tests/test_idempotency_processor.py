@@ -24,9 +24,9 @@ from asyncbatch import (
     IdempotencyValidationError,
     InMemoryIdempotencyStore,
 )
+from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import SOURCE_NAMES as SOURCES
 from asyncbatch.testing._events import make_event, position, sqs_record
-from tests.conftest import FakeLambdaContext
 from tests.test_idempotency import TABLE, Clock, create_table
 
 pytestmark = pytest.mark.anyio
@@ -175,7 +175,7 @@ async def test_the_deadline_expires_the_claims_it_cancels() -> None:
             await anyio.sleep(3600)  # runs past the deadline: cancelled
 
     before = time.time()
-    report = await processor.process(event, handle, FakeLambdaContext(10.0))
+    report = await processor.process(event, handle, LambdaContext(10.0))
     failed = {o.identifier: o.exception for o in report.failed}
     assert list(failed) == ["msg-000001"]
     assert isinstance(failed["msg-000001"], asyncbatch.DeadlineExceededError)
@@ -211,7 +211,7 @@ async def test_a_crashed_invocations_claims_expire_with_its_deadline() -> None:
     async with anyio.create_task_group() as tg:
         async def doomed() -> None:
             processor = AsyncBatchProcessor(idempotency=Idempotency(store, key_prefix="fn"))
-            await processor.process(event, hang, FakeLambdaContext(30.0))
+            await processor.process(event, hang, LambdaContext(30.0))
 
         tg.start_soon(doomed)
         await started.wait()

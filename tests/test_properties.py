@@ -17,9 +17,8 @@ from trio.testing import MockClock
 
 import asyncbatch
 from asyncbatch import TransientError
+from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import make_event, position
-
-from .conftest import FakeLambdaContext
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -197,7 +196,7 @@ def test_deadlines_and_retries_lose_nothing(
     timing: dict[str, float] = {}
 
     async def main() -> asyncbatch.BatchReport:
-        context = FakeLambdaContext(remaining)
+        context = LambdaContext(remaining)
         timing["start"] = anyio.current_time()
         report = await processor.process(event, seen.handle, context)
         timing["end"] = anyio.current_time()

@@ -3,7 +3,7 @@
 Time-dependent tests run on trio with ``MockClock(autojump_threshold=0)``: the clock
 jumps to the next timer whenever every task is blocked, so a 10 s handler "runs" in no
 real time and every deadline is exact. The Lambda context's remaining time follows that
-clock (``FakeLambdaContext`` in conftest.py).
+clock (``LambdaContext`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from asyncbatch import (
     SinkError,
     TransientError,
 )
+from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import ddb_record, kinesis_record, make_event, position, sqs_record
-
-from .conftest import FakeLambdaContext
 
 pytestmark = pytest.mark.anyio
 
@@ -137,7 +136,7 @@ async def test_retries_never_outlive_the_deadline() -> None:
     async def handle(record: Any) -> None:
         raise TransientError("throttled")
 
-    context = FakeLambdaContext(3.0)
+    context = LambdaContext(3.0)
     processor = asyncbatch.AsyncBatchProcessor(retry=Retry(attempts=10, base=5, cap=60))
     start = anyio.current_time()
     report = await processor.process(make_event("sqs", "ab"), handle, context)
@@ -151,7 +150,7 @@ async def test_retries_never_outlive_the_deadline() -> None:
 
 @pytest.mark.parametrize("source", ["sqs", "fifo", "kinesis", "dynamodb"])
 async def test_deadline_returns_in_time_and_reports_every_record(source: str) -> None:
-    context = FakeLambdaContext(2.0)
+    context = LambdaContext(2.0)
     event = make_event(source, [f"k{i % 4}" for i in range(12)])
     started: list[int] = []
 
@@ -175,7 +174,7 @@ async def test_deadline_returns_in_time_and_reports_every_record(source: str) ->
 
 
 async def test_records_finishing_between_the_margins_succeed() -> None:
-    context = FakeLambdaContext(10.0)
+    context = LambdaContext(10.0)
     durations = {0: 0.5, 1: 9.2, 2: 9.9, 3: 0.1}
 
     async def handle(record: Any) -> None:
@@ -424,7 +423,7 @@ async def test_handlers_that_never_yield_still_meet_the_deadline(source: str) ->
     async def handle(record: Any) -> None:
         clock.jump(0.001)  # time passes, no checkpoint
 
-    context = FakeLambdaContext(2.0)
+    context = LambdaContext(2.0)
     event = make_event(source, ["one-hot-key"] * 3000)
     t0 = anyio.current_time()
     report = await asyncbatch.AsyncBatchProcessor().process(event, handle, context)

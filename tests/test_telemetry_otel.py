@@ -12,9 +12,8 @@ import asyncbatch
 from asyncbatch import ConfigurationError, Retry, TransientError
 from asyncbatch._hooks import implemented_hooks
 from asyncbatch.telemetry import OpenTelemetryHooks
+from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import make_event, position
-
-from .conftest import FakeLambdaContext
 
 trace = pytest.importorskip("opentelemetry.trace")
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
@@ -136,7 +135,7 @@ def test_records_cancelled_at_the_deadline_end_their_spans(
 
         processor = asyncbatch.AsyncBatchProcessor(
             concurrency=2, hooks=OpenTelemetryHooks(provider, record_spans=True))
-        await processor.process(make_event("sqs", "abcd"), handle, FakeLambdaContext(2.0))
+        await processor.process(make_event("sqs", "abcd"), handle, LambdaContext(2.0))
 
     trio.run(run, clock=MockClock(autojump_threshold=0))  # the deadline in no real time
     records = named(exporter, "asyncbatch.record")
