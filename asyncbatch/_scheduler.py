@@ -335,11 +335,11 @@ class BatchRun:
                         ok = True
                 else:
                     ok = await self._run_full(index)
+                    if status[index] == PENDING:
+                        return  # not started: the deadline came while it waited for a slot
                 done += 1
                 if not done % YIELD_EVERY:
                     await self.yield_now()  # a long run must not starve the loop
-                if status[index] == PENDING:
-                    return  # not started: the deadline came while it waited for a slot
                 if not ok:
                     if not stop_all:  # there the stop reason says it
                         self._skip(lane[pos + 1:], "group_failed", self.errors[index])
