@@ -27,11 +27,16 @@ from typing import Any, Callable, Optional
 __all__ = ["BENCHMARKS", "FULL", "KAFKA_CONTENDERS", "QUICK", "Settings", "run_suite"]
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "import")
+BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "coldstart", "import")
 
-SQS_CONTENDERS = ("asyncbatch", "powertools_async", "powertools_sync", "floor", "aiometer")
-KINESIS_CONTENDERS = ("asyncbatch", "powertools_async", "powertools_sync", "floor",
-                      "floor_keyed")
+# asyncbatch_ctx: asyncbatch given a Lambda-like context whose deadline is far away (it
+# then reads the clock before each record).
+SQS_CONTENDERS = ("asyncbatch", "asyncbatch_ctx", "powertools_async", "powertools_sync",
+                  "floor", "aiometer")
+KINESIS_CONTENDERS = ("asyncbatch", "asyncbatch_ctx", "powertools_async", "powertools_sync",
+                      "floor", "floor_keyed")
+# The cold start: import + first batch in a fresh interpreter (benchmarks/_coldstart.py).
+COLDSTART_CONTENDERS = ("floor", "asyncbatch", "powertools", "powertools_async")
 # Kafka (8 partitions): per-partition order (the default) and per-key order, against
 # powertools' Kafka processor and the bare pools grouping by partition and by key.
 KAFKA_CONTENDERS = ("asyncbatch", "asyncbatch_key", "powertools_async", "floor_partition",
@@ -39,6 +44,7 @@ KAFKA_CONTENDERS = ("asyncbatch", "asyncbatch_key", "powertools_async", "floor_p
 SYNC_ONLY = ("powertools_sync",)
 
 _POWERTOOLS_BATCH = "from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor"
+NO_PYC = "asyncbatch without .pyc"
 # label: (statement run first, before the marker; the statement measured; its baseline)
 IMPORT_TARGETS = {
     "python -c pass": ("", "pass", None),
@@ -47,6 +53,9 @@ IMPORT_TARGETS = {
     "powertools batch": ("", _POWERTOOLS_BATCH, "python -c pass"),
     "asyncbatch after asyncio": ("import asyncio", "import asyncbatch", "import asyncio"),
     "powertools after asyncio": ("import asyncio", _POWERTOOLS_BATCH, "import asyncio"),
+    # What the suite used to time: no .pyc and PYTHONDONTWRITEBYTECODE=1, so that every
+    # interpreter compiles the package: what a deployment package without .pyc pays.
+    NO_PYC: ("", "import asyncbatch", "python -c pass"),
 }
 
 
@@ -84,6 +93,8 @@ class Settings:
     skew_concurrency: int
     skew_reps: dict[str, int]
     import_reps: int
+    coldstart_n: int = 200
+    coldstart_reps: int = 15
     traced_contenders: tuple[str, ...] = field(default=("asyncbatch", "powertools_async",
                                                         "powertools_sync", "floor", "aiometer"))
 
@@ -91,7 +102,7 @@ class Settings:
 FULL = Settings(
     sizes=(1_000, 10_000, 100_000),
     reps={1_000: 5, 10_000: 5, 100_000: 3},
-    inner={1_000: 20, 10_000: 5, 100_000: 1},
+    inner={1_000: 20, 10_000: 5, 100_000: 3},
     uvloop_sizes=(10_000, 100_000),
     uvloop_contenders=("asyncbatch", "powertools_async", "floor", "floor_keyed"),
     concurrency=100,
@@ -113,6 +124,8 @@ FULL = Settings(
     skew_concurrency=100,
     skew_reps={"cpu-clock": 5, "asyncio": 3},
     import_reps=10,
+    coldstart_n=200,
+    coldstart_reps=15,
 )
 
 QUICK = Settings(
@@ -137,6 +150,8 @@ QUICK = Settings(
     skew_concurrency=20,
     skew_reps={"cpu-clock": 1, "asyncio": 1},
     import_reps=1,
+    coldstart_n=200,
+    coldstart_reps=1,
     traced_contenders=("asyncbatch", "powertools_async"),
 )
 
@@ -157,6 +172,10 @@ class Tree:
         env = dict(os.environ)
         env["PYTHONHASHSEED"] = "0"
         env.pop("LAMBDA_TASK_ROOT", None)
+        # Children may write .pyc files (into the snapshot, and the venv if one is
+        # missing): a deployed package has them, so import timings must not include the
+        # compiler. The warm-up runs write them.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         path = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(self.root) + (os.pathsep + path if path else "")
         return env
@@ -196,8 +215,8 @@ class Log:
         self.quiet = quiet
         self.started = time.perf_counter()
 
-    def __call__(self, message: str) -> None:
-        if not self.quiet:
+    def __call__(self, message: str, *, always: bool = False) -> None:
+        if always or not self.quiet:
             elapsed = time.perf_counter() - self.started
             sys.stderr.write(f"[{elapsed:7.1f}s] {message}\n")
             sys.stderr.flush()
@@ -249,6 +268,10 @@ def memory_runs(settings: Settings) -> list[dict[str, Any]]:
     specs: list[dict[str, Any]] = [
         {"task": "event_size", "source": "sqs", "n": n, "rep": 0},
     ]
+    if n > 10_000:  # asyncbatch's peak at 10x fewer records: O(concurrency) if alike
+        specs.append({"task": "overhead", "contender": "asyncbatch", "source": "sqs",
+                      "n": n // 10, "tracemalloc": True, "concurrency": settings.concurrency,
+                      "loop": "asyncio", "rep": 0})
     specs += [
         {"task": "overhead", "contender": c, "source": "sqs", "n": n, "tracemalloc": True,
          "concurrency": settings.concurrency, "loop": "asyncio", "rep": 0}
@@ -316,6 +339,54 @@ def _importtime_us(stderr: str) -> int:
     return total
 
 
+def _result_of(stdout: str) -> Optional[dict[str, Any]]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("@@RESULT "):
+            result: dict[str, Any] = json.loads(line[len("@@RESULT "):])
+            return result
+    return None
+
+
+def coldstart_runs(tree: Tree, settings: Settings, log: Log) -> list[dict[str, Any]]:
+    """Lambda's cold start, each in a fresh interpreter (``benchmarks/_coldstart.py``):
+    the library's import plus its first ``coldstart_n``-record SQS batch, against a bare
+    ``asyncio.run`` over the same records. ``.pyc`` files are written by one warm-up run
+    per contender first, as a deployment package ships them."""
+    event = tree.root / "coldstart_event.json"
+    made = run_child(tree, {"task": "write_event", "source": "sqs",
+                            "n": settings.coldstart_n, "seed": 7, "path": str(event)})
+    if "error" in made:
+        return [{"task": "coldstart", "contender": c, "rep": 0, "result": made}
+                for c in COLDSTART_CONTENDERS]
+    env = tree.env
+    env["LAMBDA_TASK_ROOT"] = "/var/task"  # as in Lambda (powertools then keeps its loop)
+    script = str(tree.root / "benchmarks" / "_coldstart.py")
+    rows: list[dict[str, Any]] = []
+
+    def once(contender: str) -> dict[str, Any]:
+        args = {"contender": contender, "event": str(event), "concurrency": settings.concurrency}
+        try:
+            proc = subprocess.run([sys.executable, script, json.dumps(args)], cwd=tree.root,
+                                  env=env, capture_output=True, text=True, timeout=120,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            return {"error": "timed out after 120s"}
+        result = _result_of(proc.stdout)
+        if result is None:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        return result
+
+    for contender in COLDSTART_CONTENDERS:  # warm-up: writes the .pyc files
+        once(contender)
+    for rep in range(settings.coldstart_reps):
+        for contender in _rotate(COLDSTART_CONTENDERS, rep):
+            rows.append({"task": "coldstart", "contender": contender, "rep": rep,
+                         "n": settings.coldstart_n, "result": once(contender)})
+    log(f"coldstart: {len(rows)} measurements")
+    return rows
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -327,10 +398,16 @@ def import_runs(tree: Tree, settings: Settings, log: Log) -> list[dict[str, Any]
     top-level imports (after the optional first statement, e.g. ``import asyncio``)."""
     env = tree.env
     cwd = tree.root
+    # A copy of the package that never gets .pyc files (the NO_PYC row).
+    bare = tree.root / "no-pyc"
+    shutil.copytree(tree.root / "asyncbatch", bare / "asyncbatch",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    bare_env = dict(env, PYTHONPATH=str(bare), PYTHONDONTWRITEBYTECODE="1")
     rows: list[dict[str, Any]] = []
 
     def once(label: str, rep: int) -> None:
         pre, statement, _ = IMPORT_TARGETS[label]
+        env, cwd = (bare_env, bare) if label == NO_PYC else (tree.env, tree.root)
         code = f"{pre}; {statement}" if pre else statement
         cpu = _children_cpu()
         started = time.perf_counter()
@@ -355,7 +432,11 @@ def import_runs(tree: Tree, settings: Settings, log: Log) -> list[dict[str, Any]
     for rep in range(settings.import_reps):
         for label in _rotate(list(IMPORT_TARGETS), rep):
             once(label, rep)
-    log(f"import: {len(rows)} measurements")
+    pyc = any((cwd / "asyncbatch" / "__pycache__").glob("__init__.*.pyc"))
+    compiled = (bare / "asyncbatch" / "__pycache__").exists()
+    for row in rows:  # asyncbatch's .pyc written by the warm-up: no compiler timed
+        row["pyc"] = compiled if row["target"] == NO_PYC else pyc
+    log(f"import: {len(rows)} measurements (asyncbatch .pyc present: {pyc})")
     return rows
 
 
@@ -432,41 +513,135 @@ def run_specs(tree: Tree, specs: list[dict[str, Any]], log: Log,
     return rows
 
 
+def _spec_key(spec: dict[str, Any]) -> str:
+    latency = spec.get("latency")
+    kind = latency.get("kind") if isinstance(latency, dict) else latency
+    return "|".join(str(spec.get(k)) for k in ("task", "contender", "source", "n", "loop",
+                                                "concurrency", "scenario", "tracemalloc")) \
+        + f"|{kind}"
+
+
+def _guess_s(spec: dict[str, Any]) -> float:
+    """A rough wall time of one child run when no earlier run says better."""
+    task = spec["task"]
+    n = int(spec.get("n", 0))
+    if task == "overhead":
+        per_record = {"powertools_async": 20e-6, "powertools_sync": 3e-6,
+                      "aiometer": 55e-6}.get(spec.get("contender", ""), 2e-6)
+        return 1.5 + n * 15e-6 + n * per_record * (1 + int(spec.get("inner", 1)))
+    if task == "event_size":
+        return 1.5 + n * 15e-6
+    if task in ("makespan", "skew"):
+        if spec.get("loop") == "cpu-clock":
+            return 1.5 + n * 30e-6
+        latency: Any = spec["latency"]
+        raw: Any = latency.get("seconds", latency.get("mean", 0.01)) \
+            if isinstance(latency, dict) else latency
+        seconds = float(raw)
+        return 1.5 + n * seconds / int(spec["concurrency"]) * 1.3
+    return 1.0
+
+
+def estimate_s(specs: list[dict[str, Any]], settings: Settings, chosen: set[str],
+               previous: Optional[dict[str, Any]]) -> tuple[float, str]:
+    """The expected run time: each child run's wall time in the previous run when it had
+    the same run, else a rough guess; plus the cold-start and import interpreters."""
+    earlier: dict[str, list[float]] = {}
+    for row in (previous or {}).get("runs", []):
+        if "wall_s" in row and "error" not in row.get("result", {}):
+            earlier.setdefault(_spec_key(row), []).append(row["wall_s"])
+    total = 0.0
+    known = 0
+    for spec in specs:
+        walls = earlier.get(_spec_key(spec))
+        if walls:
+            total += statistics.median(walls)
+            known += 1
+        else:
+            total += _guess_s(spec)
+    if "coldstart" in chosen:
+        total += 2.0 + 0.4 * len(COLDSTART_CONTENDERS) * (settings.coldstart_reps + 1)
+    if "import" in chosen:
+        total += 0.3 * len(IMPORT_TARGETS) * (2 * settings.import_reps + 1)
+    basis = (f"{known} of {len(specs)} runs timed as in the previous results.json, the rest "
+             "guessed" if previous else "guessed: no previous results.json")
+    return total, basis
+
+
+def _load_previous(out: Path) -> Optional[dict[str, Any]]:
+    path = out / "results.json"
+    try:
+        previous: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return previous if isinstance(previous, dict) and "runs" in previous else None
+
+
 def run_suite(settings: Settings, selected: Iterable[str], out: Path, *, quick: bool,
               quiet: bool = False,
-              report: Optional[Callable[[dict[str, Any], Path], None]] = None) -> dict[str, Any]:
-    """Make every selected benchmark's runs; write ``results.json`` (and the report)."""
+              report: Optional[Callable[[dict[str, Any], Path], None]] = None,
+              summarise: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None,
+              ) -> dict[str, Any]:
+    """Make every selected benchmark's runs; write ``results.json`` (and the report).
+
+    Everything is written into a temporary directory and moved into ``out`` only when
+    the suite completed: an interrupted run leaves the previous results as they were.
+    The previous ``results.json`` in ``out`` (if any) is summarised into the new one
+    (``previous``), for the report's comparison."""
     chosen = set(selected)
     unknown = chosen - set(BENCHMARKS)
     if unknown:
         raise ValueError(f"unknown benchmarks {sorted(unknown)}; choose from {BENCHMARKS}")
     log = Log(quiet)
-    out.mkdir(parents=True, exist_ok=True)
+    previous = _load_previous(out)
     data: dict[str, Any] = {
         "quick": quick, "selected": [b for b in BENCHMARKS if b in chosen],
         "settings": json.loads(json.dumps(asdict(settings), default=str)),
         "machine": machine_info(), "runs": [],
     }
+    if previous is not None and summarise is not None:
+        try:
+            data["previous"] = {"machine": previous.get("machine", {}),
+                                "quick": previous.get("quick"),
+                                "summary": summarise(previous)}
+        except (KeyError, TypeError, ValueError) as exc:  # an older format: no comparison
+            log(f"previous results.json not comparable ({exc!r})")
+    plans: list[tuple[str, list[dict[str, Any]]]] = []
+    if chosen & {"overhead", "uvloop", "memory"}:
+        plans.append(("overhead", overhead_runs(settings, chosen)))
+    if "memory" in chosen:
+        plans.append(("memory", memory_runs(settings)))
+    if "makespan" in chosen:
+        plans.append(("makespan", makespan_runs(settings)))
+    if "skew" in chosen:
+        plans.append(("skew", skew_runs(settings)))
+    expected, basis = estimate_s([spec for _, specs in plans for spec in specs], settings,
+                                 chosen, previous)
+    data["expected_s"] = expected
+    log(f"expected run time: about {expected / 60:.1f} min ({basis}); results are written "
+        f"to a temporary directory and moved to {out} when the suite completes", always=True)
     started = time.perf_counter()
-    with snapshot() as tree:
-        log(f"measuring a snapshot of asyncbatch/ in {tree.root}")
-        if chosen & {"overhead", "uvloop", "memory"}:
-            data["runs"] += run_specs(tree, overhead_runs(settings, chosen), log, "overhead")
-        if "memory" in chosen:
-            data["runs"] += run_specs(tree, memory_runs(settings), log, "memory")
-        if "makespan" in chosen:
-            data["runs"] += run_specs(tree, makespan_runs(settings), log, "makespan")
-        if "skew" in chosen:
-            data["runs"] += run_specs(tree, skew_runs(settings), log, "skew")
-        if "import" in chosen:
-            data["runs"] += import_runs(tree, settings, log)
-    data["duration_s"] = time.perf_counter() - started
-    data["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") \
-        else None
-    (out / "results.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    if report is not None:
-        report(data, out)
-    log(f"done in {data['duration_s']:.0f}s; results in {out}")
+    with tempfile.TemporaryDirectory(prefix="asyncbatch-bench-out-") as tmp:
+        work = Path(tmp)
+        with snapshot() as tree:
+            log(f"measuring a snapshot of asyncbatch/ in {tree.root}")
+            for label, specs in plans:
+                data["runs"] += run_specs(tree, specs, log, label)
+            if "coldstart" in chosen:
+                data["runs"] += coldstart_runs(tree, settings, log)
+            if "import" in chosen:
+                data["runs"] += import_runs(tree, settings, log)
+        data["duration_s"] = time.perf_counter() - started
+        data["machine"]["loadavg_end"] = list(os.getloadavg()) \
+            if hasattr(os, "getloadavg") else None
+        (work / "results.json").write_text(json.dumps(data, indent=1) + "\n",
+                                           encoding="utf-8")
+        if report is not None:
+            report(data, work)
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(work.iterdir()):
+            shutil.move(str(path), str(out / path.name))
+    log(f"done in {data['duration_s']:.0f}s (expected {expected:.0f}s); results in {out}")
     return data
 
 

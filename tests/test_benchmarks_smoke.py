@@ -16,21 +16,39 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
-SECTIONS = ("## Machine", "## Targets", "## Overhead per record", "## uvloop on and off",
-            "## Peak memory", "## I/O-bound makespan", "## Stream skew", "## Cold import")
-PLOTS = ("overhead.png", "uvloop.png", "memory.png", "makespan.png", "skew.png", "import.png")
+SECTIONS = ("## Machine", "## Targets", "### issue 14 targets", "## Overhead per record",
+            "## uvloop on and off", "## Peak memory", "## I/O-bound makespan", "## Stream skew",
+            "## Cold start", "## Cold import")
+PLOTS = ("overhead.png", "uvloop.png", "memory.png", "makespan.png", "skew.png", "coldstart.png",
+         "import.png")
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def quick_proc(
+        tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--quiet", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("RESULTS.md")
-    return out
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_proc: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    return quick_proc[0]
+
+
+def test_states_expected_time_and_prints_the_issue_14_table(
+        quick_proc: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    _, proc = quick_proc
+    assert "expected run time: about" in proc.stderr  # said even with --quiet
+    assert "issue 14 targets:" in proc.stdout
+    table = proc.stdout.split("issue 14 targets:", 1)[1]
+    assert "| Cold start, import + first 200-record SQS batch" in table
+    assert "Lambda-like context" in table
 
 
 def test_results_json_parses_and_has_no_errors(quick_run: Path) -> None:
@@ -41,7 +59,26 @@ def test_results_json_parses_and_has_no_errors(quick_run: Path) -> None:
     errors = [r for r in data["runs"] if "error" in r["result"]]
     assert errors == []
     tasks = {r["task"] for r in data["runs"]}
-    assert tasks == {"overhead", "event_size", "makespan", "skew", "import"}
+    assert tasks == {"overhead", "event_size", "makespan", "skew", "coldstart", "import"}
+
+
+def test_cold_start_and_import_run_from_pyc(quick_run: Path) -> None:
+    """The import is timed with .pyc written (a deployment package ships them), not the
+    compiler; the cold start answers every record; asyncio's path imports no anyio."""
+    data = json.loads((quick_run / "results.json").read_text(encoding="utf-8"))
+    cold = [r for r in data["runs"] if r["task"] == "coldstart"]
+    assert {r["contender"] for r in cold} == {"floor", "asyncbatch", "powertools",
+                                              "powertools_async"}
+    for run in cold:
+        result = run["result"]
+        assert result["pyc"] is True, run
+        assert result["dont_write_bytecode"] is False, run
+        assert result["failures"] == 0 and result["records"] == 200, run
+        assert result["wall"] >= result["first_wall"] > 0, run
+    assert not any(r["result"]["anyio_imported"] for r in cold
+                   if r["contender"] in ("floor", "asyncbatch"))
+    imports = [r for r in data["runs"] if r["task"] == "import"]
+    assert all(r["pyc"] is (r["target"] != "asyncbatch without .pyc") for r in imports)
 
 
 def test_every_contender_processed_every_record(quick_run: Path) -> None:
@@ -83,6 +120,22 @@ def test_plots_are_pngs(quick_run: Path, plot: str) -> None:
     path = quick_run / plot
     assert path.read_bytes()[:8] == PNG
     assert path.stat().st_size > 5_000
+
+
+def test_previous_results_are_compared(quick_run: Path, tmp_path: Path) -> None:
+    """A run against itself as the previous results: every row compared, all noise."""
+    from benchmarks._report import compare_previous, summarise, write_report
+
+    data = json.loads((quick_run / "results.json").read_text(encoding="utf-8"))
+    data["previous"] = {"machine": data["machine"], "summary": summarise(data)}
+    rows = compare_previous(data, summarise(data))
+    assert len(rows) > 10
+    assert {r["verdict"] for r in rows} == {"noise"}
+    assert {round(r["change"], 9) for r in rows} == {1.0}
+    write_report(data, tmp_path)
+    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert "## Against the previous results" in text
+    assert "Nothing else slower than the previous results" in text
 
 
 def test_report_rerenders_from_results_json(quick_run: Path) -> None:
