@@ -22,6 +22,7 @@ from ._errors import (
     RecordValidationError,
     SinkError,
 )
+from ._handlers import Handler
 from ._hooks import Failure, FailureSink, Hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
 from ._processor import (
@@ -99,6 +100,7 @@ __all__ = [
     "Failure",
     "FailureSink",
     "GradientLimit",
+    "Handler",
     "HandlerCancelledError",
     "Hooks",
     "Idempotency",

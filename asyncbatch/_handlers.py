@@ -33,7 +33,13 @@ from typing import Any, Callable, Optional
 
 from ._errors import ConfigurationError
 
-__all__ = ["bind_handler", "context_style", "is_async_callable", "is_record_model", "parsed"]
+__all__ = ["Handler", "bind_handler", "context_style", "is_async_callable", "is_record_model",
+           "parsed"]
+
+#: A record handler: ``async def handle(record)`` or a plain ``def`` (run on a worker
+#: thread); it may also take the Lambda context, as a second positional parameter or one
+#: named ``lambda_context``. Its return value is the record's ``Outcome.result``.
+Handler = Callable[..., Any]
 
 # (parsed model, record view) of the record the parser last parsed in this task.
 _PARSED: ContextVar[Optional[tuple[Any, Any]]] = ContextVar("asyncbatch_parsed", default=None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from ._backends import current_backend
 from ._deadline import AUTO, check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
+from ._handlers import Handler
 from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from ._report import BatchReport
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from ._idempotency import Idempotency
 
-Handler = Callable[..., Awaitable[Any]]
 
 _AUTO = AUTO
 _ORDERINGS = (None, "key", "partition")

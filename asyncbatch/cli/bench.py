@@ -15,7 +15,8 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from .sweep import Dependency, Handler, Level, LevelResult
+    from .._handlers import Handler
+    from .sweep import Dependency, Level, LevelResult
 
 __all__ = ["add_parser"]
 

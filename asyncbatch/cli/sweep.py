@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import anyio
 
+from .._handlers import Handler
 from .._hooks import Hooks
 from .._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
 from .._retry import Retry, TransientError
@@ -62,7 +63,6 @@ ERRORS_KEPT = 5  # failed records kept per level, with their exception
 ERRORS_SHOWN = 3  # of those, shown under the table
 
 Level = Union[int, str]
-Handler = Callable[[Any], Awaitable[Any]]
 
 
 class BenchError(ValueError):

@@ -35,7 +35,7 @@ __all__ = [
     "BatchResult",
     "Counters",
     "FunctionTimeoutError",
-    "Handler",
+    "LambdaHandler",
     "InvalidResponseError",
     "LambdaContext",
     "Runner",
@@ -47,7 +47,9 @@ logger = logging.getLogger("asyncbatch.runner")
 
 #: A Lambda handler: ``handler(event, context)``, sync or async, returning the partial
 #: batch response (``{"batchItemFailures": [...]}``) or ``None``.
-Handler = Callable[[dict[str, Any], Any], Any]
+#: A whole Lambda function, as the runner invokes it: ``handler(event, context)`` returning
+#: the response (``asyncbatch.Handler`` is the record handler).
+LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -236,7 +238,7 @@ def _is_async(handler: Any) -> bool:
 class _Invoker:
     __slots__ = ("function_name", "handler", "is_async", "timeout")
 
-    def __init__(self, handler: Handler, timeout: float, function_name: str) -> None:
+    def __init__(self, handler: LambdaHandler, timeout: float, function_name: str) -> None:
         self.handler = handler
         self.timeout = timeout
         self.function_name = function_name
@@ -403,7 +405,7 @@ class Runner:
     def __init__(
         self,
         source: Source,
-        handler: Handler,
+        handler: LambdaHandler,
         *,
         function_timeout: float = 30.0,
         function_name: str = "asyncbatch-local",
