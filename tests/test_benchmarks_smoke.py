@@ -155,3 +155,31 @@ def test_unknown_benchmark_is_refused() -> None:
     )
     assert proc.returncode == 2
     assert "unknown benchmark" in proc.stderr
+
+
+def test_results_replace_the_previous_only_when_complete(tmp_path: Path) -> None:
+    """The suite writes into a temporary directory and moves the files into place at the
+    end: a run that fails leaves the previous results as they were."""
+    from benchmarks._suite import QUICK, run_suite
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "results.json").write_text('{"runs": [], "note": "previous"}\n', encoding="utf-8")
+
+    def broken(data: dict[str, object], where: Path) -> None:
+        (where / "RESULTS.md").write_text("half written", encoding="utf-8")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_suite(QUICK, [], out, quick=True, quiet=True, report=broken)
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    assert "previous" in (out / "results.json").read_text(encoding="utf-8")
+
+    def report(data: dict[str, object], where: Path) -> None:
+        assert where != out
+        (where / "RESULTS.md").write_text("complete", encoding="utf-8")
+
+    data = run_suite(QUICK, [], out, quick=True, quiet=True, report=report)
+    assert (out / "RESULTS.md").read_text(encoding="utf-8") == "complete"
+    assert json.loads((out / "results.json").read_text(encoding="utf-8"))["runs"] == []
+    assert data["expected_s"] >= 0
