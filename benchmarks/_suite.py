@@ -125,7 +125,7 @@ FULL = Settings(
     skew_reps={"cpu-clock": 5, "asyncio": 3},
     import_reps=10,
     coldstart_n=200,
-    coldstart_reps=15,
+    coldstart_reps=30,
 )
 
 QUICK = Settings(
