@@ -20,9 +20,8 @@ from asyncbatch import ConfigurationError, Failure, Retry, TransientError
 from asyncbatch._hooks import implemented_hooks
 from asyncbatch.telemetry import EMFHooks
 from asyncbatch.telemetry.emf import METRICS
+from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import make_event, position
-
-from .conftest import FakeLambdaContext
 
 pytestmark = pytest.mark.anyio
 
@@ -198,7 +197,7 @@ async def test_retries_sinks_and_deadline_stops_are_counted() -> None:
         concurrency=3, retry=Retry(attempts=5, base=0.01, cap=0.01), sink=sink,
         hooks=EMFHooks(stream=stream))
     report = await processor.process(make_event("sqs", "abcdef"), handle,
-                                     FakeLambdaContext(5.0))
+                                     LambdaContext(5.0))
     [document] = lines(stream)
     assert_valid_emf(document)
     assert calls[0] == 3
