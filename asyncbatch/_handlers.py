@@ -25,7 +25,6 @@ the thread finishes in the background and its result is dropped.
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
@@ -69,12 +68,16 @@ def _unwrap(obj: Any) -> Any:
 
 def is_async_callable(obj: Any) -> bool:
     """``async def`` functions, partials of them, and objects with ``async def __call__``."""
+    import inspect
+
     obj = _unwrap(obj)
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
         getattr(obj, "__call__", None))  # noqa: B004
 
 
 def _is_generator(obj: Any) -> Optional[str]:
+    import inspect
+
     obj = _unwrap(obj)
     call = getattr(obj, "__call__", None)  # noqa: B004
     for target in (obj, call):
@@ -88,6 +91,8 @@ def _is_generator(obj: Any) -> Optional[str]:
 def context_style(handler: Any) -> str:
     """How the handler takes the Lambda context: ``"keyword"`` (a ``lambda_context``
     parameter), ``"positional"`` (a second positional parameter) or ``"none"``."""
+    import inspect
+
     try:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):
@@ -107,6 +112,8 @@ def context_style(handler: Any) -> str:
 
 def takes_view(handler: Any) -> bool:
     """Whether a parameter after the first is named ``record`` (it gets the view)."""
+    import inspect
+
     try:
         params = list(inspect.signature(handler).parameters.values())
     except (TypeError, ValueError):
@@ -192,6 +199,8 @@ def _bind_with_view(handler: Any, context: Any, style: str,
 def _slots(handler: Any, style: str) -> list[str]:
     """What each leading positional parameter gets: ``arg`` (the first), ``view`` (one
     named ``record``, when it comes before the context), ``context`` (positional style)."""
+    import inspect
+
     slots = ["arg"]
     if style != "positional":
         return slots
@@ -223,6 +232,7 @@ def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Ca
     """``fn`` (sync) as a coroutine function running it on a worker thread. The limiter is
     made on first use, inside the running loop (one per call of this function, so one per
     ``process()`` call)."""
+    import inspect
     import math
 
     tokens: float = math.inf if concurrency is None else concurrency

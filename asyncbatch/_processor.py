@@ -486,13 +486,7 @@ def process_partial_response(
     ``BatchFailedError`` when no record succeeded (unless the processor was made with
     ``raise_on_all_failed=False``)."""
     _check_processor(processor)
-    import sniffio
-
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        pass
-    else:
+    if _loop_running():
         raise ConfigurationError(
             "process_partial_response was called inside a running event loop; "
             "use 'await async_process_partial_response(...)' there"
@@ -504,6 +498,28 @@ def process_partial_response(
         _discard_loop()
         raise
     return _finish(report, processor)
+
+
+def _loop_running() -> bool:
+    """Whether an asyncio or trio loop runs in this thread (without importing sniffio)."""
+    import sys
+
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return True
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return False
+        return True
+    return False
 
 
 def _check_processor(processor: Any) -> None:
