@@ -98,7 +98,7 @@ class BatchReport:
         view: type[Record],
         status: bytearray,
         errors: dict[int, BaseException],
-        attempts: array[int],
+        attempts: dict[int, int],
         durations: Optional[array[float]],
         elapsed: float,
         window: Optional[Window] = None,
@@ -133,7 +133,7 @@ class BatchReport:
     def _outcome(self, index: int) -> Outcome:
         code = self._status[index]
         record = self._view(self._records[index])
-        attempts = 0 if code in (SKIPPED, REPLAYED) else self._attempts[index]
+        attempts = 0 if code in (SKIPPED, REPLAYED) else self._attempts.get(index, 1)
         return Outcome(_NAMES[code], record, self._identifiers[index], self._errors.get(index),
                        attempts, None if self._durations is None else self._durations[index],
                        index, code == SUNK, self._results.get(index), code == REPLAYED)
@@ -162,6 +162,11 @@ class BatchReport:
     def sunk(self) -> list[Outcome]:
         """The succeeded records that got there by being accepted by the failure sink."""
         return [o for o in self.succeeded if o.sunk]
+
+    @property
+    def retries(self) -> int:
+        """Handler calls beyond each record's first, over the batch."""
+        return sum(calls - 1 for calls in self._attempts.values() if calls > 1)
 
     @property
     def replayed(self) -> list[Outcome]:

@@ -110,7 +110,8 @@ class BatchRun:
         self.status = bytearray(n)
         self.errors: dict[int, BaseException] = {}
         self.results: dict[int, Any] = {}
-        self.attempts = array("I", [1]) * n  # the full path stores other counts
+        # handler calls per record, stored only where not 1 (the full path; 0: never called)
+        self.attempts: dict[int, int] = {}
         # durations are measured on the full path only (a clock read costs a syscall here)
         self.durations: Optional[array[float]] = array("d", bytes(8 * n)) if timings else None
         self.stop = StopFlag()
@@ -129,7 +130,7 @@ class BatchRun:
         batch, such as the idempotency store, could not answer)."""
         n = len(self.status)
         self.status[:] = bytes([FAILED]) * n
-        self.attempts = array("I", bytes(4 * n))
+        self.attempts = dict.fromkeys(range(n), 0)
         self.errors = dict.fromkeys(range(n), exc)
         self.plan.size = 0
 
@@ -420,6 +421,13 @@ class BatchRun:
 
         return worker, lambda: length_hint(indices) > 0
 
+    def _count(self, index: int, calls: int) -> None:
+        """Record how many times the handler was called for ``index`` (1 is the default)."""
+        if calls == 1:
+            self.attempts.pop(index, None)
+        else:
+            self.attempts[index] = calls
+
     def _hook(self, index: int, name: str, *args: Any,
               hooks: Optional[Hooks] = None) -> Optional[BaseException]:
         """Call a per-record hook; its exception is returned (and logged), never raised."""
@@ -442,7 +450,7 @@ class BatchRun:
         try:
             arg = record if self.parse is None else self.parse(record)
         except Exception as exc:
-            self.attempts[index] = 0
+            self._count(index, 0)
             return await self._failed(index, record, exc, 0)
         idem = self.idempotency
         if idem is not None:
@@ -450,16 +458,16 @@ class BatchRun:
             try:
                 replay = await idem.begin(index, record)
             except Exception as exc:
-                self.attempts[index] = 0
+                self._count(index, 0)
                 return await self._failed(index, record, exc, 0)
             except self.cancelled_exc as exc:
                 if self._is_real_cancel():
                     raise
-                self.attempts[index] = 0
+                self._count(index, 0)
                 return await self._failed(index, record, self._own_cancel_error(index, exc), 0)
             if replay is not None:
                 self.status[index] = REPLAYED
-                self.attempts[index] = 0
+                self._count(index, 0)
                 if replay.result is not None:
                     self.results[index] = replay.result
                 return True
@@ -472,7 +480,7 @@ class BatchRun:
             if hooks is not None:
                 hook_error = self._hook(index, "record_started", record, attempt)
                 if hook_error is not None:
-                    self.attempts[index] = attempt - 1
+                    self._count(index, attempt - 1)
                     failure = self._callback_error(index, "hooks.record_started", hook_error,
                                                    error)
                     return await self._settle_failure(index, record, failure, attempt - 1)
@@ -484,10 +492,10 @@ class BatchRun:
                         await self._idempotency_done(idem.release, index, record,
                                                      self.stop_reason)
                     return True  # never started: stays pending, reported as skipped
-                self.attempts[index] = attempt - 1
+                self._count(index, attempt - 1)
                 assert error is not None
                 return await self._settle_failure(index, record, error, attempt - 1)
-            self.attempts[index] = attempt
+            self._count(index, attempt)
             error, rtt, result = outcome
             elapsed += rtt
             if self.durations is not None:
