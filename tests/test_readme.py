@@ -13,7 +13,7 @@ AWS_MARK = "# runs against AWS"
 
 
 def test_the_readme_has_examples() -> None:
-    assert len(BLOCKS) >= 6
+    assert len(BLOCKS) >= 1  # the rest of the examples are in docs/ (tests/test_docs.py)
 
 
 LOCAL = [b for b in BLOCKS if not b.startswith(AWS_MARK)]

@@ -10,12 +10,12 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parent.parent / "docs" / "testing.md"  # moved from README.md
 
 
 def readme_testing_example() -> str:
     text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Testing your handler\n", 1)[1].split("\n## ", 1)[0]
+    section = text.split("# Testing your handler\n", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
     return str(code)
 
