@@ -5,8 +5,8 @@ Change ``from aws_lambda_powertools.utilities.batch import ...`` to
 ``asyncbatch.powertools.exceptions``): the same names and signatures, handlers get the same
 Powertools data classes (or parser models of the whole record), and the batch runs on
 asyncbatch's engine: a hard concurrency bound, stream keys and FIFO groups kept in order,
-the Lambda deadline watched. The README's "Migrating from Powertools" lists every name and
-each deviation.
+the Lambda deadline watched. The documentation's *Migrating from Powertools* page
+(``docs/powertools.md``) lists every name and each deviation.
 
 Powertools must be installed (``pip install aws-lambda-powertools``); ``import asyncbatch``
 itself never imports it.
