@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._backends import current_backend
-from ._deadline import AUTO, check_margins, deadlines
+from ._deadline import check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._handlers import Handler
 from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ._idempotency import Idempotency
 
 
-_AUTO = AUTO
 _ORDERINGS = (None, "key", "partition")
 
 
