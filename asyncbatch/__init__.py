@@ -32,6 +32,7 @@ from ._processor import (
 )
 from ._records import DynamoDBRecord, KafkaRecord, KinesisRecord, Record, SQSRecord
 from ._report import BatchReport, Outcome
+from ._response import InvalidResponseError
 from ._retry import Retry, TransientError, is_transient
 from ._sources import EventType
 from ._windows import Window, WindowReducer
@@ -113,6 +114,7 @@ __all__ = [
     "IdempotencyValidationError",
     "InMemoryIdempotencyStore",
     "InvalidEventError",
+    "InvalidResponseError",
     "KafkaRecord",
     "KinesisRecord",
     "Outcome",

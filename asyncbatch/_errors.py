@@ -3,6 +3,7 @@
     AsyncBatchError                      base of everything below
     ├── InvalidEventError (ValueError)    the event is malformed; raised before any handler
     ├── ConfigurationError (ValueError)   a processor or entry point was misused; says the fix
+    ├── InvalidResponseError (ValueError) a response Lambda would refuse (runner, simulate)
     ├── BatchFailedError (ExceptionGroup) no record of the batch succeeded (Lambda retries)
     └── RecordError                      why one record did not succeed (on its outcome)
         ├── RecordDecodeError (ValueError)      its payload is not valid base64 / JSON / DynamoDB
@@ -30,7 +31,7 @@
     │   │                                      publish, delete) did not finish
     │   └── ImportIncompleteError              raised by lambda_handler so that S3 retries
     └── runner.RunnerError                the local event-source runner
-        ├── InvalidResponseError (ValueError) a handler's response Lambda would refuse
+        ├── InvalidResponseError              also an asyncbatch.InvalidResponseError
         └── FunctionTimeoutError (TimeoutError) a handler ran past the function timeout
 
 Exceptions raised by your handler are kept as they are on the record's outcome; the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._frozen import Frozen
@@ -23,12 +23,20 @@ _NAMES = {SUCCEEDED: "succeeded", SUNK: "succeeded", REPLAYED: "succeeded", FAIL
 _OK = (SUCCEEDED, SUNK, REPLAYED)
 
 
-def identity_key(identifier: Any) -> Any:
-    """A hashable form of an itemIdentifier (Kafka's are mappings)."""
+def identity_key(identifier: Any) -> Hashable:
+    """An ``itemIdentifier`` as a hashable key: strings as they are, Kafka's
+    ``{"partition": p, "offset": o}`` as ``(p, int(o))``."""
     if isinstance(identifier, str):
         return identifier
-    if isinstance(identifier, dict):
+    if isinstance(identifier, Mapping):
+        if set(identifier) == {"partition", "offset"}:
+            offset = identifier["offset"]
+            if isinstance(offset, str) and offset.isdigit():
+                offset = int(offset)
+            return (identifier["partition"], offset)
         return tuple(sorted(identifier.items(), key=repr))
+    if isinstance(identifier, Hashable):
+        return identifier
     return repr(identifier)
 
 

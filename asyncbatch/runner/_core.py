@@ -7,13 +7,12 @@ from __future__ import annotations
 import abc
 import functools
 import inspect
-import json
 import logging
 import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
@@ -22,6 +21,8 @@ import anyio
 import anyio.to_thread
 
 from .._errors import AsyncBatchError, ConfigurationError
+from .._response import InvalidResponseError as _ResponseError
+from .._response import reported_identifiers
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup
@@ -59,7 +60,7 @@ class RunnerError(AsyncBatchError):
     """Why the runner counted a whole batch as failed without the handler raising."""
 
 
-class InvalidResponseError(RunnerError, ValueError):
+class InvalidResponseError(RunnerError, _ResponseError):
     """The handler's response is not a valid partial batch response; like Lambda, the
     runner then counts the whole batch as failed."""
 
@@ -180,40 +181,8 @@ def parse_response(response: Any, identifiers: Sequence[str]) -> list[str]:
     reads it: ``None``, ``{}`` or an empty/null ``batchItemFailures`` is a complete
     success; anything malformed (an empty, null or unknown ``itemIdentifier``, a
     non-mapping response, a response that is not JSON) raises ``InvalidResponseError``."""
-    if response is None:
-        return []
-    if not isinstance(response, Mapping):
-        raise InvalidResponseError(
-            f"the handler returned a {type(response).__name__}; return None or "
-            "{'batchItemFailures': [{'itemIdentifier': ...}, ...]}")
-    try:
-        json.dumps(response)
-    except (TypeError, ValueError) as exc:
-        raise InvalidResponseError(
-            f"the handler's response is not JSON-serialisable ({exc}); Lambda would fail "
-            "the invocation with Runtime.MarshalError") from exc
-    failures = response.get("batchItemFailures")
-    if failures is None:
-        return []
-    if not isinstance(failures, list):
-        raise InvalidResponseError(
-            f"batchItemFailures is a {type(failures).__name__}, not a list")
-    known = set(identifiers)
-    reported: list[str] = []
-    for index, item in enumerate(failures):
-        if not isinstance(item, Mapping) or "itemIdentifier" not in item:
-            raise InvalidResponseError(
-                f"batchItemFailures[{index}] has no 'itemIdentifier' key: {item!r:.80}")
-        ident = item["itemIdentifier"]
-        if not isinstance(ident, str) or not ident:
-            raise InvalidResponseError(
-                f"batchItemFailures[{index}].itemIdentifier is {ident!r}: an empty or "
-                "null identifier fails the whole batch")
-        if ident not in known:
-            raise InvalidResponseError(
-                f"batchItemFailures[{index}].itemIdentifier {ident!r} is not in the batch")
-        reported.append(ident)
-    return reported
+    reported = reported_identifiers(response, set(identifiers), error=InvalidResponseError)
+    return [str(ident) for ident in reported]
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import json
 import uuid
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from .._report import identity_key
+from .._response import InvalidResponseError, reported_identifiers
 from ._context import LambdaContext
 
 if TYPE_CHECKING:
@@ -36,11 +37,6 @@ __all__ = ["Invocation", "InvalidResponseError", "Simulation", "simulate", "simu
 #: What ``context=`` takes: a context reused by every invocation, a function making one
 #: per invocation, or ``None`` (a fresh ``LambdaContext()`` per invocation).
 ContextArg = Union[None, Callable[[], Any], Any]
-
-
-class InvalidResponseError(ValueError):
-    """The function's response is not a partial batch response Lambda accepts; Lambda
-    then fails the whole batch (and so does ``simulate``)."""
 
 
 @dataclass(frozen=True)
@@ -97,62 +93,6 @@ class Simulation:
         return tuple(i for inv in self.invocations for i in inv.succeeded)
 
 
-def identifier_key(identifier: Any) -> Hashable:
-    """An ``itemIdentifier`` as a dict key: strings as they are, Kafka's
-    ``{"partition": p, "offset": o}`` as ``(p, int(o))``."""
-    if isinstance(identifier, Mapping):
-        if set(identifier) == {"partition", "offset"}:
-            offset = identifier["offset"]
-            if isinstance(offset, str) and offset.isdigit():
-                offset = int(offset)
-            return (identifier["partition"], offset)
-        return tuple(sorted(identifier.items()))
-    if isinstance(identifier, Hashable):
-        return identifier
-    return repr(identifier)
-
-
-def reported_identifiers(response: Any, known: set[Hashable]) -> list[Hashable]:
-    """The identifiers a partial batch response reports, read as Lambda reads it: ``None``,
-    ``{}`` or an empty ``batchItemFailures`` is complete success; anything Lambda rejects
-    raises ``InvalidResponseError``."""
-    if response is None:
-        return []
-    if not isinstance(response, Mapping):
-        raise InvalidResponseError(
-            f"the function returned a {type(response).__name__}; return None or "
-            "{'batchItemFailures': [{'itemIdentifier': ...}, ...]}")
-    try:
-        json.dumps(response)
-    except (TypeError, ValueError) as exc:
-        raise InvalidResponseError(
-            f"the response is not JSON-serialisable ({exc}): Lambda fails the invocation "
-            "(Runtime.MarshalError)") from exc
-    failures = response.get("batchItemFailures")
-    if failures is None:
-        return []
-    if not isinstance(failures, list):
-        raise InvalidResponseError(
-            f"batchItemFailures is a {type(failures).__name__}, not a list")
-    reported: list[Hashable] = []
-    for index, item in enumerate(failures):
-        if not isinstance(item, Mapping) or "itemIdentifier" not in item:
-            raise InvalidResponseError(
-                f"batchItemFailures[{index}] has no 'itemIdentifier': {item!r:.80}")
-        ident = item["itemIdentifier"]
-        if ident is None or ident == "":
-            raise InvalidResponseError(
-                f"batchItemFailures[{index}].itemIdentifier is {ident!r}: an empty or null "
-                "identifier fails the whole batch")
-        key = identifier_key(ident)
-        if key not in known:
-            raise InvalidResponseError(
-                f"batchItemFailures[{index}].itemIdentifier {ident!r} is not in the batch: "
-                "Lambda fails the whole batch")
-        reported.append(key)
-    return reported
-
-
 class _Batch:
     """The event as parsed once: its records (pristine copies), identifiers, and for
     streams each record's sequence number and checkpoint group."""
@@ -164,7 +104,7 @@ class _Batch:
         self.event = event
         self.event_type = policy.event_type
         self.pristine = [copy.deepcopy(raw) for raw in records]
-        self.keys = [identifier_key(i) for i in plan.identifiers or ()]
+        self.keys = [identity_key(i) for i in plan.identifiers or ()]
         self.streaming = plan.mode is FailureMode.CHECKPOINT
         self.is_sqs = not self.streaming and self.event_type.value == "SQS"
         n = len(records)
