@@ -269,13 +269,10 @@ class AnyIO:
     def is_cancelling(self, scope: Optional[Scope]) -> bool:
         if self._anyio.current_effective_deadline() == -math.inf:
             return True
-        if sys.version_info >= (3, 11):
-            import sniffio
+        if sys.version_info >= (3, 11) and running_library() == "asyncio":
+            import asyncio
 
-            if sniffio.current_async_library() == "asyncio":
-                import asyncio
-
-                _forget_own_cancel(asyncio)
+            _forget_own_cancel(asyncio)
         return False
 
     def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
@@ -307,25 +304,27 @@ FORCE_ANYIO = False
 
 def current_backend() -> Backend:
     """The backend for the running loop: native on asyncio (3.11+), anyio otherwise."""
-    if sys.version_info >= (3, 11) and not FORCE_ANYIO:
-        asyncio = sys.modules.get("asyncio")
-        if asyncio is not None:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                if not _trio_running():
-                    return NativeAsyncio()
+    if sys.version_info >= (3, 11) and not FORCE_ANYIO and running_library() == "asyncio":
+        return NativeAsyncio()
     return AnyIO()
 
 
-def _trio_running() -> bool:
+def running_library() -> Optional[str]:
+    """``"trio"`` or ``"asyncio"`` when that loop runs in this thread, else ``None``;
+    without importing sniffio (a module not yet imported cannot be running)."""
     trio = sys.modules.get("trio")
-    if trio is None:
-        return False
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
+        else:
+            return "trio"
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return "asyncio"
+    return None

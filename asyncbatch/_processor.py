@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from ._backends import current_backend
+from ._backends import current_backend, running_library
 from ._deadline import check_margins, deadlines
 from ._errors import BatchFailedError, ConfigurationError, RecordError
 from ._handlers import Handler
@@ -485,7 +485,7 @@ def process_partial_response(
     ``BatchFailedError`` when no record succeeded (unless the processor was made with
     ``raise_on_all_failed=False``)."""
     _check_processor(processor)
-    if _loop_running():
+    if running_library() is not None:
         raise ConfigurationError(
             "process_partial_response was called inside a running event loop; "
             "use 'await async_process_partial_response(...)' there"
@@ -497,28 +497,6 @@ def process_partial_response(
         _discard_loop()
         raise
     return _finish(report, processor)
-
-
-def _loop_running() -> bool:
-    """Whether an asyncio or trio loop runs in this thread (without importing sniffio)."""
-    import sys
-
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is not None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            return True
-    trio = sys.modules.get("trio")
-    if trio is not None:
-        try:
-            trio.lowlevel.current_task()
-        except RuntimeError:
-            return False
-        return True
-    return False
 
 
 def _check_processor(processor: Any) -> None:

@@ -100,11 +100,9 @@ def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     (kept across warm invocations, shared with ``asyncbatch.process_partial_response``),
     or, when called from inside a running event loop, on a fresh loop in a helper
     thread (Powertools' ``asyncio.run`` fails there)."""
-    import sniffio
+    from .._backends import running_library
 
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
+    if running_library() is None:
         from .._processor import _loop
 
         return _loop().run_until_complete(factory())

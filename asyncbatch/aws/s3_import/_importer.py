@@ -257,15 +257,10 @@ class S3CsvImporter(Generic[M]):
         ``ImportResult.to_dict()``. Raises ``ImportIncompleteError`` when an object
         could not be moved or its summary not published, so that S3 invokes the function
         again and the retry finishes the job."""
-        import sniffio
-
+        from ..._backends import running_library
         from ..._processor import _loop
 
-        try:
-            sniffio.current_async_library()
-        except sniffio.AsyncLibraryNotFoundError:
-            pass
-        else:
+        if running_library() is not None:
             raise ConfigurationError(
                 "lambda_handler was called inside a running event loop; use "
                 "'await importer.run(event, context)' there")
