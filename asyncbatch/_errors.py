@@ -66,7 +66,64 @@ __all__ = [
     "RecordTimeoutError",
     "RecordValidationError",
     "SinkError",
+    "describe",
+    "exception_text",
+    "safe_repr",
+    "type_name",
 ]
+
+#: the longest text one exception gives a log line, a report or a sink payload
+MAX_TEXT = 2000
+
+
+def _bounded(text: str) -> str:
+    """``text`` made safe to log, encode and ship: at most ``MAX_TEXT`` characters, and
+    valid UTF-8 (lone surrogates, from bytes decoded with ``surrogateescape``, become
+    escapes)."""
+    if len(text) > MAX_TEXT:
+        text = f"{text[:MAX_TEXT]}... ({len(text) - MAX_TEXT} more characters)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def type_name(exc: BaseException) -> str:
+    """The name of ``exc``'s class (never raises)."""
+    name = getattr(type(exc), "__name__", None)
+    return name if isinstance(name, str) else "Exception"
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, safe: whatever ``__str__`` does (raise, return a non-string, return
+    megabytes or lone surrogates), the result is a bounded, UTF-8-encodable string."""
+    try:
+        text = str(exc)
+    except Exception as failure:
+        return f"<{type_name(exc)}: str() raised {type_name(failure)}>"
+    if not isinstance(text, str):  # pragma: no cover - str() already refuses non-strings
+        return f"<{type_name(exc)}: str() gave a {type(text).__name__}>"
+    return _bounded(text)
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` (or just the type name when the message is empty), safe to
+    log and ship whatever the exception's ``__str__`` does."""
+    text = exception_text(exc)
+    return f"{type_name(exc)}: {text}" if text else type_name(exc)
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, safe: a ``__repr__`` that raises or misbehaves gives a placeholder,
+    and the text is bounded and UTF-8-encodable."""
+    try:
+        text = repr(value)
+    except Exception as failure:
+        return f"<{type(value).__name__} object: repr() raised {type(failure).__name__}>"
+    if not isinstance(text, str):  # pragma: no cover
+        return f"<{type(value).__name__} object>"
+    return _bounded(text)
 
 
 class AsyncBatchError(Exception):
