@@ -16,7 +16,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, describe, safe_repr
 
 if TYPE_CHECKING:
     pass
@@ -252,8 +252,8 @@ class Gate:
                 import logging
 
                 logging.getLogger("asyncbatch").warning(
-                    "asyncbatch: %r.on_sample raised %r; the limit keeps its value",
-                    self.limit, exc)
+                    "asyncbatch: %s.on_sample raised %s; the limit keeps its value",
+                    safe_repr(self.limit), describe(exc))
         self.inflight -= 1
         self._wake()
 

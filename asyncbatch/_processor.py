@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._backends import current_backend, running_library
 from ._deadline import check_margins, deadlines
-from ._errors import BatchFailedError, ConfigurationError, RecordError
+from ._errors import (
+    BatchFailedError,
+    ConfigurationError,
+    RecordError,
+    describe,
+    exception_text,
+    type_name,
+)
 from ._handlers import Handler
 from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
@@ -254,7 +261,8 @@ class AsyncBatchProcessor:
             run.idempotency = await self.idempotency.prepare(
                 views, None if deadline is None else deadline.epoch)
         except Exception as exc:
-            _logger().warning("asyncbatch: the idempotency store could not be read: %r", exc)
+            _logger().warning("asyncbatch: the idempotency store could not be read: %s",
+                              describe(exc))
             run.fail_all(exc)
 
     # -- helpers ---------------------------------------------------------------------
@@ -303,7 +311,8 @@ def _batch_hook(hooks: Any, name: str, *args: Any) -> None:
     try:
         getattr(hooks, name)(*args)
     except Exception as exc:
-        _logger().warning("asyncbatch: hooks.%s raised %r (ignored)", name, exc, exc_info=exc)
+        _logger().warning("asyncbatch: hooks.%s raised %s (ignored)", name, describe(exc),
+                          exc_info=exc)
 
 
 def _fatal(exc: BaseException) -> Optional[BaseException]:
@@ -339,8 +348,8 @@ def _log_summary(event_type: str, report: BatchReport, log_failures: int = 10) -
     debug = logger.isEnabledFor(logging.DEBUG)
     for outcome in failed[:log_failures]:
         exc = outcome.exception
-        kind = type(exc).__name__ if exc is not None else "unknown"
-        message = str(exc) if exc is not None else ""
+        kind = type_name(exc) if exc is not None else "unknown"
+        message = exception_text(exc) if exc is not None else ""
         logger.warning(
             "asyncbatch %s record %s failed: %s: %s", event_type, outcome.identifier, kind,
             message,

@@ -26,6 +26,7 @@ from ._errors import (
     RecordTimeoutError,
     RecordValidationError,
     SinkError,
+    describe,
 )
 from ._hooks import Failure
 from ._limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
@@ -245,7 +246,8 @@ class BatchRun:
     def _callback_error(self, index: int, callback: str, exc: BaseException,
                         original: Optional[BaseException] = None) -> CallbackError:
         ident = self.identifiers[index]
-        error = CallbackError(f"record {ident}: {callback} raised {exc!r}", identifier=ident,
+        error = CallbackError(f"record {ident}: {callback} raised {describe(exc)}",
+                              identifier=ident,
                               callback=callback, original=original)
         error.__cause__ = exc
         return error
@@ -434,8 +436,8 @@ class BatchRun:
         try:
             getattr(hooks or self.hooks, name)(*args)
         except Exception as exc:
-            _logger().warning("asyncbatch: hooks.%s raised %r for record %s", name, exc,
-                              self.identifiers[index], exc_info=exc)
+            _logger().warning("asyncbatch: hooks.%s raised %s for record %s", name,
+                              describe(exc), self.identifiers[index], exc_info=exc)
             return exc
         return None
 
@@ -548,8 +550,9 @@ class BatchRun:
         try:
             await step(index, record, value)
         except Exception as exc:
-            _logger().warning("asyncbatch: idempotency %s failed for record %s: %r",
-                              getattr(step, "__name__", "step"), self.identifiers[index], exc)
+            _logger().warning("asyncbatch: idempotency %s failed for record %s: %s",
+                              getattr(step, "__name__", "step"), self.identifiers[index],
+                              describe(exc))
         except self.cancelled_exc:
             if self._is_real_cancel():
                 raise
@@ -636,7 +639,7 @@ class BatchRun:
                     self.status[index] = SUNK
                     return True
                 error = SinkError(
-                    f"record {ident}: the failure sink refused it ({sink_exc!r})",
+                    f"record {ident}: the failure sink refused it ({describe(sink_exc)})",
                     identifier=ident, original=exc)
                 error.__cause__ = sink_exc
                 self.errors[index] = error
