@@ -62,6 +62,17 @@ class Backend(Protocol):
         """``async with``: ``TimeoutError`` when the block runs past ``seconds``."""
         ...
 
+    def shielded(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        """``async with``: the block runs even in a task being cancelled (clean-up after
+        a cancellation), and raises ``TimeoutError`` past ``seconds``."""
+        ...
+
+    def leak_check(self) -> Optional[Callable[[], Any]]:
+        """For the current task: a function saying whether a cancel request is pending on
+        it (user code that cancelled its own task and returned); ``None`` where tasks
+        cannot cancel themselves (trio)."""
+        ...
+
     def event(self) -> Any: ...
 
     def lock(self) -> Any: ...
@@ -84,14 +95,22 @@ class Scope(Protocol):
 class _NativeGroup:
     """``asyncio.TaskGroup`` with ``start_soon``; remembers its tasks for cancellation."""
 
-    __slots__ = ("_create", "tasks")
+    __slots__ = ("_create", "closed", "tasks")
 
     def __init__(self, group: Any) -> None:
         self._create = group.create_task
         self.tasks: list[Any] = []
+        self.closed = False
 
     def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
-        self.tasks.append(self._create(func(*args)))
+        if self.closed:
+            return
+        coro = func(*args)
+        try:
+            self.tasks.append(self._create(coro))
+        except RuntimeError:  # the group is shutting down (its host was cancelled)
+            coro.close()
+            self.closed = True
 
 
 class _NativeScope:
@@ -138,11 +157,16 @@ class NativeAsyncio:
 
     @asynccontextmanager
     async def spawn(self) -> AsyncIterator[Any]:
-        async with self._asyncio.TaskGroup() as group:
-            spawner = _NativeGroup(group)
-            for scope in self._scopes:
-                scope.groups.append(spawner)
-            yield spawner
+        spawner: Optional[_NativeGroup] = None
+        try:
+            async with self._asyncio.TaskGroup() as group:
+                spawner = _NativeGroup(group)
+                for scope in self._scopes:
+                    scope.groups.append(spawner)
+                yield spawner
+        finally:
+            if spawner is not None:
+                spawner.closed = True
 
     def cancel_scope(self) -> Scope:
         return _NativeScope(self)
@@ -151,7 +175,7 @@ class NativeAsyncio:
         call_soon = self._asyncio.get_running_loop().call_soon
 
         def turn() -> None:
-            if callback():
+            if not group.closed and callback():
                 call_soon(turn)
 
         call_soon(turn)
@@ -167,6 +191,15 @@ class NativeAsyncio:
 
     def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         return self._asyncio.timeout(seconds)  # type: ignore[no-any-return]
+
+    def shielded(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        # A task that caught its CancelledError may await again; only a new request
+        # (none comes: the group has cancelled its children already) would interrupt.
+        return self._asyncio.timeout(seconds)  # type: ignore[no-any-return]
+
+    def leak_check(self) -> Optional[Callable[[], Any]]:
+        task = self._asyncio.current_task()
+        return None if task is None else task.cancelling
 
     def event(self) -> Any:
         return self._asyncio.Event()
@@ -277,6 +310,21 @@ class AnyIO:
 
     def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         return _Async(self._anyio.fail_after(seconds))
+
+    def shielded(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+        return _Async(self._anyio.fail_after(seconds, shield=True))
+
+    def leak_check(self) -> Optional[Callable[[], Any]]:
+        if running_library() != "asyncio":
+            return None  # trio: a task cannot cancel itself
+        import asyncio
+
+        task = asyncio.current_task()
+        if task is None:
+            return None
+        if sys.version_info >= (3, 11):
+            return task.cancelling  # type: ignore[no-any-return]
+        return lambda: getattr(task, "_must_cancel", False)
 
     def _call_at(self, when: float, callback: Callable[[], None]) -> TimerHandle:
         assert self._timers is not None, "call_at needs the timers() group"
