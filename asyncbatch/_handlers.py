@@ -19,7 +19,9 @@ worker's task (``parsed``), and the call reads it back.
 
 A thread cannot be interrupted: a sync handler that runs past its timeout or the Lambda
 deadline has its record reported (timeout / deadline error) and the call returns on time;
-the thread finishes in the background and its result is dropped.
+the thread finishes in the background and its result is dropped. The call leaves a
+``ThreadCall`` behind (``abandoned_thread``) that says when the thread returns and how,
+so that an idempotency claim is kept exactly as long as the thread can have effects.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from typing import Any, Callable, Optional
 
 from ._errors import ConfigurationError
 
-__all__ = ["Handler", "bind_handler", "context_style", "is_async_callable", "is_record_model",
-           "parsed"]
+__all__ = ["Handler", "ThreadCall", "abandoned_thread", "bind_handler", "context_style",
+           "is_async_callable", "is_record_model", "parsed"]
 
 #: A record handler: ``async def handle(record)`` or a plain ``def`` (run on a worker
 #: thread); it may also take the Lambda context, as a second positional parameter or one
@@ -228,6 +230,55 @@ def _call_with(handler: Callable[..., Any], context: Any, record: Any) -> Any:
     return handler(record, context)
 
 
+class ThreadCall:
+    """One sync handler call on a worker thread, as the thread ends it: ``done`` once it
+    returned or raised, ``ok`` and ``result`` (returned) or ``error`` (raised). Read
+    from the event loop's thread; written once, by the worker thread, ``done`` last.
+
+    A call cancelled before its thread started is ``dropped``: the thread then never
+    calls the handler (``lock`` decides which came first)."""
+
+    __slots__ = ("done", "dropped", "error", "lock", "ok", "result", "started")
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.started = False
+        self.dropped = False
+        self.done = False
+        self.ok = False
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+
+    def abandon(self) -> bool:
+        """The call was cancelled: drop it if its thread has not started (``False``), or
+        say whether the thread still runs (``True``: abandoned while running)."""
+        with self.lock:
+            if not self.started:
+                self.dropped = True
+                return False
+            return not self.done
+
+    def __repr__(self) -> str:
+        state = "running" if not self.done else "returned" if self.ok else "raised"
+        return f"<ThreadCall {state}>"
+
+
+# The call a cancellation (timeout, deadline, caller) abandoned while its thread still ran.
+_ABANDONED: ContextVar[Optional[ThreadCall]] = ContextVar("asyncbatch_abandoned",
+                                                          default=None)
+
+
+def abandoned_thread() -> Optional[ThreadCall]:
+    """The ``ThreadCall`` the last sync handler call of this task abandoned while its
+    thread still ran (``None``: none), forgotten once read."""
+    call = _ABANDONED.get()
+    if call is not None:
+        _ABANDONED.set(None)
+    return call
+
+
 def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Call:
     """``fn`` (sync) as a coroutine function running it on a worker thread. The limiter is
     made on first use, inside the running loop (one per call of this function, so one per
@@ -238,8 +289,20 @@ def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Ca
     tokens: float = math.inf if concurrency is None else concurrency
     limiter: Any = None
 
-    def run(record: Any) -> Any:
-        result = fn(record)
+    def run(record: Any, job: ThreadCall) -> Any:
+        with job.lock:
+            if job.dropped:  # cancelled before it could start: never call the handler
+                return None
+            job.started = True
+        try:
+            result = fn(record)
+        except BaseException as exc:
+            job.error = exc
+            job.done = True
+            raise
+        job.result = result
+        job.ok = True
+        job.done = True
         # An awaitable goes back boxed: trio refuses a thread function returning one.
         return _Awaitable(result) if inspect.isawaitable(result) else result
 
@@ -249,8 +312,14 @@ def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Ca
 
         if limiter is None:
             limiter = anyio.CapacityLimiter(tokens)
-        result = await anyio.to_thread.run_sync(run, record, limiter=limiter,
-                                                abandon_on_cancel=True)
+        job = ThreadCall()
+        try:
+            result = await anyio.to_thread.run_sync(run, record, job, limiter=limiter,
+                                                    abandon_on_cancel=True)
+        except BaseException:
+            if job.abandon():  # cancelled while the thread runs on
+                _ABANDONED.set(job)
+            raise
         if type(result) is _Awaitable:
             result = await result.awaitable
         return result

@@ -93,29 +93,83 @@ async def test_a_generator_function_is_refused_with_the_fix(handler: Any, kind: 
 
 def test_a_sync_handler_past_its_timeout_fails_on_time() -> None:
     """The thread cannot be interrupted: the call returns at the timeout (on trio's
-    virtual clock), the record fails with a timeout error, the thread finishes later.
-    (One record only: under an autojumping clock any other thread would race the jump.)"""
+    virtual clock, moved by hand once the thread runs), the record fails with a timeout
+    error, the thread finishes later."""
     import trio
     import trio.testing
 
+    started = threading.Event()
     release = threading.Event()
     finished = threading.Event()
 
     def handle(record: asyncbatch.SQSRecord) -> str:
+        started.set()
         release.wait(60)
         finished.set()
         return record.body
 
-    async def main() -> asyncbatch.BatchReport:
-        processor = asyncbatch.AsyncBatchProcessor(concurrency=2, timeout=5)
-        return await processor.process(testing.sqs_event("stuck"), handle)
+    clock = trio.testing.MockClock()
+    report: list[asyncbatch.BatchReport] = []
 
-    report = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    async def main() -> None:
+        processor = asyncbatch.AsyncBatchProcessor(concurrency=2, timeout=5)
+
+        async def run() -> None:
+            report.append(await processor.process(testing.sqs_event("stuck"), handle))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            assert await trio.to_thread.run_sync(started.wait, 60)
+            clock.jump(5)
+
+    trio.run(main, clock=clock)
     assert not finished.is_set()  # returned while the thread still ran
-    assert report.results() == [None]
-    assert isinstance(report.failed[0].exception, asyncbatch.RecordTimeoutError)
+    assert report[0].results() == [None]
+    assert isinstance(report[0].failed[0].exception, asyncbatch.RecordTimeoutError)
     release.set()
     assert finished.wait(60)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_sync_call_cancelled_before_its_thread_started_leaves_no_thread() -> None:
+    """Cancelled while it waits for a thread, a call never runs its handler and leaves
+    no abandoned thread (so no idempotency claim is kept for it); cancelled while its
+    thread runs, it leaves the thread's ``ThreadCall``, which says when it ended."""
+    import anyio
+
+    from asyncbatch._handlers import abandoned_thread, in_thread
+
+    busy = threading.Event()
+    release = threading.Event()
+    calls: list[str] = []
+
+    def handle(name: str) -> str:
+        calls.append(name)
+        busy.set()
+        release.wait(60)
+        return name
+
+    call = in_thread(handle, 1)  # one thread at a time
+    async with anyio.create_task_group() as tg:
+        async def first() -> None:
+            with anyio.CancelScope() as scope:
+                first_scope.append(scope)
+                await call("first")
+            abandoned.append(abandoned_thread())
+
+        first_scope: list[anyio.CancelScope] = []
+        abandoned: list[Any] = []
+        tg.start_soon(first)
+        assert await anyio.to_thread.run_sync(busy.wait, 60)
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # "second" waits for the only thread: cancelled before it runs
+            await call("second")
+        assert abandoned_thread() is None
+        first_scope[0].cancel()  # "first" runs on its thread: abandoned
+    (thread,) = abandoned
+    assert thread is not None and not thread.done
+    release.set()
+    assert calls == ["first"]
 
 
 # -- the Lambda context --------------------------------------------------------------------
