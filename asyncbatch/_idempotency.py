@@ -34,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ from ._retry import Retry, TransientError
 if TYPE_CHECKING:
     import anyio
 
+    from ._handlers import ThreadCall
     from ._records import Record
 
 __all__ = [
@@ -314,6 +316,7 @@ class Replay(Frozen):
 
 
 _NO_KEY = object()
+_ORPHANS_LOCK = threading.Lock()
 
 
 class Idempotency:
@@ -331,7 +334,7 @@ class Idempotency:
     (default ``Retry(attempts=4)``; never past the Lambda deadline).
     """
 
-    __slots__ = ("_cache", "_key", "_local_cache", "_validate", "expires_after",
+    __slots__ = ("_cache", "_key", "_local_cache", "_orphans", "_validate", "expires_after",
                  "key_prefix", "retry", "store")
 
     def __init__(
@@ -377,6 +380,8 @@ class Idempotency:
         self._local_cache = local_cache
         self.retry = retry if retry is not None else Retry(attempts=4, base=0.05, cap=1.0)
         self._cache: OrderedDict[str, IdempotencyItem] = OrderedDict()
+        # claims of abandoned threads that outlived their batch: (claim, thread, record)
+        self._orphans: list[tuple[IdempotencyItem, ThreadCall, Optional[str]]] = []
 
     def __repr__(self) -> str:
         return (f"Idempotency(store={self.store!r}, expires_after={self.expires_after!r}, "
@@ -430,6 +435,53 @@ class Idempotency:
         cache.move_to_end(key)
         return item
 
+    async def _complete(self, claim: IdempotencyItem, result: Any, deadline: Optional[float],
+                        label: Optional[str]) -> None:
+        """Mark ``claim``'s key COMPLETED with ``result``. Never raises: a failed write
+        is logged and the claim expires."""
+        try:
+            store = self.store
+            item = IdempotencyItem(
+                claim.key, COMPLETED, int(store.now() + self.expires_after),
+                claim.in_progress_expiration, _dump_result(result), claim.validation)
+            await _call(self.retry, deadline, store, store.complete, item)
+            self._remember(item)
+        except Exception as exc:
+            logger.warning(
+                "idempotency: record %s succeeded but marking its key %s COMPLETED failed "
+                "(%s); its claim expires with the deadline", label, claim.key, describe(exc))
+
+    async def _release(self, claim: IdempotencyItem, deadline: Optional[float],
+                       label: Optional[str]) -> None:
+        """Delete ``claim`` so that a redelivery can run its record. Never raises: a
+        failed delete is logged and the claim expires."""
+        try:
+            await _call(self.retry, deadline, self.store, self.store.release, claim)
+        except Exception as exc:
+            logger.warning(
+                "idempotency: releasing the claim of record %s on key %s failed (%s); "
+                "it expires with the deadline", label, claim.key, describe(exc))
+
+    def _orphan(self, claim: IdempotencyItem, thread: ThreadCall, label: Optional[str]) -> None:
+        """A batch ended while a sync handler's abandoned thread still ran: its claim is
+        kept, and settled by the first batch that starts after the thread ended."""
+        with _ORPHANS_LOCK:
+            self._orphans.append((claim, thread, label))
+
+    async def _settle_orphans(self, deadline: Optional[float]) -> None:
+        """Complete (the thread returned: its effects happened) or release (it raised)
+        the claims of earlier batches' abandoned threads that have ended since."""
+        with _ORPHANS_LOCK:
+            ended = [entry for entry in self._orphans if entry[1].done]
+            if not ended:
+                return
+            self._orphans = [entry for entry in self._orphans if not entry[1].done]
+        for claim, thread, label in ended:
+            if thread.ok:
+                await self._complete(claim, thread.result, deadline, label)
+            else:
+                await self._release(claim, deadline, label)
+
     def _remember(self, item: IdempotencyItem) -> None:
         if self._local_cache and item.status == COMPLETED:
             cache = self._cache
@@ -447,6 +499,8 @@ class Idempotency:
         context): the in-progress expiry of this batch's claims. A failed lookup is
         logged and left to the claims (which are conditional) to decide; a
         ``ConfigurationError`` from the store (it cannot work here) is raised."""
+        if self._orphans:
+            await self._settle_orphans(deadline)
         keys: list[Union[str, IdempotencyKeyError]] = []
         wanted: dict[str, None] = {}
         known: dict[str, IdempotencyItem] = {}  # completed in this process: no lookup
@@ -476,7 +530,7 @@ class Idempotency:
                                "record will claim its key instead", len(wanted),
                                describe(exc))
             else:
-                known.update(found)
+                known.update(_valid_items(found, wanted))
         return BatchIdempotency(self, keys, known, deadline)
 
 
@@ -484,7 +538,8 @@ class BatchIdempotency:
     """One ``process()`` call's idempotency: the keys, what the lookup found, the claims
     this batch holds. Made by ``Idempotency.prepare``."""
 
-    __slots__ = ("_claims", "_deadline", "_found", "_inflight", "_keys", "_owner")
+    __slots__ = ("_claims", "_deadline", "_found", "_inflight", "_keys", "_owner", "_threads",
+                 "_views")
 
     def __init__(self, owner: Idempotency, keys: list[Union[str, IdempotencyKeyError]],
                  found: dict[str, IdempotencyItem], deadline: Optional[float]) -> None:
@@ -493,7 +548,10 @@ class BatchIdempotency:
         self._found = found
         self._deadline = deadline
         self._claims: dict[int, IdempotencyItem] = {}
+        self._views: dict[int, Record] = {}
         self._inflight: dict[str, _Hold] = {}
+        # claims kept for calls abandoned while their sync handler's thread still runs
+        self._threads: dict[int, ThreadCall] = {}
 
     def key(self, index: int) -> Optional[str]:
         """The stored ``id`` of record ``index`` (``None`` if it has none)."""
@@ -513,9 +571,19 @@ class BatchIdempotency:
         for _ in range(4):
             hold = self._inflight.get(key)
             while hold is not None:  # a key-mate of this batch holds the claim: wait
-                if hold.event is None:
-                    hold.event = _event()
-                await hold.event.wait()
+                thread = hold.thread
+                if thread is not None:  # ... unless its call's thread outlived the call
+                    if not thread.done:
+                        raise IdempotencyInProgressError(
+                            f"record {_identifier(view)}: its idempotency key {key} is held "
+                            "by a handler call still running on a thread that outlived its "
+                            "timeout; it will be redelivered", identifier=_identifier(view),
+                            key=key)
+                    await self._settle_thread(hold.index)
+                else:
+                    if hold.event is None:
+                        hold.event = _event()
+                    await hold.event.wait()
                 hold = self._inflight.get(key)
             now = store.now()
             cached = owner._cached(key, now)
@@ -541,8 +609,15 @@ class BatchIdempotency:
                 raise
             if other is None:
                 self._claims[index] = claim
+                self._views[index] = view
+                hold.index = index
                 return None
             self._done(key, hold)
+            if not isinstance(other, IdempotencyItem):
+                raise IdempotencyStoreError(
+                    f"record {_identifier(view)}: claiming its idempotency key {key} gave "
+                    f"{type(other).__name__}, not None or an IdempotencyItem; the handler did "
+                    "not run", identifier=_identifier(view), key=key)
             if not other.claimable(store.now()):
                 return self._judge(other, view, key, False)
             # the record in the way expired between the write and now: claim again
@@ -577,42 +652,66 @@ class BatchIdempotency:
         ``result`` (stored when JSON can hold it). Never raises: a failed write is
         logged and the claim expires with its deadline."""
         claim = self._claims.pop(index, None)
+        self._views.pop(index, None)
         if claim is None:
             return
-        owner = self._owner
-        key = claim.key
         try:
-            store = owner.store
-            item = IdempotencyItem(
-                key, COMPLETED, int(store.now() + owner.expires_after),
-                claim.in_progress_expiration, _dump_result(result), claim.validation)
-            await _call(owner.retry, self._deadline, store, store.complete, item)
-            owner._remember(item)
-        except Exception as exc:
-            logger.warning(
-                "idempotency: record %s succeeded but marking its key %s COMPLETED failed "
-                "(%s); its claim expires with the deadline", _identifier(view), key,
-                describe(exc))
+            await self._owner._complete(claim, result, self._deadline, _identifier(view))
         finally:
-            self._done(key, self._inflight.get(key))
+            self._done(claim.key, self._inflight.get(claim.key))
 
     async def release(self, index: int, view: Record, error: BaseException) -> None:
         """After record ``index`` finally failed (or was cancelled): delete its claim so
         that a redelivery can run it. Never raises (a failed delete is logged; the claim
         then expires with the deadline)."""
         claim = self._claims.pop(index, None)
+        self._views.pop(index, None)
         if claim is None:
             return
-        owner = self._owner
         try:
-            await _call(owner.retry, self._deadline, owner.store, owner.store.release, claim)
-        except Exception as exc:
-            logger.warning(
-                "idempotency: releasing the claim of record %s on key %s failed (%s); "
-                "it expires with the deadline", _identifier(view), claim.key,
-                describe(exc))
+            await self._owner._release(claim, self._deadline, _identifier(view))
         finally:
             self._done(claim.key, self._inflight.get(claim.key))
+
+    def keep(self, index: int, view: Record, thread: ThreadCall) -> None:
+        """Record ``index``'s call was abandoned (timeout, deadline) while its sync
+        handler's thread runs on: keep its claim, so that no other call for its key starts
+        while the thread can still have effects. Key-mates waiting for it fail
+        transiently; ``give_back`` completes or releases the claim once the thread ended."""
+        claim = self._claims.get(index)
+        if claim is None:
+            return
+        self._threads[index] = thread
+        hold = self._inflight.get(claim.key)
+        if hold is not None:
+            hold.thread = thread
+            event, hold.event = hold.event, None
+            if event is not None:
+                event.set()  # the waiters look again, and see the thread
+
+    async def _settle_thread(self, index: int) -> None:
+        """An abandoned thread ended: its key is COMPLETED with what it returned (its
+        effects happened: a redelivery replays them), or released if it raised."""
+        thread = self._threads.pop(index)
+        view = self._views.get(index)
+        if thread.ok:
+            await self.complete(index, view, thread.result)  # type: ignore[arg-type]
+        else:
+            await self.release(index, view, thread.error)  # type: ignore[arg-type]
+
+    async def give_back(self) -> None:
+        """After the run: settle the claims of abandoned threads that have ended, and
+        release the claims of records that never finished (cancelled at the deadline or
+        with the caller). Claims of threads still running are kept: the ``Idempotency``
+        settles them in a later batch once their thread ended (or they expire)."""
+        for index in [i for i, thread in self._threads.items() if thread.done]:
+            await self._settle_thread(index)
+        for index in [i for i in self._claims if i not in self._threads]:
+            await self.release(index, self._views.get(index), None)  # type: ignore[arg-type]
+        for index, thread in list(self._threads.items()):
+            claim = self._claims.pop(index)
+            self._owner._orphan(claim, thread, _identifier(self._views.pop(index, None)))
+            del self._threads[index]
 
     def _done(self, key: str, hold: Optional[_Hold]) -> None:
         if hold is not None:
@@ -623,18 +722,45 @@ class BatchIdempotency:
 
 
 class _Hold:
-    """A claim this batch is making or holds; ``event`` is made when a key-mate waits."""
+    """A claim this batch is making or holds (by record ``index``, once claimed);
+    ``event`` is made when a key-mate waits; ``thread`` is set when the call was
+    abandoned while its thread runs on (``keep``)."""
 
-    __slots__ = ("event",)
+    __slots__ = ("event", "index", "thread")
 
     def __init__(self) -> None:
         self.event: Optional[anyio.Event] = None
+        self.index = -1
+        self.thread: Optional[ThreadCall] = None
 
 
 def _event() -> anyio.Event:
     import anyio
 
     return anyio.Event()
+
+
+def _valid_items(found: Any, wanted: Mapping[str, None]) -> dict[str, IdempotencyItem]:
+    """What ``get_many`` answered, kept where it is an ``IdempotencyItem`` of a key asked
+    for: a store answering something else (``None``, a string, foreign values) is treated
+    like one that failed (logged; the conditional claims decide), never fails a record."""
+    if not isinstance(found, Mapping):
+        logger.warning("idempotency: the store's get_many returned %s, not a mapping of keys "
+                       "to IdempotencyItem; every record will claim its key instead",
+                       type(found).__name__)
+        return {}
+    try:
+        items = {key: item for key, item in found.items()
+                 if key in wanted and isinstance(item, IdempotencyItem) and item.key == key}
+        if len(items) != len(found):
+            logger.warning("idempotency: the store's get_many returned %d entries that are "
+                           "not IdempotencyItem of the keys asked for; they are ignored",
+                           len(found) - len(items))
+    except Exception as exc:  # a mapping of the user's whose iteration raises
+        logger.warning("idempotency: reading the store's get_many answer failed (%s); every "
+                       "record will claim its key instead", describe(exc))
+        return {}
+    return items
 
 
 def _identifier(view: Any) -> Optional[str]:
