@@ -28,6 +28,7 @@ from ._errors import (
     SinkError,
     describe,
 )
+from ._handlers import abandoned_thread
 from ._hooks import Failure
 from ._limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
 from ._pool import YIELD_EVERY, Crew, StopFlag, pool, run_workers
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
     from ._windows import Window, WindowReducer
 
 __all__ = ["BatchRun", "StopFlag", "pool", "validation_error"]
+
+#: the longest a run waits, shielded, to give idempotency claims back after a cancellation
+CLAIMS_BOUND = 5.0
 
 
 class BatchRun:
@@ -120,8 +124,15 @@ class BatchRun:
         # checkpoint mode: per checkpoint group (partition), the lowest failed sequence
         # number and its error
         self.cutoffs: dict[Hashable, tuple[int, BaseException]] = {}
+        # failures decided but still settling (a failure sink deciding whether it takes
+        # the record): per checkpoint group (STOP_ALL: the group ``None``), the failed
+        # records' sequence numbers. A record above one waits until it settles.
+        self.holds: dict[Hashable, dict[int, int]] = {}
+        self.settled: Any = None  # the event the waiters at a hold wait for
         self.limit = limit
         self.gate: Optional[Gate] = None
+        # sync handlers' threads abandoned (timeout, deadline) while they still run, by record
+        self.threads: dict[int, Any] = {}
         self.simple = (parse is None and retry is None and timeout is None and hooks is None
                        and not timings and limit is None and idempotency is None)
         self.finished = False
@@ -153,11 +164,46 @@ class BatchRun:
                 else:
                     async with timers():
                         await self._execute(backend)
+            except self.cancelled_exc:
+                # The caller cancelled process(): the claims of the records it cancelled
+                # go back now (shielded, bounded), or every redelivery would find them
+                # in progress until they expire.
+                if self.idempotency is not None:
+                    await self._give_back_claims(CLAIMS_BOUND)
+                raise
             finally:
                 if gate_key is not None:
                     release_gate(gate_key)
+            if self.idempotency is not None:
+                await self._give_back_claims(self._time_left(CLAIMS_BOUND))
         self.finished = True
         self._finalise()
+
+    def _time_left(self, bound: float) -> float:
+        """``bound`` seconds, or half of what is left before Lambda's timeout if less."""
+        deadline = self.deadline
+        if deadline is None:
+            return bound
+        return max(0.0, min(bound, deadline.remaining() / 2))
+
+    async def _give_back_claims(self, seconds: float) -> None:
+        """After the run: claims of records that ran on abandoned threads which have
+        returned since are completed or released; claims of records cancelled (at the
+        deadline, or with the caller) are released. Claims of threads still running are
+        kept: no other call for their key may start while they can have effects. Bounded
+        by ``seconds`` and shielded from cancellation; what is left expires."""
+        idem = self.idempotency
+        assert idem is not None
+        try:
+            async with self.backend.shielded(seconds):
+                await idem.give_back()
+        except TimeoutError:
+            _logger().warning(
+                "asyncbatch: idempotency claims not given back within %.1fs; they expire "
+                "with the invocation", seconds)
+        except Exception as exc:  # never costs the report
+            _logger().warning("asyncbatch: giving idempotency claims back failed: %s",
+                              describe(exc))
 
     async def _execute(self, backend: Backend) -> None:
         """Run the records under the deadline's three timers: stop starting at ``soft``,
@@ -274,11 +320,9 @@ class BatchRun:
             ready = [(rank(lane[0]), number) for number, lane in enumerate(lanes) if lane]
         heapq.heapify(ready)
         positions = [0] * width
-        checkpoint = plan.mode is FailureMode.CHECKPOINT
         stop_all = plan.mode is FailureMode.STOP_ALL
-        seq = plan.sequence
-        partition = plan.partition
         cutoffs = self.cutoffs
+        holds = self.holds
         simple = self.simple
         status = self.status
         records = self.records
@@ -294,8 +338,10 @@ class BatchRun:
         heappushpop = heapq.heappushpop
         clock = deadline.clock if deadline is not None else None
         soft = deadline.soft if deadline is not None else math.inf
+        leak_check = self.backend.leak_check
 
         async def worker(crew: Crew) -> None:
+            leaked = leak_check()  # a cancel request user code left on this worker's task
             done = 0
             number = -1  # the lane this worker holds; -1: take one from the heap
             while True:
@@ -312,12 +358,14 @@ class BatchRun:
                 if clock is not None and clock() >= soft:
                     self._deadline_stop()
                     return
-                if checkpoint and cutoffs:
-                    assert seq is not None
-                    cut = cutoffs.get(None if partition is None else partition(index))
-                    if cut is not None and seq(index) > cut[0]:
-                        self._skip(lane[pos:], "checkpoint", cut[1])
-                        number = -1
+                if cutoffs or holds:  # a failure forbids records, or is settling
+                    verdict = self._verdict(index)
+                    if verdict is not None:
+                        if type(verdict) is tuple:
+                            self._skip(lane[pos:], "checkpoint", verdict[1])
+                            number = -1
+                        else:
+                            await verdict.wait()  # a failure is settling: then look again
                         continue
                 if simple:  # the hot path, inlined: no coroutine of our own per record
                     status[index] = RUNNING
@@ -326,6 +374,8 @@ class BatchRun:
                     try:
                         result = await call(record)
                     except Exception as exc:
+                        if leaked is not None and leaked():
+                            await self._absorb_leak()
                         ok = await failed(index, None, exc, 1)
                     except cancelled as exc:
                         if self._is_real_cancel():
@@ -335,11 +385,13 @@ class BatchRun:
                         status[index] = SUCCEEDED
                         if result is not None:
                             results[index] = result
+                        if leaked is not None and leaked():
+                            await self._absorb_leak()
                         ok = True
                 else:
                     ok = await self._run_full(index)
                     if status[index] == PENDING:
-                        return  # not started: the deadline came while it waited for a slot
+                        continue  # not started (stop, deadline, checkpoint): look again
                 done += 1
                 if not done % YIELD_EVERY:
                     await self.yield_now()  # a long run must not starve the loop
@@ -392,11 +444,13 @@ class BatchRun:
         yield_now = self.yield_now
         new = object.__new__
         indices = iter(range(len(records)))
+        leak_check = self.backend.leak_check
 
         clock = deadline.clock if deadline is not None else None
         soft = deadline.soft if deadline is not None else math.inf
 
         async def worker(crew: Crew) -> None:
+            leaked = leak_check()  # a cancel request user code left on this worker's task
             for index in indices:
                 if flag.is_set:
                     return
@@ -409,6 +463,8 @@ class BatchRun:
                 try:
                     result = await call(record)
                 except Exception as exc:
+                    if leaked is not None and leaked():
+                        await self._absorb_leak()
                     await failed(index, None, exc, 1)
                 except cancelled as exc:
                     if self._is_real_cancel():
@@ -418,6 +474,8 @@ class BatchRun:
                     status[index] = SUCCEEDED
                     if result is not None:
                         results[index] = result
+                    if leaked is not None and leaked():
+                        await self._absorb_leak()
                 if not index % YIELD_EVERY:
                     await yield_now()
 
@@ -444,7 +502,8 @@ class BatchRun:
     async def _run_full(self, index: int) -> bool:
         """The path with every option: model parsing, retries, timeout, hooks, an
         adaptive limit, idempotency, timings. Returns whether the record counts as
-        handled (its lane may go on); a record left PENDING was not started."""
+        handled (its lane may go on); a record left PENDING was not started (the stop
+        flag, the deadline or a stop rule forbade it while it waited)."""
         if self.stop.is_set or self._past_soft():
             return True
         record = self.view(self.records[index])
@@ -479,26 +538,27 @@ class BatchRun:
         error: Optional[BaseException] = None
         while True:
             attempt += 1
+            if not await self._admit(index):  # re-checked after every wait
+                if attempt == 1:
+                    self.status[index] = PENDING  # never started: reported as skipped
+                    if idem is not None:  # give its claim back: a redelivery may run it
+                        await self._idempotency_done(idem.release, index, record,
+                                                     self.stop_reason)
+                    return True
+                self._count(index, attempt - 1)
+                assert error is not None
+                return await self._settle_failure(index, record, error, attempt - 1)
             if hooks is not None:
                 hook_error = self._hook(index, "record_started", record, attempt)
                 if hook_error is not None:
+                    self._unadmit()
                     self._count(index, attempt - 1)
                     failure = self._callback_error(index, "hooks.record_started", hook_error,
                                                    error)
                     return await self._settle_failure(index, record, failure, attempt - 1)
-            outcome = await self._attempt(index, record, arg)
-            if outcome is None:  # the deadline came while it waited for a slot
-                if attempt == 1:
-                    if idem is not None:  # give its claim back: a redelivery may run it
-                        self.status[index] = PENDING
-                        await self._idempotency_done(idem.release, index, record,
-                                                     self.stop_reason)
-                    return True  # never started: stays pending, reported as skipped
-                self._count(index, attempt - 1)
-                assert error is not None
-                return await self._settle_failure(index, record, error, attempt - 1)
+            # counted before the call: a call that the deadline cancels still counts
             self._count(index, attempt)
-            error, rtt, result = outcome
+            error, rtt, result = await self._attempt(index, arg)
             elapsed += rtt
             if self.durations is not None:
                 self.durations[index] = elapsed
@@ -511,7 +571,8 @@ class BatchRun:
                 if idem is not None:
                     await self._idempotency_done(idem.complete, index, record, result)
                 return True
-            if retry is not None and not self.stop.is_set:
+            if retry is not None and not self.stop.is_set and not (
+                    idem is not None and index in self.threads):  # its thread still runs
                 try:
                     again = retry.should_retry(error, attempt)
                 except Exception as exc:
@@ -534,14 +595,128 @@ class BatchRun:
                         continue
             return await self._settle_failure(index, record, error, attempt)
 
+    # -- the stop rules, through every await ------------------------------------------
+
+    def _verdict(self, index: int) -> Any:
+        """What the failures decided so far mean for record ``index``: ``None`` (nothing),
+        the cut-off ``(sequence, error)`` it is above (it must not start), or the event to
+        wait for (a failure that may forbid it is still settling: a sink deciding)."""
+        plan = self.plan
+        holds = self.holds
+        if plan.mode is FailureMode.CHECKPOINT:
+            assert plan.sequence is not None
+            group = None if plan.partition is None else plan.partition(index)
+            seq = plan.sequence(index)
+            cut = self.cutoffs.get(group)
+            if cut is not None and seq > cut[0]:
+                return cut
+            held = holds.get(group)
+            if held and seq > min(held.values()):
+                return self._settle_event()
+        elif holds:  # STOP_ALL: a failure settling holds every start
+            return self._settle_event()
+        return None
+
+    def _settle_event(self) -> Any:
+        event = self.settled
+        if event is None:
+            event = self.settled = self.backend.event()
+        return event
+
+    def _may_start(self, index: int) -> Any:
+        """``True``: record ``index`` may start now; ``False``: it must not (the stop flag,
+        the deadline or a stop rule); else the event to wait for before asking again."""
+        if self.stop.is_set or self._past_soft():
+            return False
+        if self.cutoffs or self.holds:
+            verdict = self._verdict(index)
+            if verdict is not None:
+                return False if type(verdict) is tuple else verdict
+        return True
+
+    async def _admit(self, index: int) -> bool:
+        """Wait until record ``index`` may call its handler: past a failure still
+        settling, then through the adaptive gate; everything is asked again after each
+        wait, so a stop rule decided meanwhile keeps it from starting. ``False``: it must
+        not start (no slot is held then)."""
+        gate = self.gate
+        while True:
+            verdict = self._may_start(index)
+            if verdict is not True:
+                if verdict is False:
+                    return False
+                await verdict.wait()
+                continue
+            if gate is None:
+                return True
+            await gate.acquire()
+            verdict = self._may_start(index)
+            if verdict is True:
+                return True
+            gate.release(0.0, False, sample=False)  # the slot back, unused
+            if verdict is False:
+                return False
+
+    def _unadmit(self) -> None:
+        """Hand back the slot ``_admit`` took for a call that will not be made."""
+        if self.gate is not None:
+            self.gate.release(0.0, False, sample=False)
+
+    def _decide(self, index: int, error: BaseException, settling: bool) -> None:
+        """Apply the source's failure rule the moment record ``index`` failed, before any
+        await: the checkpoint cut-off or the batch stop; or, while a failure sink decides
+        whether it takes the record (``settling``), a hold on what it would forbid."""
+        plan = self.plan
+        mode = plan.mode
+        if mode is FailureMode.CHECKPOINT:
+            assert plan.sequence is not None
+            group = None if plan.partition is None else plan.partition(index)
+            seq = plan.sequence(index)
+            if settling:
+                self.holds.setdefault(group, {})[index] = seq
+                return
+            cut = self.cutoffs.get(group)
+            if cut is None or seq < cut[0]:
+                self.cutoffs[group] = (seq, error)
+        elif mode is FailureMode.STOP_ALL:
+            if settling:
+                self.holds.setdefault(None, {})[index] = 0
+                return
+            self._stop_all(RecordSkippedError(
+                "not started: an earlier record failed and the batch stops at the first failure",
+                reason="batch_stopped", cause=error))
+
+    def _resolve(self, index: int, error: Optional[BaseException]) -> None:
+        """A settling failure settled: the sink took the record (``error`` None: its hold
+        is lifted) or refused it (the failure rule applies). Wakes the waiters."""
+        plan = self.plan
+        group = None if plan.partition is None or plan.mode is not FailureMode.CHECKPOINT \
+            else plan.partition(index)
+        held = self.holds.get(group)
+        if held is not None:
+            held.pop(index, None)
+            if not held:
+                del self.holds[group]
+        if error is not None:
+            self._decide(index, error, settling=False)
+        event, self.settled = self.settled, None
+        if event is not None:
+            event.set()
+
     async def _settle_failure(self, index: int, record: Record, error: BaseException,
                               attempts: int) -> bool:
         if self.hooks is not None:
             self._hook(index, "record_failed", record, error, attempts)
+        to_sink, error = self._sink_decision(index, error)
+        self._decide(index, error, settling=to_sink)  # before any await
         idem = self.idempotency
         if idem is not None:
-            await self._idempotency_done(idem.release, index, record, error)
-        return await self._failed(index, record, error, attempts)
+            thread = self.threads.get(index)
+            if thread is not None:  # the call's thread still runs: keep its claim
+                idem.keep(index, record, thread)
+            else:
+                await self._idempotency_done(idem.release, index, record, error)
+        return await self._offer(index, record, error, attempts, to_sink)
 
     async def _idempotency_done(self, step: Callable[[int, Record, Any], Awaitable[None]],
                                 index: int, record: Record, value: Any) -> None:
@@ -557,18 +732,11 @@ class BatchRun:
             if self._is_real_cancel():
                 raise
 
-    async def _attempt(
-        self, index: int, record: Record, arg: Any
-    ) -> Optional[tuple[Optional[BaseException], float, Any]]:
-        """One handler call, through the adaptive gate and under the timeout, if any.
-        Returns the call's exception (or ``None``), its duration and its result; ``None``
-        when the deadline came while the call waited for a slot (it did not start)."""
+    async def _attempt(self, index: int, arg: Any) -> tuple[Optional[BaseException], float, Any]:
+        """One handler call, admitted (``_admit``), under the timeout if any; its slot
+        is handed back after. Returns the call's exception (or ``None``), its duration
+        and its result."""
         gate = self.gate
-        if gate is not None:
-            await gate.acquire()
-            if self.stop.is_set or self._past_soft():
-                gate.release(0.0, False, sample=False)
-                return None
         self.status[index] = RUNNING
         timeout = self.timeout
         error: Optional[BaseException] = None
@@ -591,13 +759,38 @@ class BatchRun:
             error = exc
         except self.cancelled_exc as exc:
             if self._is_real_cancel():
+                self._note_thread(index)
                 raise
             error = self._own_cancel_error(index, exc)
         finally:
             rtt = time.perf_counter() - started
             if gate is not None:
                 gate.release(rtt, error is not None and self._is_drop(error))
+        if error is not None:
+            self._note_thread(index)
+        leaked = self.backend.leak_check()
+        if leaked is not None and leaked():
+            await self._absorb_leak()
         return error, rtt, result
+
+    def _note_thread(self, index: int) -> None:
+        """Remember a sync handler's thread that its call abandoned (timeout, deadline,
+        cancellation) while it still runs: its idempotency claim is kept until it ends."""
+        thread = abandoned_thread()
+        if thread is not None:
+            self.threads[index] = thread
+
+    async def _absorb_leak(self) -> None:
+        """User code asked to cancel its own worker task and returned normally
+        (``current_task().cancel()``): take the request back, so that it costs no other
+        record. A real cancellation (ours or the caller's) is left to arrive."""
+        if self._is_real_cancel():  # otherwise this withdraws the request
+            return
+        try:
+            await self.yield_now()  # a request uncancel() cannot withdraw lands here
+        except self.cancelled_exc:
+            if self._is_real_cancel():
+                raise
 
     def _is_drop(self, error: BaseException) -> bool:
         """Whether a failed call counts as dropped (throttled) for an adaptive limit."""
@@ -610,56 +803,61 @@ class BatchRun:
     async def _failed(
         self, index: int, record: Optional[Record], exc: BaseException, attempts: int
     ) -> bool:
-        """Record a final failure; offer it to the sink; apply the source's failure rule.
-        Returns whether the record counts as handled (its lane may go on)."""
+        """Record a final failure, apply the source's failure rule at once, offer it to
+        the sink. Returns whether the record counts as handled (its lane may go on)."""
+        to_sink, exc = self._sink_decision(index, exc)
+        self._decide(index, exc, settling=to_sink)  # before any await
+        return await self._offer(index, record, exc, attempts, to_sink)
+
+    def _sink_decision(self, index: int, exc: BaseException) -> tuple[bool, BaseException]:
+        """Whether the failure goes to the sink (``sink_when``), and the record's error
+        (a ``CallbackError`` when ``sink_when`` raised)."""
         self.errors[index] = exc
-        if self.sink is not None:
+        if self.sink is None:
+            return False, exc
+        try:
+            return bool(self.sink_when(exc)), exc
+        except Exception as when_exc:
+            exc = self._callback_error(index, "sink_when", when_exc, exc)
+            self.errors[index] = exc
+            return False, exc
+
+    async def _offer(self, index: int, record: Optional[Record], exc: BaseException,
+                     attempts: int, to_sink: bool) -> bool:
+        """Offer a failed record to the sink (when ``to_sink``) and settle its outcome:
+        taken, it counts as handled; refused, it fails with a ``SinkError``."""
+        if to_sink:
+            assert self.sink is not None
+            if record is None:
+                record = self.view(self.records[index])
+            ident = self.identifiers[index]
+            failure = Failure(record, ident, exc, attempts, self.policy.event_type.value,
+                              _source_arn(record))
+            sink_exc: Optional[BaseException] = None
             try:
-                to_sink = bool(self.sink_when(exc))
-            except Exception as when_exc:
-                to_sink = False
-                self.errors[index] = exc = self._callback_error(index, "sink_when", when_exc,
-                                                                exc)
-            if to_sink:
-                if record is None:
-                    record = self.view(self.records[index])
-                ident = self.identifiers[index]
-                failure = Failure(record, ident, exc, attempts, self.policy.event_type.value,
-                                  _source_arn(record))
-                sink_exc: Optional[BaseException] = None
-                try:
-                    await self.sink(failure)
-                except Exception as caught:
-                    sink_exc = caught
-                except self.cancelled_exc as caught:
-                    if self._is_real_cancel():
-                        raise
-                    sink_exc = caught
-                if sink_exc is None:
-                    self.status[index] = SUNK
-                    return True
-                error = SinkError(
-                    f"record {ident}: the failure sink refused it ({describe(sink_exc)})",
-                    identifier=ident, original=exc)
-                error.__cause__ = sink_exc
-                self.errors[index] = error
+                await self.sink(failure)
+            except Exception as caught:
+                sink_exc = caught
+            except self.cancelled_exc as caught:
+                if self._is_real_cancel():
+                    raise
+                sink_exc = caught
+            leaked = self.backend.leak_check()
+            if leaked is not None and leaked():
+                await self._absorb_leak()
+            if sink_exc is None:
+                self.status[index] = SUNK
+                self._resolve(index, None)
+                return True
+            error = SinkError(
+                f"record {ident}: the failure sink refused it ({describe(sink_exc)})",
+                identifier=ident, original=exc)
+            error.__cause__ = sink_exc
+            self.errors[index] = error
+            self._resolve(index, error)
         self.status[index] = FAILED
-        mode = self.plan.mode
-        if mode is FailureMode.INDEPENDENT:
-            return True
-        if mode is FailureMode.STOP_ALL:
-            self._stop_all(RecordSkippedError(
-                "not started: an earlier record failed and the batch stops at the first failure",
-                reason="batch_stopped", cause=exc))
-        elif mode is FailureMode.CHECKPOINT:
-            plan = self.plan
-            assert plan.sequence is not None
-            seq = plan.sequence(index)
-            group = None if plan.partition is None else plan.partition(index)
-            cut = self.cutoffs.get(group)
-            if cut is None or seq < cut[0]:
-                self.cutoffs[group] = (seq, self.errors[index])
-        return False
+        return self.plan.mode is FailureMode.INDEPENDENT
+
 
     # -- after the run ---------------------------------------------------------------
 
@@ -678,8 +876,15 @@ class BatchRun:
                 elif code == RUNNING:
                     status[index] = FAILED
                     ident = self.identifiers[index]
-                    self.errors[index] = DeadlineExceededError(
-                        f"record {ident}: cancelled at the Lambda deadline", identifier=ident)
+                    if self.scope is not None and self.scope.cancel_called:
+                        self.errors[index] = DeadlineExceededError(
+                            f"record {ident}: cancelled at the Lambda deadline",
+                            identifier=ident)
+                    else:  # no deadline came: a cancellation user code left on its worker
+                        self.errors[index] = HandlerCancelledError(
+                            f"record {ident}: its worker was cancelled by a request "
+                            "asyncbatch did not make (a cancellation leaked by a hook, a "
+                            "sink or a store onto the worker task)", identifier=ident)
         if self.window is not None and self.reducer is not None:
             self._fold_window()
 

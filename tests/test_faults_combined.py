@@ -208,3 +208,422 @@ async def test_an_idempotency_key_function_raising_an_unformattable_exception() 
     assert isinstance(report.failed[0].exception, asyncbatch.IdempotencyKeyError)
     assert len(report.succeeded) == 2
     await anyio.lowlevel.checkpoint()
+
+
+# -- the stop rules through every await ---------------------------------------------------
+
+
+def on_virtual_clock(test: Any) -> Any:
+    from trio.testing import MockClock
+
+    return anyio.run(test, backend="trio",
+                     backend_options={"clock": MockClock(autojump_threshold=0)})
+
+
+def stream_event(source: str, count: int) -> dict[str, Any]:
+    """``count`` records, each of its own key (so nothing orders them but the stop rule):
+    Kinesis, Kafka (one partition, ``ordering="key"``) or FIFO (groups)."""
+    from asyncbatch.testing._events import make_event
+
+    return make_event(source, [f"k{i}" for i in range(count)])
+
+
+STOPPING = [  # (source, processor options): a failure forbids the records above it
+    ("kinesis", {}),
+    ("dynamodb", {}),
+    ("kafka", {"ordering": "key"}),
+    ("fifo", {"fifo_stop_on_failure": True}),
+]
+
+
+@pytest.mark.parametrize(("source", "options"), STOPPING)
+def test_a_record_waiting_at_an_adaptive_gate_does_not_start_after_a_stop(
+        source: str, options: dict[str, Any]) -> None:
+    from asyncbatch.testing._events import position
+
+    started: list[int] = []
+
+    async def handle(record: Any) -> None:
+        started.append(position(record))
+        await anyio.sleep(1)
+        if position(record) == 0:
+            raise ValueError("first record fails")
+
+    async def main() -> asyncbatch.BatchReport:
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=asyncbatch.AIMDLimit(initial=1, max=8), **options)
+        return await processor.process(stream_event(source, 6), handle)
+
+    report = on_virtual_clock(main)
+    assert started == [0]  # the others waited at the gate, then the failure forbade them
+    assert [o.index for o in report.failed] == [0]
+    assert [o.index for o in report.skipped] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("accepts", [False, True])
+@pytest.mark.parametrize(("source", "options"), STOPPING)
+def test_nothing_starts_above_a_failure_while_a_slow_sink_decides(
+        source: str, options: dict[str, Any], accepts: bool) -> None:
+    from asyncbatch.testing._events import position
+
+    started: list[tuple[int, float]] = []
+    sunk_at: list[float] = []
+
+    async def handle(record: Any) -> None:
+        started.append((position(record), anyio.current_time()))
+        await anyio.sleep(0.05 if position(record) == 0 else 0.1)
+        if position(record) == 0:
+            raise ValueError("poison")
+
+    async def sink(failure: asyncbatch.Failure) -> None:
+        await anyio.sleep(5)  # a slow dead-letter queue
+        sunk_at.append(anyio.current_time())
+        if not accepts:
+            raise ConnectionError("the dead-letter queue is down")
+
+    async def main() -> asyncbatch.BatchReport:
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=2, sink=sink, sink_when=lambda exc: True, **options)
+        return await processor.process(stream_event(source, 6), handle)
+
+    report = on_virtual_clock(main)
+    (decided,) = sunk_at
+    # Record 1 started with record 0 (before it failed); no other started while the
+    # sink decided.
+    assert all(when >= decided for i, when in started if i > 1)
+    if accepts:  # the sink took it: it counts as handled, and nothing is held back
+        assert sorted(i for i, _ in started) == [0, 1, 2, 3, 4, 5]
+        assert report.response()["batchItemFailures"] == []
+    else:
+        assert sorted(i for i, _ in started) == [0, 1]
+        assert [o.index for o in report.failed] == [0]
+        assert isinstance(report.failed[0].exception, SinkError)
+        assert [o.index for o in report.skipped] == [2, 3, 4, 5]
+
+
+class SlowReleaseStore(asyncbatch.InMemoryIdempotencyStore):
+    async def release(self, claim: Any) -> None:
+        await anyio.sleep(5)
+        await super().release(claim)
+
+
+@pytest.mark.parametrize(("source", "options"), STOPPING)
+def test_nothing_starts_above_a_failure_while_its_claim_is_released(
+        source: str, options: dict[str, Any]) -> None:
+    from asyncbatch.testing._events import position
+
+    started: list[int] = []
+
+    async def handle(record: Any) -> None:
+        started.append(position(record))
+        await anyio.sleep(0.05 if position(record) == 0 else 0.1)
+        if position(record) == 0:
+            raise ValueError("fails")
+
+    async def main() -> asyncbatch.BatchReport:
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=2, idempotency=asyncbatch.Idempotency(SlowReleaseStore()), **options)
+        return await processor.process(stream_event(source, 6), handle)
+
+    report = on_virtual_clock(main)
+    assert sorted(started) == [0, 1]
+    assert [o.index for o in report.skipped] == [2, 3, 4, 5]
+
+
+# -- caller cancellation and idempotency claims -------------------------------------------
+
+
+async def test_cancelling_the_caller_gives_back_the_claims_of_running_records() -> None:
+    store = asyncbatch.InMemoryIdempotencyStore()
+    processor = asyncbatch.AsyncBatchProcessor(
+        concurrency=4, idempotency=asyncbatch.Idempotency(store))
+    running = 0
+    all_running = anyio.Event()
+
+    async def hang(record: Any) -> None:
+        nonlocal running
+        running += 1
+        if running == 4:
+            all_running.set()
+        await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        async def caller() -> None:
+            await processor.process(numbered_sqs(6), hang)
+
+        tg.start_soon(caller)
+        await all_running.wait()
+        assert len(store.items) == 4 and {i.status for i in store.items.values()} == {
+            "INPROGRESS"}
+        tg.cancel_scope.cancel()
+    assert store.items == {}  # released: a redelivery runs them at once
+    assert store.calls["release"] == 4
+
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(number(record))
+
+    report = await processor.process(numbered_sqs(6), handle)
+    assert sorted(ran) == [0, 1, 2, 3, 4, 5] and not report.failed
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_timeout_around_process_gives_back_the_claims() -> None:
+    import asyncio
+
+    store = asyncbatch.InMemoryIdempotencyStore()
+    processor = asyncbatch.AsyncBatchProcessor(idempotency=asyncbatch.Idempotency(store))
+
+    async def hang(record: Any) -> None:
+        await asyncio.sleep(3600)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await processor.process(numbered_sqs(3), hang)
+    assert store.items == {}
+
+
+# -- a sync handler's thread outliving its timeout ------------------------------------------
+
+
+def test_a_sync_handler_past_its_timeout_keeps_its_claim_until_its_thread_returns() -> None:
+    import threading
+
+    store = asyncbatch.InMemoryIdempotencyStore()
+    processor = asyncbatch.AsyncBatchProcessor(
+        concurrency=4, timeout=0.05,
+        idempotency=asyncbatch.Idempotency(store, key=lambda record: "one key for all"),
+        raise_on_all_failed=False)
+    release = threading.Event()
+    lock = threading.Lock()
+    running = 0
+    overlap = False
+    effects = 0
+
+    def handle(record: Any) -> str:
+        nonlocal running, overlap, effects
+        with lock:
+            running += 1
+            overlap |= running > 1
+        try:
+            if number(record) == 0:
+                assert release.wait(30), "never released"
+            with lock:
+                effects += 1
+            return "done"
+        finally:
+            with lock:
+                running -= 1
+
+    event = numbered_sqs(3)
+    report = asyncio_run(processor.process(event, handle))
+    assert isinstance(report.failed[0].exception, asyncbatch.RecordTimeoutError)
+    for outcome in report.failed[1:]:  # the key is held by a thread still running
+        assert isinstance(outcome.exception, asyncbatch.IdempotencyInProgressError)
+    (claim,) = store.items.values()
+    assert claim.status == "INPROGRESS"  # kept while the thread runs
+    assert not overlap and effects == 0
+
+    # The thread returns; the next batch settles its claim before anything else:
+    # COMPLETED (its effect happened), so the redelivered records replay, none runs again.
+    ((_, thread, _),) = processor.idempotency._orphans  # type: ignore[union-attr]
+    release.set()
+    wait_until(lambda: thread.done)
+    again = asyncbatch.process_partial_response(event, handle, processor)
+    assert again == {"batchItemFailures": []}
+    assert effects == 1 and not overlap
+    assert {i.status for i in store.items.values()} == {"COMPLETED"}
+
+
+def wait_until(condition: Any, seconds: float = 30.0) -> None:
+    """Block until ``condition()`` holds (another thread makes it true), at most
+    ``seconds``: a condition awaited, not a delay."""
+    import threading
+    import time
+
+    limit = time.monotonic() + seconds
+    pause = threading.Event()
+    while not condition():
+        assert time.monotonic() < limit, "the condition never held"
+        pause.wait(0.001)
+
+
+def asyncio_run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+# -- a cancel request leaked onto a worker --------------------------------------------------
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("options", [{}, {"timeout": 60}, {"fifo": True}],
+                         ids=["simple", "full", "lanes"])
+async def test_a_handler_cancelling_its_own_task_then_returning_costs_no_other_record(
+        options: dict[str, Any]) -> None:
+    import asyncio
+
+    async def handle(record: Any) -> None:
+        if number(record) == 0:
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+            return  # ...and returns normally: the request stays on the worker
+        await asyncio.sleep(0)
+
+    fifo = options.pop("fifo", False)
+    event = numbered_sqs(4, fifo_group="g") if fifo else numbered_sqs(4)
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=1, **options)
+    report = await processor.process(event, handle)
+    assert not report.failed and not report.skipped
+    assert len(report.succeeded) == 4
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_sink_cancelling_its_own_task_then_returning_costs_no_other_record() -> None:
+    import asyncio
+
+    async def sink(failure: asyncbatch.Failure) -> None:
+        asyncio.current_task().cancel()  # type: ignore[union-attr]
+
+    async def handle(record: Any) -> None:
+        if number(record) == 0:
+            raise ValueError("to the sink")
+        await asyncio.sleep(0)
+
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=1, sink=sink)
+    report = await processor.process(numbered_sqs(4), handle)
+    assert not report.failed and len(report.sunk) == 1 and len(report.succeeded) == 4
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_cancel_request_leaked_before_a_retry_is_not_blamed_on_a_deadline() -> None:
+    """The handler cancels its own task and raises a transient error: the leaked request
+    used to land in the retry's backoff, kill the worker and be reported as "cancelled
+    at the Lambda deadline" with no deadline at all."""
+    import asyncio
+
+    calls: dict[int, int] = {}
+
+    async def handle(record: Any) -> None:
+        calls[number(record)] = calls.get(number(record), 0) + 1
+        if number(record) == 0 and calls[0] == 1:
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+            raise TransientError("and try again")
+        await asyncio.sleep(0)
+
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=1,
+                                               retry=Retry(attempts=2, base=0.0, cap=0.0))
+    report = await processor.process(numbered_sqs(3), handle)
+    assert not report.failed and len(report.succeeded) == 3
+    assert calls == {0: 2, 1: 1, 2: 1}
+
+
+# -- the rest -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("garbage", [None, "not a mapping", {"k": "not an item"}, 42])
+async def test_a_store_answering_garbage_to_get_many_is_tolerated_like_one_that_raises(
+        garbage: Any) -> None:
+    class Garbage(asyncbatch.InMemoryIdempotencyStore):
+        async def get_many(self, keys: Any) -> Any:
+            return garbage
+
+    store = Garbage()
+    processor = asyncbatch.AsyncBatchProcessor(idempotency=asyncbatch.Idempotency(store))
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(number(record))
+
+    report = await processor.process(numbered_sqs(3), handle)
+    assert sorted(ran) == [0, 1, 2] and len(report.succeeded) == 3
+    assert {item.status for item in store.items.values()} == {"COMPLETED"}
+
+
+async def test_a_store_answering_garbage_to_claim_fails_the_record_as_a_store_error() -> None:
+    class Garbage(asyncbatch.InMemoryIdempotencyStore):
+        async def claim(self, item: Any) -> Any:
+            return "yes"
+
+    processor = asyncbatch.AsyncBatchProcessor(idempotency=asyncbatch.Idempotency(Garbage()))
+
+    async def handle(record: Any) -> None:
+        raise AssertionError("must not run")
+
+    report = await processor.process(numbered_sqs(2), handle)
+    assert [type(o.exception) for o in report.failed] == [asyncbatch.IdempotencyStoreError] * 2
+
+
+def test_the_attempt_the_deadline_cancels_is_counted() -> None:
+    from asyncbatch.testing import LambdaContext
+
+    calls = 0
+
+    async def handle(record: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise TransientError("once")
+        await anyio.sleep(3600)  # the second call runs into the deadline
+
+    async def main() -> asyncbatch.BatchReport:
+        processor = asyncbatch.AsyncBatchProcessor(
+            retry=Retry(attempts=3, base=0.0, cap=0.0))
+        return await processor.process(numbered_sqs(1), handle, LambdaContext(10.0))
+
+    report = on_virtual_clock(main)
+    (outcome,) = report.failed
+    assert isinstance(outcome.exception, asyncbatch.DeadlineExceededError)
+    assert calls == 2 and outcome.attempts == 2 and report.retries == 1
+
+
+@pytest.mark.parametrize("source", ["kinesis", "dynamodb"])
+@pytest.mark.parametrize("ordering", ["key", "partition"])
+async def test_an_empty_final_window_invoke_keeps_its_state(source: str, ordering: str) -> None:
+    """A tumbling window's final invoke may carry no records: the processor still answers
+    with the state, whatever ``ordering`` it was made with."""
+    event = {"Records": [], "window": {"start": "2026-12-06T00:00:00Z",
+                                       "end": "2026-12-06T00:05:00Z"},
+             "state": {"total": 7}, "isFinalInvokeForWindow": True, "shardId": "s-1",
+             "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/s"}
+
+    def reducer(state: Any, record: Any, window: Any) -> Any:
+        return state
+
+    async def handle(record: Any) -> None:
+        pass
+
+    processor = asyncbatch.AsyncBatchProcessor(ordering=ordering, window_reducer=reducer)
+    report = await processor.process(event, handle)
+    assert report.response() == {"batchItemFailures": [], "state": {"total": 7}}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("turns", [1, 2, 3, 4, 5])
+async def test_cancelling_the_caller_while_the_crew_grows_is_quiet(
+        turns: int, caplog: pytest.LogCaptureFixture) -> None:
+    """The crew doubles from a loop callback; cancelled meanwhile, the task group shuts
+    down: growing then used to log "Exception in callback" and leave a coroutine that
+    was never awaited."""
+    import asyncio
+    import gc
+    import warnings
+
+    async def handle(record: Any) -> None:
+        await asyncio.sleep(60)
+
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=1000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.create_task(processor.process(numbered_sqs(2000), handle))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(3):
+            await asyncio.sleep(0)  # let any pending callback run
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert not [r for r in caplog.records if r.name == "asyncio"]

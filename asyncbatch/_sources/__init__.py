@@ -117,6 +117,8 @@ def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: 
             f"the event is a {type(event).__name__}, not a mapping with a 'Records' list")
     source = SOURCES[event_type] if event_type is not None else _detect(event)
     records = source.find(event)
+    if not records and event_type is None:
+        ordering = None  # an empty batch names no source: nothing to order
     plan = source.plan(records, fifo_stop_batch=fifo_stop_batch, ordering=ordering)
     return source, records, plan
 
