@@ -21,9 +21,10 @@ from ._errors import (
 from ._handlers import Handler
 from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
+from ._rate import RateLimit
 from ._report import BatchReport
 from ._retry import Retry
-from ._scheduler import BatchRun, validation_error
+from ._scheduler import BatchRun, Settings, validation_error
 from ._sources import EventType, coerce_event_type, read_event
 from ._windows import WindowReducer, parse_window
 
@@ -80,6 +81,9 @@ class AsyncBatchProcessor:
     - ``log_summary``: log one summary line per batch on the ``asyncbatch`` logger, and
       why records failed (identifier, exception type and message; at most
       ``log_failures`` records per batch, default 10, then a count; tracebacks at DEBUG).
+    - ``rate_limit``: an ``asyncbatch.RateLimit(per_second, burst=1)``: at most that many
+      handler calls start per second (retries count), shared by every processor and
+      thread that uses the same object.
     - ``timings``: measure every record's duration (``Outcome.duration``). Off by default:
       a clock read per record is the largest cost of the hot path. Retry, timeout, hooks
       and model processors measure anyway.
@@ -87,10 +91,11 @@ class AsyncBatchProcessor:
     A processor holds no per-call state: one instance may serve concurrent calls.
     """
 
-    __slots__ = ("_event_type", "_record_hooks", "cancel_margin", "concurrency",
+    __slots__ = ("_event_type", "_record_hooks", "_settings", "cancel_margin", "concurrency",
                  "deadline_margin", "fifo_stop_on_failure", "hooks", "idempotency", "limit",
                  "log_failures", "log_summary", "model", "ordering", "raise_on_all_failed",
-                 "retry", "sink", "sink_when", "timeout", "timings", "window_reducer")
+                 "rate_limit", "retry", "sink", "sink_when", "timeout", "timings",
+                 "window_reducer")
 
     def __init__(
         self,
@@ -113,6 +118,7 @@ class AsyncBatchProcessor:
         ordering: Optional[str] = None,
         idempotency: Optional[Idempotency] = None,
         log_failures: int = 10,
+        rate_limit: Optional[RateLimit] = None,
     ) -> None:
         self._event_type = coerce_event_type(event_type)
         limit: Optional[ConcurrencyLimit] = None
@@ -159,6 +165,10 @@ class AsyncBatchProcessor:
                 f"sink_when={sink_when!r}: give a function (exception -> bool) or None")
         if hooks is not None:
             hooks = coerce_hooks(hooks)  # any object with some of the methods
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"rate_limit={rate_limit!r}: give asyncbatch.RateLimit(per_second, burst=1) "
+                "or None")
         if window_reducer is not None and not callable(window_reducer):
             raise ConfigurationError(
                 f"window_reducer={window_reducer!r}: give a function (state, record, window) "
@@ -187,6 +197,12 @@ class AsyncBatchProcessor:
         self.ordering = ordering
         self.idempotency = idempotency
         self.log_failures = log_failures
+        self.rate_limit = rate_limit
+        self._settings = Settings(
+            concurrency=self.concurrency, limit=limit, retry=retry, timeout=self.timeout,
+            hooks=self._record_hooks, sink=sink, sink_when=sink_when, timings=self.timings,
+            rate=rate_limit, reducer=window_reducer, idempotency=idempotency,
+            fifo_stop=fifo_stop_on_failure, ordering=ordering)
 
     @property
     def event_type(self) -> Optional[EventType]:
@@ -214,14 +230,9 @@ class AsyncBatchProcessor:
         backend = current_backend()
         deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
                              clock=backend.clock)
-        run = BatchRun(
-            records=records, policy=policy, plan=plan, call=call,
-            concurrency=self.concurrency, parse=self._parser(policy),
-            retry=self.retry, timeout=self.timeout, hooks=self._record_hooks,
-            sink=self.sink, sink_when=self.sink_when, deadline=deadline,
-            timings=self.timings, limit=self.limit,
-            window=window, reducer=self.window_reducer, backend=backend,
-        )
+        run = BatchRun(self._settings, records=records, policy=policy, plan=plan, call=call,
+                       parse=self._parser(policy), deadline=deadline, window=window,
+                       backend=backend)
         hooks = self.hooks
         event_type = policy.event_type.value
         if hooks is not None:
@@ -256,7 +267,6 @@ class AsyncBatchProcessor:
         every record (transiently: Lambda redelivers them), never the call."""
         assert self.idempotency is not None
         views = [run.view(raw) for raw in run.records]
-        run.simple = False
         try:
             run.idempotency = await self.idempotency.prepare(
                 views, None if deadline is None else deadline.epoch)

@@ -1,10 +1,17 @@
-"""The one scheduler: the run of one batch, on the worker pool of ``_pool.py``.
+"""The one scheduler: a run of records on the worker pool of ``_pool.py``.
 
-``BatchRun`` feeds the pool the records of one event, either one by one (independent
-records) or as lanes (records that must run one at a time, in order, scheduled record by
-record: the ready lane head of lowest rank first), applies the source's failure rule, and
-keeps every record's outcome in compact arrays. It runs over a backend seam
-(``_backends.py``): native asyncio or anyio, one code path.
+``Run`` is what every record goes through, whatever feeds it: model parsing, an
+idempotency claim, the stop rules, the adaptive gate and the rate limit, the handler call
+under its timeout, retries, hooks, the failure sink; and around the workers, the deadline's
+timers and the claims given back after a cancellation. Two feeds run on it:
+
+- ``BatchRun`` (here): the records of one Lambda event, either one by one (independent
+  records) or as lanes (records that must run one at a time, in order, scheduled record
+  by record: the ready lane head of lowest rank first); outcomes kept in compact arrays.
+- ``StreamRun`` (``_stream.py``): the items of any iterable, read lazily, keyed items one
+  at a time per key; outcomes handed back as they settle.
+
+It runs over a backend seam (``_backends.py``): native asyncio or anyio, one code path.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import heapq
 import math
 import time
 from array import array
-from collections.abc import Awaitable, Coroutine, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Hashable, Sequence
+from contextlib import asynccontextmanager
 from operator import length_hint
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -28,6 +36,7 @@ from ._errors import (
     SinkError,
     describe,
 )
+from ._frozen import Frozen
 from ._handlers import abandoned_thread
 from ._hooks import Failure
 from ._limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
@@ -41,84 +50,118 @@ if TYPE_CHECKING:
     from ._deadline import Deadline
     from ._hooks import FailureSink, Hooks
     from ._idempotency import BatchIdempotency
+    from ._rate import RateLimit
     from ._records import Record
     from ._retry import Retry
     from ._sources import Plan, SourcePolicy
     from ._windows import Window, WindowReducer
 
-__all__ = ["BatchRun", "StopFlag", "pool", "validation_error"]
+__all__ = ["BatchRun", "Run", "Settings", "StopFlag", "pool", "validation_error"]
 
 #: the longest a run waits, shielded, to give idempotency claims back after a cancellation
 CLAIMS_BOUND = 5.0
 
 
-class BatchRun:
-    """The state of one ``process()`` call; nothing of it lives on the processor.
+class Settings(Frozen):
+    """A processor's settings as a run reads them: made once by the processor (its options
+    already checked), shared by every run it starts, never changed.
 
-    Records run on a crew of workers. Independent records are taken in event order; lanes
-    (records that run one at a time) are scheduled record by record: a worker takes the
-    ready lane head of lowest rank (its position in the event, or for streams its
-    sequence number), so at ``concurrency=1`` processing is exactly event order, and at any
-    concurrency the work started above an eventual failure is as small as the bound allows.
+    ``hooks`` are the hooks a run calls per record (``None`` when none of the per-record
+    methods does anything); ``rate`` a ``RateLimit``; ``fifo_stop`` the FIFO stop-batch
+    mode; ``full``: an option that needs the full per-record path is set."""
 
-    Faults in the user's code cost at most their record: a handler's own
+    __slots__ = ("concurrency", "fifo_stop", "full", "hooks", "idempotency", "limit", "ordering",
+                 "rate", "reducer", "retry", "sink", "sink_when", "timeout", "timings")
+
+    concurrency: int
+    limit: Optional[ConcurrencyLimit]
+    retry: Optional[Retry]
+    timeout: Optional[float]
+    hooks: Optional[Hooks]
+    sink: Optional[FailureSink]
+    sink_when: Callable[[BaseException], bool]
+    timings: bool
+    rate: Optional[RateLimit]
+    reducer: Optional[WindowReducer]
+    idempotency: Any
+    fifo_stop: bool
+    ordering: Optional[str]
+    full: bool
+
+    def __init__(self, *, concurrency: int, sink_when: Callable[[BaseException], bool],
+                 limit: Optional[ConcurrencyLimit] = None, retry: Optional[Retry] = None,
+                 timeout: Optional[float] = None, hooks: Optional[Hooks] = None,
+                 sink: Optional[FailureSink] = None, timings: bool = False,
+                 rate: Optional[RateLimit] = None, reducer: Optional[WindowReducer] = None,
+                 idempotency: Any = None, fifo_stop: bool = False,
+                 ordering: Optional[str] = None) -> None:
+        full = (retry is not None or timeout is not None or hooks is not None or timings
+                or limit is not None or idempotency is not None or rate is not None)
+        self._set(concurrency=concurrency, limit=limit, retry=retry, timeout=timeout,
+                  hooks=hooks, sink=sink, sink_when=sink_when, timings=timings, rate=rate,
+                  reducer=reducer, idempotency=idempotency, fifo_stop=fifo_stop,
+                  ordering=ordering, full=full)
+
+
+class Run:
+    """What every record goes through, whatever feeds it (see the module docstring).
+
+    A feed gives the records' storage: ``records`` and ``status`` indexed by position
+    (a list and a bytearray for a batch; dicts of what is in flight for a stream),
+    ``identifiers`` and ``view`` (how a record is shown to hooks, sinks and the
+    handler). Faults in the user's code cost at most their record: a handler's own
     ``CancelledError`` is told apart from a real cancellation (ours or the caller's), and
     hooks, predicates, the sink and the reducer are guarded where they are called.
     """
 
     def __init__(
         self,
+        settings: Settings,
         *,
-        records: list[Any],
-        policy: SourcePolicy,
-        plan: Plan,
         call: Callable[[Any], Awaitable[Any]],
-        concurrency: int,
         parse: Optional[Callable[[Any], Any]],
-        retry: Optional[Retry],
-        timeout: Optional[float],
-        hooks: Optional[Hooks],
-        sink: Optional[FailureSink],
-        sink_when: Callable[[BaseException], bool],
-        deadline: Optional[Deadline] = None,
-        timings: bool = False,
-        limit: Optional[ConcurrencyLimit] = None,
-        idempotency: Optional[BatchIdempotency] = None,
-        window: Optional[Window] = None,
-        reducer: Optional[WindowReducer] = None,
-        backend: Optional[Backend] = None,
+        deadline: Optional[Deadline],
+        backend: Optional[Backend],
+        mode: FailureMode,
+        event_source: str,
+        view: Callable[[Any], Any],
+        records: Any,
+        identifiers: Any,
+        status: Any,
+        durations: Any,
+        sequence: Optional[Callable[[int], int]] = None,
+        partition: Optional[Callable[[int], Hashable]] = None,
     ) -> None:
-        n = len(records)
         self.backend: Backend = backend if backend is not None else current_backend()
         self.yield_now = self.backend.checkpoint
         self.cancelled_exc: type[BaseException] = self.backend.cancelled
         self.scope: Optional[Scope] = None
+        self.settings = settings
         self.records = records
-        self.policy = policy
-        self.plan = plan
-        self.identifiers: list[Any] = plan.identifiers if plan.identifiers is not None \
-            else [policy.identifier(raw) for raw in records]
-        self.view = policy.view
+        self.identifiers = identifiers
+        self.view = view
+        self.event_source = event_source
+        self.mode = mode
+        self.sequence = sequence
+        self.partition = partition
         self.call = call
-        self.concurrency = concurrency
+        self.concurrency = settings.concurrency
         self.parse = parse
-        self.retry = retry
-        self.timeout = timeout
-        self.hooks = hooks
-        self.sink = sink
-        self.sink_when = sink_when
+        self.retry = settings.retry
+        self.timeout = settings.timeout
+        self.hooks = settings.hooks
+        self.sink = settings.sink
+        self.sink_when = settings.sink_when
         self.deadline = deadline
-        self.idempotency = idempotency
-        self.window = window
-        self.reducer = reducer
-        self.state: Any = window.state if window is not None else None
-        self.status = bytearray(n)
+        self.idempotency: Optional[BatchIdempotency] = None  # set by the feed, if any
+        self.rate = settings.rate
+        self.status = status
         self.errors: dict[int, BaseException] = {}
         self.results: dict[int, Any] = {}
         # handler calls per record, stored only where not 1 (the full path; 0: never called)
         self.attempts: dict[int, int] = {}
         # durations are measured on the full path only (a clock read costs a syscall here)
-        self.durations: Optional[array[float]] = array("d", bytes(8 * n)) if timings else None
+        self.durations = durations
         self.stop = StopFlag()
         self.stop_reason: Optional[RecordSkippedError] = None
         # checkpoint mode: per checkpoint group (partition), the lowest failed sequence
@@ -129,55 +172,76 @@ class BatchRun:
         # records' sequence numbers. A record above one waits until it settles.
         self.holds: dict[Hashable, dict[int, int]] = {}
         self.settled: Any = None  # the event the waiters at a hold wait for
-        self.limit = limit
+        self.limit = settings.limit
         self.gate: Optional[Gate] = None
         # sync handlers' threads abandoned (timeout, deadline) while they still run, by record
         self.threads: dict[int, Any] = {}
-        self.simple = (parse is None and retry is None and timeout is None and hooks is None
-                       and not timings and limit is None and idempotency is None)
+        self.simple = parse is None and not settings.full
         self.finished = False
 
-    def fail_all(self, exc: BaseException) -> None:
-        """Fail every record with ``exc`` before anything runs (a dependency of the whole
-        batch, such as the idempotency store, could not answer)."""
-        n = len(self.status)
-        self.status[:] = bytes([FAILED]) * n
-        self.attempts = dict.fromkeys(range(n), 0)
-        self.errors = dict.fromkeys(range(n), exc)
-        self.plan.size = 0
+    def source_arn(self, record: Any) -> Optional[str]:
+        """The ARN a failure sink is told the record came from."""
+        return _source_arn(record)
 
-    # -- running ---------------------------------------------------------------------
+    def running_identifiers(self) -> list[Any]:
+        """The identifiers of the records whose handler runs now."""
+        raise NotImplementedError
 
-    async def execute(self) -> None:
+    # -- around the workers -------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Around a feed's workers: the adaptive gate of the run's limit, the backend's
+        timers, the deadline's timers and the cancel scope; after, the idempotency claims
+        of records that did not finish are given back (when the caller cancelled too)."""
         backend = self.backend
-        deadline = self.deadline
-        if deadline is not None and deadline.passed_soft():
-            self._deadline_stop()  # no time left: start nothing
-        elif self.plan.size:
-            gate_key = None
-            if self.limit is not None:
-                self.gate, gate_key = acquire_gate(self.limit, backend.event)
-            timers = getattr(backend, "timers", None)
-            try:
-                if timers is None:
-                    await self._execute(backend)
-                else:
-                    async with timers():
-                        await self._execute(backend)
-            except self.cancelled_exc:
-                # The caller cancelled process(): the claims of the records it cancelled
-                # go back now (shielded, bounded), or every redelivery would find them
-                # in progress until they expire.
-                if self.idempotency is not None:
-                    await self._give_back_claims(CLAIMS_BOUND)
-                raise
-            finally:
-                if gate_key is not None:
-                    release_gate(gate_key)
+        gate_key = None
+        if self.limit is not None:
+            self.gate, gate_key = acquire_gate(self.limit, backend.event)
+        timers = getattr(backend, "timers", None)
+        try:
+            if timers is None:
+                async with self._deadline_scope():
+                    yield
+            else:
+                async with timers(), self._deadline_scope():
+                    yield
+        except self.cancelled_exc:
+            # The caller cancelled: the claims of the records it cancelled go back now
+            # (shielded, bounded), or every redelivery would find them in progress until
+            # they expire.
             if self.idempotency is not None:
-                await self._give_back_claims(self._time_left(CLAIMS_BOUND))
-        self.finished = True
-        self._finalise()
+                await self._give_back_claims(CLAIMS_BOUND)
+            raise
+        finally:
+            if gate_key is not None:
+                release_gate(gate_key)
+        if self.idempotency is not None:
+            await self._give_back_claims(self._time_left(CLAIMS_BOUND))
+
+    @asynccontextmanager
+    async def _deadline_scope(self) -> AsyncIterator[None]:
+        """The workers' cancel scope under the deadline's three timers: stop starting at
+        ``soft``, cancel at ``hard``, warn if the cancellation has not finished half-way to
+        the end (a handler shielded from it, or blocking the loop)."""
+        backend = self.backend
+        scope = self.scope = backend.cancel_scope()
+        deadline = self.deadline
+        handles = []
+        if deadline is not None:
+            handles = [
+                backend.call_at(deadline.soft, self._deadline_stop),
+                backend.call_at(deadline.hard, scope.cancel),
+                backend.call_at(deadline.hard + (deadline.end - deadline.hard) / 2,
+                                self._cancel_overrun),
+            ]
+        try:
+            with scope:
+                yield
+        finally:
+            self.finished = True
+            for handle in handles:
+                handle.cancel()
 
     def _time_left(self, bound: float) -> float:
         """``bound`` seconds, or half of what is left before Lambda's timeout if less."""
@@ -205,49 +269,12 @@ class BatchRun:
             _logger().warning("asyncbatch: giving idempotency claims back failed: %s",
                               describe(exc))
 
-    async def _execute(self, backend: Backend) -> None:
-        """Run the records under the deadline's three timers: stop starting at ``soft``,
-        cancel at ``hard``, warn if the cancellation has not finished half-way to the
-        end (a handler shielded from it, or blocking the loop)."""
-        scope = self.scope = backend.cancel_scope()
-        deadline = self.deadline
-        handles = []
-        if deadline is not None:
-            handles = [
-                backend.call_at(deadline.soft, self._deadline_stop),
-                backend.call_at(deadline.hard, scope.cancel),
-                backend.call_at(deadline.hard + (deadline.end - deadline.hard) / 2,
-                                self._cancel_overrun),
-            ]
-        try:
-            with scope:
-                await self._run()
-        finally:
-            self.finished = True
-            for handle in handles:
-                handle.cancel()
-
-    async def _run(self) -> None:
-        plan = self.plan
-        size = plan.size
-        backend = self.backend
-        if plan.lanes is not None:
-            worker, waiting = self._lane_worker()
-            await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
-                              waiting=waiting)
-        elif self.simple:
-            worker, waiting = self._independent_worker()
-            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting)
-        else:
-            await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
-                       backend=backend)
-
     def _cancel_overrun(self) -> None:
         """Cancellation is delivered at the handlers' next await. A handler that shields
         itself or blocks the loop cannot be saved: say so before Lambda's timeout."""
         if self.finished:
             return
-        running = [self.identifiers[i] for i, code in enumerate(self.status) if code == RUNNING]
+        running = self.running_identifiers()
         _logger().warning(
             "asyncbatch: %d handler(s) did not finish cancelling within the cancel "
             "margin (shielded from cancellation, or blocking the event loop?): %s",
@@ -298,189 +325,6 @@ class BatchRun:
         error.__cause__ = exc
         return error
 
-    def _lane_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
-                                    Callable[[], bool]]:
-        """Lanes, record by record: the ready lane head of lowest rank runs first.
-
-        ``ready`` is a heap of the lanes whose head may start (a lane is out of it while
-        one of its records runs). Ranked by position (``plan.rank`` is None), an entry is
-        the int ``position * lanes + lane``; otherwise ``(rank, lane)``. A worker that
-        finishes a record pushes its lane's next head and pops the lowest in one
-        ``heappushpop``: it keeps its lane unless another head ranks lower."""
-        plan = self.plan
-        lanes = plan.lanes
-        assert lanes is not None
-        rank = plan.rank
-        width = len(lanes)
-        by_position = rank is None
-        ready: list[Any]
-        if rank is None:
-            ready = [lane[0] * width + number for number, lane in enumerate(lanes) if lane]
-        else:
-            ready = [(rank(lane[0]), number) for number, lane in enumerate(lanes) if lane]
-        heapq.heapify(ready)
-        positions = [0] * width
-        stop_all = plan.mode is FailureMode.STOP_ALL
-        cutoffs = self.cutoffs
-        holds = self.holds
-        simple = self.simple
-        status = self.status
-        records = self.records
-        results = self.results
-        view = self.view
-        call = self.call
-        failed = self._failed
-        flag = self.stop
-        deadline = self.deadline
-        cancelled = self.cancelled_exc
-        new = object.__new__
-        heappop = heapq.heappop
-        heappushpop = heapq.heappushpop
-        clock = deadline.clock if deadline is not None else None
-        soft = deadline.soft if deadline is not None else math.inf
-        leak_check = self.backend.leak_check
-
-        async def worker(crew: Crew) -> None:
-            leaked = leak_check()  # a cancel request user code left on this worker's task
-            done = 0
-            number = -1  # the lane this worker holds; -1: take one from the heap
-            while True:
-                if number < 0:
-                    if not ready:
-                        return
-                    key = heappop(ready)
-                    number = key % width if by_position else key[1]
-                lane = lanes[number]
-                pos = positions[number]
-                index = lane[pos]
-                if flag.is_set:
-                    return  # this lane's rest stays pending: reported with the stop reason
-                if clock is not None and clock() >= soft:
-                    self._deadline_stop()
-                    return
-                if cutoffs or holds:  # a failure forbids records, or is settling
-                    verdict = self._verdict(index)
-                    if verdict is not None:
-                        if type(verdict) is tuple:
-                            self._skip(lane[pos:], "checkpoint", verdict[1])
-                            number = -1
-                        else:
-                            await verdict.wait()  # a failure is settling: then look again
-                        continue
-                if simple:  # the hot path, inlined: no coroutine of our own per record
-                    status[index] = RUNNING
-                    record = new(view)  # a view without a Python-level __init__
-                    record.raw = records[index]
-                    try:
-                        result = await call(record)
-                    except Exception as exc:
-                        if leaked is not None and leaked():
-                            await self._absorb_leak()
-                        ok = await failed(index, None, exc, 1)
-                    except cancelled as exc:
-                        if self._is_real_cancel():
-                            raise
-                        ok = await failed(index, None, self._own_cancel_error(index, exc), 1)
-                    else:
-                        status[index] = SUCCEEDED
-                        if result is not None:
-                            results[index] = result
-                        if leaked is not None and leaked():
-                            await self._absorb_leak()
-                        ok = True
-                else:
-                    ok = await self._run_full(index)
-                    if status[index] == PENDING:
-                        continue  # not started (stop, deadline, checkpoint): look again
-                done += 1
-                if not done % YIELD_EVERY:
-                    await self.yield_now()  # a long run must not starve the loop
-                if not ok:
-                    if not stop_all:  # there the stop reason says it
-                        self._skip(lane[pos + 1:], "group_failed", self.errors[index])
-                    number = -1
-                    continue
-                pos += 1
-                positions[number] = pos
-                if pos == len(lane):
-                    number = -1
-                elif ready:
-                    nxt = lane[pos]
-                    key = heappushpop(ready, nxt * width + number if by_position
-                                      else (rank(nxt), number))  # type: ignore[misc]
-                    number = key % width if by_position else key[1]
-
-        return worker, lambda: bool(ready)
-
-    def _skip(self, indices: Sequence[int], reason: str, cause: Optional[BaseException]) -> None:
-        if not indices:
-            return
-        if reason == "group_failed":
-            message = "not started: an earlier record of its ordering key failed"
-        else:
-            message = "not started: a record with a lower sequence number failed"
-        error = RecordSkippedError(message, reason=reason, cause=cause)
-        status = self.status
-        errors = self.errors
-        for index in indices:
-            if status[index] == PENDING:
-                status[index] = SKIPPED
-                errors[index] = error
-
-    def _independent_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
-                                           Callable[[], bool]]:
-        """The hottest path: independent records (SQS standard), no option that costs per
-        record. The record run is inlined in the worker loop: one coroutine per record
-        (the handler's) and one status byte; a clock read only when there is a deadline."""
-        status = self.status
-        records = self.records
-        results = self.results
-        view = self.view
-        call = self.call
-        failed = self._failed
-        flag = self.stop
-        deadline = self.deadline
-        cancelled = self.cancelled_exc
-        yield_now = self.yield_now
-        new = object.__new__
-        indices = iter(range(len(records)))
-        leak_check = self.backend.leak_check
-
-        clock = deadline.clock if deadline is not None else None
-        soft = deadline.soft if deadline is not None else math.inf
-
-        async def worker(crew: Crew) -> None:
-            leaked = leak_check()  # a cancel request user code left on this worker's task
-            for index in indices:
-                if flag.is_set:
-                    return
-                if clock is not None and clock() >= soft:  # by clock: see _past_soft
-                    self._deadline_stop()
-                    return
-                status[index] = RUNNING
-                record = new(view)  # a view without a Python-level __init__
-                record.raw = records[index]
-                try:
-                    result = await call(record)
-                except Exception as exc:
-                    if leaked is not None and leaked():
-                        await self._absorb_leak()
-                    await failed(index, None, exc, 1)
-                except cancelled as exc:
-                    if self._is_real_cancel():
-                        raise
-                    await failed(index, None, self._own_cancel_error(index, exc), 1)
-                else:
-                    status[index] = SUCCEEDED
-                    if result is not None:
-                        results[index] = result
-                    if leaked is not None and leaked():
-                        await self._absorb_leak()
-                if not index % YIELD_EVERY:
-                    await yield_now()
-
-        return worker, lambda: length_hint(indices) > 0
-
     def _count(self, index: int, calls: int) -> None:
         """Record how many times the handler was called for ``index`` (1 is the default)."""
         if calls == 1:
@@ -498,6 +342,8 @@ class BatchRun:
                               describe(exc), self.identifiers[index], exc_info=exc)
             return exc
         return None
+
+    # -- one record, every option ----------------------------------------------------
 
     async def _run_full(self, index: int) -> bool:
         """The path with every option: model parsing, retries, timeout, hooks, an
@@ -601,12 +447,11 @@ class BatchRun:
         """What the failures decided so far mean for record ``index``: ``None`` (nothing),
         the cut-off ``(sequence, error)`` it is above (it must not start), or the event to
         wait for (a failure that may forbid it is still settling: a sink deciding)."""
-        plan = self.plan
         holds = self.holds
-        if plan.mode is FailureMode.CHECKPOINT:
-            assert plan.sequence is not None
-            group = None if plan.partition is None else plan.partition(index)
-            seq = plan.sequence(index)
+        if self.mode is FailureMode.CHECKPOINT:
+            assert self.sequence is not None
+            group = None if self.partition is None else self.partition(index)
+            seq = self.sequence(index)
             cut = self.cutoffs.get(group)
             if cut is not None and seq > cut[0]:
                 return cut
@@ -636,10 +481,11 @@ class BatchRun:
 
     async def _admit(self, index: int) -> bool:
         """Wait until record ``index`` may call its handler: past a failure still
-        settling, then through the adaptive gate; everything is asked again after each
-        wait, so a stop rule decided meanwhile keeps it from starting. ``False``: it must
-        not start (no slot is held then)."""
+        settling, through the adaptive gate, then for a token of the rate limit;
+        everything is asked again after each wait, so a stop rule decided meanwhile keeps
+        it from starting. ``False``: it must not start (no slot is held then)."""
         gate = self.gate
+        rate = self.rate
         while True:
             verdict = self._may_start(index)
             if verdict is not True:
@@ -647,15 +493,40 @@ class BatchRun:
                     return False
                 await verdict.wait()
                 continue
-            if gate is None:
+            if gate is not None:
+                await gate.acquire()
+                verdict = self._may_start(index)
+                if verdict is not True:
+                    gate.release(0.0, False, sample=False)  # the slot back, unused
+                    if verdict is False:
+                        return False
+                    continue
+            if rate is None:
                 return True
-            await gate.acquire()
-            verdict = self._may_start(index)
-            if verdict is True:
-                return True
-            gate.release(0.0, False, sample=False)  # the slot back, unused
-            if verdict is False:
+            deadline = self.deadline
+            wait = rate.reserve(math.inf if deadline is None
+                                else deadline.soft - deadline.clock())
+            if wait is None:
+                # Its token would come after the stop margin, and every later one too:
+                # nothing is reserved; wait for the margin, where starting stops.
+                assert deadline is not None
+                self._unadmit()
+                await self.backend.sleep(max(0.0, deadline.soft - deadline.clock()))
+                self._past_soft()
                 return False
+            if wait > 0.0:
+                try:
+                    await self.backend.sleep(wait)
+                except BaseException:
+                    self._unadmit()
+                    raise
+                verdict = self._may_start(index)
+                if verdict is not True:  # the token is spent: starts stay under the rate
+                    self._unadmit()
+                    if verdict is False:
+                        return False
+                    continue
+            return True
 
     def _unadmit(self) -> None:
         """Hand back the slot ``_admit`` took for a call that will not be made."""
@@ -666,12 +537,11 @@ class BatchRun:
         """Apply the source's failure rule the moment record ``index`` failed, before any
         await: the checkpoint cut-off or the batch stop; or, while a failure sink decides
         whether it takes the record (``settling``), a hold on what it would forbid."""
-        plan = self.plan
-        mode = plan.mode
+        mode = self.mode
         if mode is FailureMode.CHECKPOINT:
-            assert plan.sequence is not None
-            group = None if plan.partition is None else plan.partition(index)
-            seq = plan.sequence(index)
+            assert self.sequence is not None
+            group = None if self.partition is None else self.partition(index)
+            seq = self.sequence(index)
             if settling:
                 self.holds.setdefault(group, {})[index] = seq
                 return
@@ -689,9 +559,8 @@ class BatchRun:
     def _resolve(self, index: int, error: Optional[BaseException]) -> None:
         """A settling failure settled: the sink took the record (``error`` None: its hold
         is lifted) or refused it (the failure rule applies). Wakes the waiters."""
-        plan = self.plan
-        group = None if plan.partition is None or plan.mode is not FailureMode.CHECKPOINT \
-            else plan.partition(index)
+        group = None if self.partition is None or self.mode is not FailureMode.CHECKPOINT \
+            else self.partition(index)
         held = self.holds.get(group)
         if held is not None:
             held.pop(index, None)
@@ -702,6 +571,8 @@ class BatchRun:
         event, self.settled = self.settled, None
         if event is not None:
             event.set()
+
+    # -- a call, a failure, the sink --------------------------------------------------
 
     async def _settle_failure(self, index: int, record: Record, error: BaseException,
                               attempts: int) -> bool:
@@ -831,8 +702,8 @@ class BatchRun:
             if record is None:
                 record = self.view(self.records[index])
             ident = self.identifiers[index]
-            failure = Failure(record, ident, exc, attempts, self.policy.event_type.value,
-                              _source_arn(record))
+            failure = Failure(record, ident, exc, attempts, self.event_source,
+                              self.source_arn(record))
             sink_exc: Optional[BaseException] = None
             try:
                 await self.sink(failure)
@@ -856,8 +727,268 @@ class BatchRun:
             self.errors[index] = error
             self._resolve(index, error)
         self.status[index] = FAILED
-        return self.plan.mode is FailureMode.INDEPENDENT
+        return self.mode is FailureMode.INDEPENDENT
 
+
+class BatchRun(Run):
+    """The run of one ``process()`` call (nothing of it lives on the processor).
+
+    Records run on a crew of workers. Independent records are taken in event order; lanes
+    (records that run one at a time) are scheduled record by record: a worker takes the
+    ready lane head of lowest rank (its position in the event, or for streams its
+    sequence number), so at ``concurrency=1`` processing is exactly event order, and at any
+    concurrency the work started above an eventual failure is as small as the bound allows.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        records: list[Any],
+        policy: SourcePolicy,
+        plan: Plan,
+        call: Callable[[Any], Awaitable[Any]],
+        parse: Optional[Callable[[Any], Any]] = None,
+        deadline: Optional[Deadline] = None,
+        window: Optional[Window] = None,
+        backend: Optional[Backend] = None,
+    ) -> None:
+        n = len(records)
+        identifiers: list[Any] = plan.identifiers if plan.identifiers is not None \
+            else [policy.identifier(raw) for raw in records]
+        super().__init__(
+            settings, call=call, parse=parse, deadline=deadline, backend=backend,
+            mode=plan.mode, event_source=policy.event_type.value, view=policy.view,
+            records=records, identifiers=identifiers, status=bytearray(n),
+            durations=array("d", bytes(8 * n)) if settings.timings else None,
+            sequence=plan.sequence, partition=plan.partition)
+        self.policy = policy
+        self.plan = plan
+        self.window = window
+        self.reducer = settings.reducer
+        self.state: Any = window.state if window is not None else None
+
+    def running_identifiers(self) -> list[Any]:
+        return [self.identifiers[i] for i, code in enumerate(self.status) if code == RUNNING]
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every record with ``exc`` before anything runs (a dependency of the whole
+        batch, such as the idempotency store, could not answer)."""
+        n = len(self.status)
+        self.status[:] = bytes([FAILED]) * n
+        self.attempts = dict.fromkeys(range(n), 0)
+        self.errors = dict.fromkeys(range(n), exc)
+        self.plan.size = 0
+
+    # -- running ---------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        deadline = self.deadline
+        if deadline is not None and deadline.passed_soft():
+            self._deadline_stop()  # no time left: start nothing
+        elif self.plan.size:
+            async with self.running():
+                await self._run()
+        self.finished = True
+        self._finalise()
+
+    async def _run(self) -> None:
+        plan = self.plan
+        size = plan.size
+        backend = self.backend
+        if plan.lanes is not None:
+            worker, waiting = self._lane_worker()
+            await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
+                              waiting=waiting)
+        elif self.simple:
+            worker, waiting = self._independent_worker()
+            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting)
+        else:
+            await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
+                       backend=backend)
+
+    def _lane_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
+                                    Callable[[], bool]]:
+        """Lanes, record by record: the ready lane head of lowest rank runs first.
+
+        ``ready`` is a heap of the lanes whose head may start (a lane is out of it while
+        one of its records runs). Ranked by position (``plan.rank`` is None), an entry is
+        the int ``position * lanes + lane``; otherwise ``(rank, lane)``. A worker that
+        finishes a record pushes its lane's next head and pops the lowest in one
+        ``heappushpop``: it keeps its lane unless another head ranks lower."""
+        plan = self.plan
+        lanes = plan.lanes
+        assert lanes is not None
+        rank = plan.rank
+        width = len(lanes)
+        by_position = rank is None
+        ready: list[Any]
+        if rank is None:
+            ready = [lane[0] * width + number for number, lane in enumerate(lanes) if lane]
+        else:
+            ready = [(rank(lane[0]), number) for number, lane in enumerate(lanes) if lane]
+        heapq.heapify(ready)
+        positions = [0] * width
+        stop_all = plan.mode is FailureMode.STOP_ALL
+        cutoffs = self.cutoffs
+        holds = self.holds
+        simple = self.simple
+        status = self.status
+        records = self.records
+        results = self.results
+        view = self.policy.view
+        call = self.call
+        failed = self._failed
+        flag = self.stop
+        deadline = self.deadline
+        cancelled = self.cancelled_exc
+        new = object.__new__
+        heappop = heapq.heappop
+        heappushpop = heapq.heappushpop
+        clock = deadline.clock if deadline is not None else None
+        soft = deadline.soft if deadline is not None else math.inf
+        leak_check = self.backend.leak_check
+
+        async def worker(crew: Crew) -> None:
+            leaked = leak_check()  # a cancel request user code left on this worker's task
+            done = 0
+            number = -1  # the lane this worker holds; -1: take one from the heap
+            while True:
+                if number < 0:
+                    if not ready:
+                        return
+                    key = heappop(ready)
+                    number = key % width if by_position else key[1]
+                lane = lanes[number]
+                pos = positions[number]
+                index = lane[pos]
+                if flag.is_set:
+                    return  # this lane's rest stays pending: reported with the stop reason
+                if clock is not None and clock() >= soft:
+                    self._deadline_stop()
+                    return
+                if cutoffs or holds:  # a failure forbids records, or is settling
+                    verdict = self._verdict(index)
+                    if verdict is not None:
+                        if type(verdict) is tuple:
+                            self._skip(lane[pos:], "checkpoint", verdict[1])
+                            number = -1
+                        else:
+                            await verdict.wait()  # a failure is settling: then look again
+                        continue
+                if simple:  # the hot path, inlined: no coroutine of our own per record
+                    status[index] = RUNNING
+                    record = new(view)  # a view without a Python-level __init__
+                    record.raw = records[index]
+                    try:
+                        result = await call(record)
+                    except Exception as exc:
+                        if leaked is not None and leaked():
+                            await self._absorb_leak()
+                        ok = await failed(index, None, exc, 1)
+                    except cancelled as exc:
+                        if self._is_real_cancel():
+                            raise
+                        ok = await failed(index, None, self._own_cancel_error(index, exc), 1)
+                    else:
+                        status[index] = SUCCEEDED
+                        if result is not None:
+                            results[index] = result
+                        if leaked is not None and leaked():
+                            await self._absorb_leak()
+                        ok = True
+                else:
+                    ok = await self._run_full(index)
+                    if status[index] == PENDING:
+                        continue  # not started (stop, deadline, checkpoint): look again
+                done += 1
+                if not done % YIELD_EVERY:
+                    await self.yield_now()  # a long run must not starve the loop
+                if not ok:
+                    if not stop_all:  # there the stop reason says it
+                        self._skip(lane[pos + 1:], "group_failed", self.errors[index])
+                    number = -1
+                    continue
+                pos += 1
+                positions[number] = pos
+                if pos == len(lane):
+                    number = -1
+                elif ready:
+                    nxt = lane[pos]
+                    key = heappushpop(ready, nxt * width + number if by_position
+                                      else (rank(nxt), number))  # type: ignore[misc]
+                    number = key % width if by_position else key[1]
+
+        return worker, lambda: bool(ready)
+
+    def _skip(self, indices: Sequence[int], reason: str, cause: Optional[BaseException]) -> None:
+        if not indices:
+            return
+        if reason == "group_failed":
+            message = "not started: an earlier record of its ordering key failed"
+        else:
+            message = "not started: a record with a lower sequence number failed"
+        error = RecordSkippedError(message, reason=reason, cause=cause)
+        status = self.status
+        errors = self.errors
+        for index in indices:
+            if status[index] == PENDING:
+                status[index] = SKIPPED
+                errors[index] = error
+
+    def _independent_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
+                                           Callable[[], bool]]:
+        """The hottest path: independent records (SQS standard), no option that costs per
+        record. The record run is inlined in the worker loop: one coroutine per record
+        (the handler's) and one status byte; a clock read only when there is a deadline."""
+        status = self.status
+        records = self.records
+        results = self.results
+        view = self.policy.view
+        call = self.call
+        failed = self._failed
+        flag = self.stop
+        deadline = self.deadline
+        cancelled = self.cancelled_exc
+        yield_now = self.yield_now
+        new = object.__new__
+        indices = iter(range(len(records)))
+        leak_check = self.backend.leak_check
+
+        clock = deadline.clock if deadline is not None else None
+        soft = deadline.soft if deadline is not None else math.inf
+
+        async def worker(crew: Crew) -> None:
+            leaked = leak_check()  # a cancel request user code left on this worker's task
+            for index in indices:
+                if flag.is_set:
+                    return
+                if clock is not None and clock() >= soft:  # by clock: see _past_soft
+                    self._deadline_stop()
+                    return
+                status[index] = RUNNING
+                record = new(view)  # a view without a Python-level __init__
+                record.raw = records[index]
+                try:
+                    result = await call(record)
+                except Exception as exc:
+                    if leaked is not None and leaked():
+                        await self._absorb_leak()
+                    await failed(index, None, exc, 1)
+                except cancelled as exc:
+                    if self._is_real_cancel():
+                        raise
+                    await failed(index, None, self._own_cancel_error(index, exc), 1)
+                else:
+                    status[index] = SUCCEEDED
+                    if result is not None:
+                        results[index] = result
+                    if leaked is not None and leaked():
+                        await self._absorb_leak()
+                if not index % YIELD_EVERY:
+                    await yield_now()
+
+        return worker, lambda: length_hint(indices) > 0
 
     # -- after the run ---------------------------------------------------------------
 
