@@ -30,6 +30,7 @@ from ._processor import (
     async_process_partial_response,
     process_partial_response,
 )
+from ._rate import RateLimit
 from ._records import DynamoDBRecord, KafkaRecord, KinesisRecord, Record, SQSRecord
 from ._report import BatchReport, Outcome
 from ._response import InvalidResponseError
@@ -118,6 +119,7 @@ __all__ = [
     "KafkaRecord",
     "KinesisRecord",
     "Outcome",
+    "RateLimit",
     "Record",
     "RecordDecodeError",
     "RecordError",
