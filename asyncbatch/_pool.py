@@ -40,6 +40,7 @@ async def pool(
     stop: Optional[StopFlag] = None,
     size: Optional[int] = None,
     backend: Optional[Backend] = None,
+    on_fatal: Optional[Callable[[BaseException], None]] = None,
 ) -> None:
     """Await ``work(item)`` for every item of ``feed``, at most ``concurrency`` at once.
 
@@ -87,7 +88,19 @@ async def pool(
 
         body = worker
 
-    await run_workers(body, workers, backend)
+    await run_workers(body, workers, backend, on_fatal=on_fatal)
+
+
+def _guarded(body: Callable[[Crew], Coroutine[Any, Any, None]],
+             on_fatal: Callable[[BaseException], None]
+             ) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+    async def worker(crew: Crew) -> None:
+        try:
+            await body(crew)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            on_fatal(exc)
+
+    return worker
 
 
 class Crew:
@@ -142,7 +155,8 @@ class Crew:
 
 async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
                       backend: Optional[Backend] = None, *,
-                      waiting: Optional[Callable[[], bool]] = None) -> None:
+                      waiting: Optional[Callable[[], bool]] = None,
+                      on_fatal: Optional[Callable[[BaseException], None]] = None) -> None:
     """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
     over, and wait for all of them: this is the whole of the concurrency. Every worker is
     a child task, never the caller's: a cancellation of the caller then reaches the workers
@@ -150,11 +164,18 @@ async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: 
     ``CancelledError`` that user code raised itself.
 
     ``waiting``: the crew grows from a loop callback while it returns true (see ``Crew``);
-    without it, workers call ``crew.enter()`` per item."""
+    without it, workers call ``crew.enter()`` per item.
+
+    ``on_fatal``: a ``KeyboardInterrupt`` or ``SystemExit`` from a worker is handed to it
+    (which stops the others), and the worker ends: the caller raises it from its own task
+    once every worker ended. Raised from a child task, asyncio would throw it out of the
+    event loop at once, past the caller, and leave the caller's task behind."""
     if limit <= 0:
         return
     if backend is None:
         backend = current_backend()
+    if on_fatal is not None:
+        body = _guarded(body, on_fatal)
     crew = Crew(body, limit, waiting)
     try:
         async with backend.spawn() as group:
