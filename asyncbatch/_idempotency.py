@@ -285,8 +285,11 @@ def _part(spec: Union[str, Callable[[Any], Any]], what: str) -> Callable[[Any], 
     if isinstance(spec, str) and spec and all(spec.split(".")):
         path = spec.split(".")
 
+        from ._sources._base import Record as View
+
         def lookup(view: Any) -> Any:
-            value = view.json()
+            # a record view's JSON payload; an item of stream()/run() as it is
+            value = view.json() if isinstance(view, View) else view  # type: ignore[attr-defined]
             for name in path:
                 if not isinstance(value, Mapping) or name not in value:
                     return None
@@ -492,6 +495,25 @@ class Idempotency:
 
     # -- the batch -------------------------------------------------------------------------
 
+    def check_stream(self) -> None:
+        """``ConfigurationError`` unless this can serve ``stream()``/``run()``: their
+        items need a key function (an item's position is no identity across runs)."""
+        if self._key is None:
+            raise ConfigurationError(
+                "Idempotency(store) without key= over stream()/run(): an item's position "
+                "is not its identity (a rerun numbers items from 0 again); give "
+                "Idempotency(store, key=lambda item: item['id']) or a dotted name into the "
+                "item, such as key='order.id'")
+
+    async def prepare_stream(self, deadline: Optional[float]) -> BatchIdempotency:
+        """The idempotency of a ``stream()``/``run()``: keys computed as items start (no
+        look-up of the whole input ahead), each item's conditional claim deciding.
+        ``ConfigurationError`` when the key is the default (see ``check_stream``)."""
+        self.check_stream()
+        if self._orphans:
+            await self._settle_orphans(deadline)
+        return BatchIdempotency(self, None, {}, deadline)
+
     async def prepare(self, views: Sequence[Record], deadline: Optional[float]
                       ) -> BatchIdempotency:
         """Compute every record's key and look up, in one go, those this process has not
@@ -541,7 +563,8 @@ class BatchIdempotency:
     __slots__ = ("_claims", "_deadline", "_found", "_inflight", "_keys", "_owner", "_threads",
                  "_views")
 
-    def __init__(self, owner: Idempotency, keys: list[Union[str, IdempotencyKeyError]],
+    def __init__(self, owner: Idempotency,
+                 keys: Optional[list[Union[str, IdempotencyKeyError]]],
                  found: dict[str, IdempotencyItem], deadline: Optional[float]) -> None:
         self._owner = owner
         self._keys = keys
@@ -554,7 +577,10 @@ class BatchIdempotency:
         self._threads: dict[int, ThreadCall] = {}
 
     def key(self, index: int) -> Optional[str]:
-        """The stored ``id`` of record ``index`` (``None`` if it has none)."""
+        """The stored ``id`` of record ``index`` (``None`` if it has none, or the keys are
+        computed as records start: a stream)."""
+        if self._keys is None:
+            return None
         key = self._keys[index]
         return key if isinstance(key, str) else None
 
@@ -563,7 +589,10 @@ class BatchIdempotency:
         run it), ``None`` once its key is claimed (run it). Raises
         ``IdempotencyInProgressError``, ``IdempotencyValidationError``,
         ``IdempotencyKeyError`` or ``IdempotencyStoreError``: the record fails."""
-        key = self._keys[index]
+        if self._keys is None:  # a stream: the key is computed as the record starts
+            key: Union[str, IdempotencyKeyError] = self._owner.key_of(view)
+        else:
+            key = self._keys[index]
         if not isinstance(key, str):
             raise key
         owner = self._owner

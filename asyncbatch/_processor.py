@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterable, Awaitable, Hashable, Iterable
+from operator import length_hint
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._backends import current_backend, running_library
@@ -25,7 +26,8 @@ from ._rate import RateLimit
 from ._report import BatchReport
 from ._retry import Retry
 from ._scheduler import BatchRun, Settings, validation_error
-from ._sources import EventType, coerce_event_type, read_event
+from ._sources import ITEMS, EventType, coerce_event_type, read_event
+from ._stream import Stream, StreamRun, check_items
 from ._windows import WindowReducer, parse_window
 
 __all__ = [
@@ -262,6 +264,74 @@ class AsyncBatchProcessor:
             _log_summary(event_type, report, self.log_failures)
         return report
 
+    # -- any iterable -----------------------------------------------------------------
+
+    def stream(self, items: Union[Iterable[Any], AsyncIterable[Any]], handler: Handler,
+               key: Optional[Callable[[Any], Hashable]] = None, ordered: bool = False, *,
+               context: Any = None) -> Stream:
+        """Run ``handler`` over the items of any iterable or async iterable, read lazily;
+        ``async with processor.stream(items, handle) as outcomes: async for outcome in
+        outcomes: ...`` gives each item's ``Outcome`` as it settles (``ordered=True``: in
+        input order).
+
+        ``key``: a function of an item; items of one key run one at a time in input
+        order, and after one fails the later items of its key are skipped. ``context``: a
+        Lambda context whose deadline the stream keeps. Every option of the processor
+        applies. At most about ``2 x concurrency`` items are held that have not been
+        handed back. A misuse is a ``ConfigurationError`` here, before anything runs."""
+        check_items(items)
+        if key is not None and not callable(key):
+            raise ConfigurationError(
+                f"key={key!r}: give a function of an item (for example "
+                "'key=lambda order: order[\"customer\"]'), or None for independent items")
+        if not isinstance(ordered, bool):
+            raise ConfigurationError(f"ordered={ordered!r}: give True or False")
+        call = _bind(handler, context, self.concurrency)
+        parse = self._parser(ITEMS)
+        idempotency = self.idempotency
+        if idempotency is not None:
+            idempotency.check_stream()
+        settings = self._settings
+        margins = (self.deadline_margin, self.cancel_margin)
+
+        async def start() -> StreamRun:
+            backend = current_backend()
+            deadline = deadlines(context, *margins, clock=backend.clock)
+            run = StreamRun(settings, items=items, call=call, parse=parse, deadline=deadline,
+                            backend=backend, key=key, ordered=ordered)
+            if idempotency is not None:
+                run.idempotency = await idempotency.prepare_stream(
+                    None if deadline is None else deadline.epoch)
+            return run
+
+        return Stream(start)
+
+    async def run(self, items: Union[Iterable[Any], AsyncIterable[Any]], handler: Handler,
+                  key: Optional[Callable[[Any], Hashable]] = None, *,
+                  context: Any = None) -> BatchReport:
+        """Run ``handler`` over every item of a finite iterable (or async iterable) and
+        return the report (``report.succeeded`` and the others, in input order; an
+        outcome's ``identifier`` is the item's position). As ``stream()``, with the
+        batch hooks and the summary log line of ``process()``; the input's own exception
+        propagates unchanged once the items taken have settled."""
+        flow = self.stream(items, handler, key, context=context)
+        hooks = self.hooks
+        if hooks is not None:
+            _batch_hook(hooks, "batch_started", EventType.ITERABLE.value,
+                        length_hint(items, 0))
+        started = time.perf_counter()
+        outcomes: list[Any] = []
+        async with flow as settled:
+            async for outcome in settled:
+                outcomes.append(outcome)
+        report = BatchReport.of_outcomes(EventType.ITERABLE, outcomes,
+                                         time.perf_counter() - started)
+        if hooks is not None:
+            _batch_hook(hooks, "batch_finished", report)
+        if self.log_summary:
+            _log_summary(EventType.ITERABLE.value, report, self.log_failures)
+        return report
+
     async def _prepare_idempotency(self, run: BatchRun, deadline: Any) -> None:
         """Look the batch's keys up before scheduling; a store that cannot answer fails
         every record (transiently: Lambda redelivers them), never the call."""
@@ -277,7 +347,7 @@ class AsyncBatchProcessor:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _parser(self, policy: Any) -> Optional[Callable[[Any], Any]]:
+    def _parser(self, policy: Any) -> Optional[Callable[[Any, Any], Any]]:
         model = self.model
         if model is None:
             return None
@@ -291,21 +361,21 @@ class AsyncBatchProcessor:
         if is_record_model(model, policy.event_type.value):
             # A model of the whole record (Powertools' SqsRecordModel and the like, or
             # any model with the record's own fields): the metadata stays in the model.
-            def parse_record(record: Any) -> Any:
+            def parse_record(record: Any, identifier: Any) -> Any:
                 try:
                     return parsed(validate(record.raw), record)
                 except ValidationError as exc:
-                    raise validation_error(record.identifier, exc) from exc
+                    raise validation_error(identifier, exc) from exc
 
             return parse_record
 
-        def parse(record: Any) -> Any:
+        def parse(record: Any, identifier: Any) -> Any:
             value, is_json = model_input(record)
             try:
                 # ``parsed`` keeps the view for a handler with a ``record`` parameter.
                 return parsed(validate_json(value) if is_json else validate(value), record)
             except ValidationError as exc:
-                raise validation_error(record.identifier, exc) from exc
+                raise validation_error(identifier, exc) from exc
 
         return parse
 

@@ -119,7 +119,7 @@ class Run:
         settings: Settings,
         *,
         call: Callable[[Any], Awaitable[Any]],
-        parse: Optional[Callable[[Any], Any]],
+        parse: Optional[Callable[[Any, Any], Any]],
         deadline: Optional[Deadline],
         backend: Optional[Backend],
         mode: FailureMode,
@@ -178,6 +178,17 @@ class Run:
         self.threads: dict[int, Any] = {}
         self.simple = parse is None and not settings.full
         self.finished = False
+        # a KeyboardInterrupt / SystemExit a worker caught: raised from the caller's task
+        self.fatal: Optional[BaseException] = None
+
+    def on_fatal(self, exc: BaseException) -> None:
+        """A worker met ``KeyboardInterrupt``/``SystemExit``: keep it (the first), and
+        stop the run: nothing more starts and what runs is cancelled."""
+        if self.fatal is None:
+            self.fatal = exc
+        self.stop.is_set = True
+        if self.scope is not None:
+            self.scope.cancel()
 
     def source_arn(self, record: Any) -> Optional[str]:
         """The ARN a failure sink is told the record came from."""
@@ -355,7 +366,7 @@ class Run:
         record = self.view(self.records[index])
         hooks = self.hooks
         try:
-            arg = record if self.parse is None else self.parse(record)
+            arg = record if self.parse is None else self.parse(record, self.identifiers[index])
         except Exception as exc:
             self._count(index, 0)
             return await self._failed(index, record, exc, 0)
@@ -748,7 +759,7 @@ class BatchRun(Run):
         policy: SourcePolicy,
         plan: Plan,
         call: Callable[[Any], Awaitable[Any]],
-        parse: Optional[Callable[[Any], Any]] = None,
+        parse: Optional[Callable[[Any, Any], Any]] = None,
         deadline: Optional[Deadline] = None,
         window: Optional[Window] = None,
         backend: Optional[Backend] = None,
@@ -789,6 +800,8 @@ class BatchRun(Run):
         elif self.plan.size:
             async with self.running():
                 await self._run()
+        if self.fatal is not None:
+            raise self.fatal  # from the caller's task, every worker ended
         self.finished = True
         self._finalise()
 
@@ -799,13 +812,14 @@ class BatchRun(Run):
         if plan.lanes is not None:
             worker, waiting = self._lane_worker()
             await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
-                              waiting=waiting)
+                              waiting=waiting, on_fatal=self.on_fatal)
         elif self.simple:
             worker, waiting = self._independent_worker()
-            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting)
+            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting,
+                              on_fatal=self.on_fatal)
         else:
             await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
-                       backend=backend)
+                       backend=backend, on_fatal=self.on_fatal)
 
     def _lane_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
                                     Callable[[], bool]]:
@@ -1041,7 +1055,7 @@ class BatchRun(Run):
                 break
             record = self.view(self.records[index])
             try:
-                value = record if parse is None else parse(record)
+                value = record if parse is None else parse(record, self.identifiers[index])
                 state = reducer(state, value, window)
             except Exception as exc:
                 # The state cannot include this record: report it, so that Lambda

@@ -627,3 +627,42 @@ async def test_cancelling_the_caller_while_the_crew_grows_is_quiet(
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
     assert not [r for r in caplog.records if r.name == "asyncio"]
+
+
+@pytest.mark.parametrize("entry", ["process", "stream"])
+def test_sys_exit_in_a_handler_under_asyncio_run_exits_quietly(entry: str) -> None:
+    """``sys.exit(3)`` in a handler: the process exits with 3, and asyncio has nothing to
+    complain about (no "Task exception was never retrieved", no task destroyed pending):
+    the workers hand it to the caller's task instead of throwing it out of the loop."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        import asyncbatch
+        from asyncbatch.testing import sqs_event
+
+        async def handle(item):
+            n = item.json()["n"] if hasattr(item, "json") else item
+            if n == 1:
+                sys.exit(3)
+            await asyncio.sleep(3600)
+
+        async def main():
+            processor = asyncbatch.AsyncBatchProcessor(concurrency=4)
+            if {entry!r} == "process":
+                await processor.process(sqs_event(*({{"n": i}} for i in range(4))), handle)
+            else:
+                async with processor.stream(range(4), handle) as outcomes:
+                    async for _ in outcomes:
+                        pass
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "never retrieved" not in done.stderr
+    assert "destroyed but it is pending" not in done.stderr
+    assert done.stderr == ""

@@ -235,8 +235,16 @@ def test_the_error_type_a_dead_letter_message_stores_is_public() -> None:
 
 def test_event_type_names() -> None:
     assert {e.value for e in asyncbatch.EventType} == {
-        "SQS", "KinesisDataStreams", "DynamoDBStreams", "Kafka"}
+        "SQS", "KinesisDataStreams", "DynamoDBStreams", "Kafka", "Iterable"}
     assert asyncbatch.EventType.SQS == "SQS"
+
+
+@pytest.mark.parametrize("name", ["Iterable", "ITERABLE"])
+def test_iterable_names_reports_of_stream_and_run_not_an_event_source(name: str) -> None:
+    with pytest.raises(asyncbatch.ConfigurationError, match="stream\\(\\) and run\\(\\)"):
+        asyncbatch.AsyncBatchProcessor(event_type=name)
+    with pytest.raises(asyncbatch.ConfigurationError):
+        asyncbatch.AsyncBatchProcessor(event_type=asyncbatch.EventType.ITERABLE)
 
 
 def test_error_tree() -> None:

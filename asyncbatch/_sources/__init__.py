@@ -19,6 +19,7 @@ from typing import Any, Optional, Union
 from .._errors import ConfigurationError, InvalidEventError
 from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
 from .dynamodb import DYNAMODB, DynamoDBRecord
+from .iterable import ITEMS
 from .kafka import KAFKA, KafkaRecord
 from .kinesis import KINESIS, KinesisRecord
 from .sqs import SQS, SQSRecord
@@ -38,6 +39,7 @@ __all__ = [
     "coerce_event_type",
     "read_event",
     "resolve_policy",
+    "ITEMS",
     "source_for",
     "split_event",
 ]
@@ -63,13 +65,19 @@ def source_for(event_type: Union[EventType, str]) -> Source:
 
 def coerce_event_type(value: Union[EventType, str, None]) -> Optional[EventType]:
     """``EventType``, its value, its name, or ``None`` (detect); else ConfigurationError."""
-    if value is None or isinstance(value, EventType):
-        return value
-    if isinstance(value, str):
+    if isinstance(value, str) and not isinstance(value, EventType):
         for member in EventType:
             if value in (member.value, member.name):
-                return member
-    names = ", ".join(repr(m.value) for m in EventType)
+                value = member
+                break
+    if value is EventType.ITERABLE:
+        raise ConfigurationError(
+            "event_type='Iterable' names what stream() and run() process (any iterable); "
+            "process() takes Lambda events: leave event_type None (detect) or name the "
+            "event source")
+    if value is None or isinstance(value, EventType):
+        return value
+    names = ", ".join(repr(m.value) for m in EventType if m is not EventType.ITERABLE)
     raise ConfigurationError(
         f"event_type={value!r} is not an event type; use None (detect), an EventType or one "
         f"of {names}"

@@ -28,6 +28,8 @@ class EventType(str, enum.Enum):
     KINESIS = "KinesisDataStreams"
     DYNAMODB_STREAMS = "DynamoDBStreams"
     KAFKA = "Kafka"
+    #: the items of any iterable, through ``stream()`` and ``run()`` (not a Lambda event)
+    ITERABLE = "Iterable"
 
     def __str__(self) -> str:
         return self.value
