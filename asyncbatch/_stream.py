@@ -23,8 +23,9 @@ handlers still running and closes an async generator input, with no task left.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable, Hashable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Hashable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 
@@ -145,8 +146,10 @@ class StreamRun(Run):
             if deadline is not None and deadline.passed_soft():
                 self._deadline_stop()  # no time left: read nothing
             else:
+                worker = self._fast_worker() if self.simple and self.key is None \
+                    else self._worker
                 async with self.running():
-                    await run_workers(self._worker, self.concurrency, self.backend,
+                    await run_workers(worker, self.concurrency, self.backend,
                                       on_fatal=self.on_fatal)
         finally:
             self.finished = True
@@ -154,6 +157,104 @@ class StreamRun(Run):
             self._settle_rest()
             self.done = True
             self._wake_consumer()
+
+    def _fast_worker(self) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+        """The hottest path: independent items, no option that costs per item. Reading,
+        the call and handing the outcome over are inlined: one coroutine per item (the
+        handler's), a clock read only when there is a deadline."""
+        status = self.status
+        records = self.records
+        out = self.out
+        by_position = self.by_position
+        ordered = self.ordered
+        call = self.call
+        flag = self.stop
+        cancelled = self.cancelled_exc
+        yield_now = self.yield_now
+        read_ahead = self.read_ahead
+        lock = self.lock
+        source = self.source
+        leak_check = self.backend.leak_check
+        deadline = self.deadline
+        clock = deadline.clock if deadline is not None else None
+        soft = deadline.soft if deadline is not None else math.inf
+        make = make_outcome
+        succeeded = _NAMES[SUCCEEDED]
+
+        async def worker(crew: Crew) -> None:
+            leaked = leak_check()  # a cancel request user code left on this worker's task
+            done = 0
+            while True:
+                if self.exhausted:
+                    return
+                if flag.is_set or (clock is not None and clock() >= soft):
+                    self._past_soft()
+                    self.exhausted = True
+                    return
+                if self.held >= read_ahead:
+                    event = self._space
+                    if event is None:
+                        event = self._space = self.backend.event()
+                    await event.wait()
+                    continue
+                self.held += 1  # its place, taken before the read awaits
+                if lock is None:
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        self.exhausted = True
+                        self.held -= 1
+                        self._made_space()
+                        return
+                    except Exception as exc:
+                        self._input_failed(exc)
+                        self.held -= 1
+                        self._made_space()
+                        return
+                else:
+                    item = await self._next_item()
+                    if item is _END:
+                        self.held -= 1
+                        self._made_space()
+                        return
+                index = self.position
+                self.position = index + 1
+                records[index] = item
+                status[index] = RUNNING
+                crew.enter()
+                try:
+                    result = await call(item)
+                except Exception as exc:
+                    if leaked is not None and leaked():
+                        await self._absorb_leak()
+                    await self._failed(index, item, exc, 1)
+                    self._settle(index)
+                except cancelled as exc:
+                    if self._is_real_cancel():
+                        raise
+                    await self._failed(index, item, self._own_cancel_error(index, exc), 1)
+                    self._settle(index)
+                else:
+                    del status[index]
+                    del records[index]
+                    outcome = make((succeeded, item, index, None, 1, None, index, False,
+                                    result, False))
+                    if ordered:
+                        by_position[index] = outcome
+                        if index == self.next_out:
+                            self._wake_consumer()
+                    else:
+                        out.append(outcome)
+                        if self._ready is not None:
+                            self._wake_consumer()
+                    if leaked is not None and leaked():
+                        await self._absorb_leak()
+                crew.busy -= 1
+                done += 1
+                if not done % YIELD_EVERY:
+                    await yield_now()  # items that never suspend must not starve the loop
+
+        return worker
 
     async def _worker(self, crew: Crew) -> None:
         key = self.key
@@ -476,6 +577,12 @@ class Stream:
         run = self._run
         if run is None:
             raise RuntimeError("iterate inside 'async with processor.stream(...) as outcomes'")
+        out = run.out
+        if out:  # the common case, inlined: an outcome is ready
+            run.held -= 1
+            if run._space is not None:
+                run._made_space()
+            return out.popleft()
         return await run.next_outcome()
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]],
