@@ -36,6 +36,7 @@ from ._report import BatchReport, Outcome
 from ._response import InvalidResponseError
 from ._retry import Retry, TransientError, is_transient
 from ._sources import EventType
+from ._stream import Stream
 from ._windows import Window, WindowReducer
 
 if _TYPE_CHECKING:
@@ -130,6 +131,7 @@ __all__ = [
     "Retry",
     "SQSRecord",
     "SinkError",
+    "Stream",
     "TransientError",
     "Window",
     "WindowedLimit",

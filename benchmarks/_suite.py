@@ -27,7 +27,8 @@ from typing import Any, Callable, Optional
 __all__ = ["BENCHMARKS", "FULL", "KAFKA_CONTENDERS", "QUICK", "Settings", "run_suite"]
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "coldstart", "import")
+BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "coldstart", "import",
+              "streams")
 
 # asyncbatch_ctx: asyncbatch given a Lambda-like context whose deadline is far away (it
 # then reads the clock before each record).
@@ -631,6 +632,11 @@ def run_suite(settings: Settings, selected: Iterable[str], out: Path, *, quick: 
                 data["runs"] += coldstart_runs(tree, settings, log)
             if "import" in chosen:
                 data["runs"] += import_runs(tree, settings, log)
+        if "streams" in chosen:  # in this interpreter: its contenders are paired in one
+            from . import streams
+
+            log("streams: stream() against a bare pool, aiometer and aiostream")
+            streams.main((["--quick"] if quick else []) + ["--out", str(work / "streams.md")])
         data["duration_s"] = time.perf_counter() - started
         data["machine"]["loadavg_end"] = list(os.getloadavg()) \
             if hasattr(os, "getloadavg") else None
