@@ -268,14 +268,17 @@ class AsyncBatchProcessor:
 
     def stream(self, items: Union[Iterable[Any], AsyncIterable[Any]], handler: Handler,
                key: Optional[Callable[[Any], Hashable]] = None, ordered: bool = False, *,
-               context: Any = None) -> Stream:
+               context: Any = None, resume_failed_keys: bool = False) -> Stream:
         """Run ``handler`` over the items of any iterable or async iterable, read lazily;
         ``async with processor.stream(items, handle) as outcomes: async for outcome in
         outcomes: ...`` gives each item's ``Outcome`` as it settles (``ordered=True``: in
         input order).
 
         ``key``: a function of an item; items of one key run one at a time in input
-        order, and after one fails the later items of its key are skipped. ``context``: a
+        order, and after one fails the later items of its key are skipped
+        (``resume_failed_keys=True``: only those already read and waiting behind it; the
+        key's items read later run, for an input that delivers the failed item again, as
+        an SQS FIFO queue does). ``context``: a
         Lambda context whose deadline the stream keeps. Every option of the processor
         applies. At most about ``2 x concurrency`` items are held that have not been
         handed back. A misuse is a ``ConfigurationError`` here, before anything runs."""
@@ -298,7 +301,8 @@ class AsyncBatchProcessor:
             backend = current_backend()
             deadline = deadlines(context, *margins, clock=backend.clock)
             run = StreamRun(settings, items=items, call=call, parse=parse, deadline=deadline,
-                            backend=backend, key=key, ordered=ordered)
+                            backend=backend, key=key, ordered=ordered,
+                            forget_failed_keys=resume_failed_keys)
             if idempotency is not None:
                 run.idempotency = await idempotency.prepare_stream(
                     None if deadline is None else deadline.epoch)

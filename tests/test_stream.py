@@ -269,6 +269,51 @@ async def test_after_an_item_fails_the_later_items_of_its_key_are_skipped() -> N
     assert [o.record for o in report.succeeded] == ["a0", "b0", "b1", "b2"]
 
 
+async def test_resume_failed_keys_skips_only_what_waits_behind_the_failure() -> None:
+    """For an input that delivers a failed item again (an SQS FIFO queue): the items
+    already waiting behind the failure are skipped, the key's later items run."""
+    ran: list[str] = []
+
+    def source() -> tuple[Any, Any]:
+        read = anyio.Event()
+        failed = anyio.Event()
+
+        async def items() -> AsyncIterator[str]:
+            for item in ("a0", "a1", "a2"):  # a1, a2 wait behind a0
+                yield item
+            read.set()
+            await failed.wait()  # the queue delivers a0 again, then a1
+            for item in ("a0", "a1"):
+                yield item
+
+        async def handle(item: str) -> None:
+            ran.append(item)
+            if len(ran) == 1:
+                await read.wait()
+                failed.set()
+                raise ValueError("a0 fails the first time")
+
+        return items(), handle
+
+    items, handle = source()
+    report = await AsyncBatchProcessor(concurrency=2).run(items, handle, key=lambda i: i[0])
+    # by default a key that failed is skipped for the rest of the run
+    assert ran == ["a0"] and [o.record for o in report.skipped] == ["a1", "a2", "a0", "a1"]
+
+    ran.clear()
+    items, handle = source()
+    flow = AsyncBatchProcessor(concurrency=2).stream(items, handle, key=lambda i: i[0],
+                                                     resume_failed_keys=True)
+    outcomes = []
+    async with flow as stream:
+        async for outcome in stream:
+            outcomes.append((outcome.index, outcome.record, outcome.status))
+    assert ran == ["a0", "a0", "a1"]
+    assert sorted(outcomes) == [(0, "a0", "failed"), (1, "a1", "skipped"),
+                                (2, "a2", "skipped"), (3, "a0", "succeeded"),
+                                (4, "a1", "succeeded")]
+
+
 async def test_a_key_function_that_raises_fails_that_item_only() -> None:
     def key(item: Any) -> Any:
         return item["k"]
