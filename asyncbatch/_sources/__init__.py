@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
-from .._errors import ConfigurationError, InvalidEventError
+from .._errors import ConfigurationError, InvalidEventError, safe_repr
 from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
 from .dynamodb import DYNAMODB, DynamoDBRecord
 from .kafka import KAFKA, KafkaRecord
@@ -71,8 +71,8 @@ def coerce_event_type(value: Union[EventType, str, None]) -> Optional[EventType]
                 return member
     names = ", ".join(repr(m.value) for m in EventType)
     raise ConfigurationError(
-        f"event_type={value!r} is not an event type; use None (detect), an EventType or one "
-        f"of {names}"
+        f"event_type={safe_repr(value)} is not an event type; use None (detect), an "
+        f"EventType or one of {names}"
     )
 
 
@@ -84,7 +84,8 @@ def _detect(event: Mapping[str, Any]) -> Source:
         return _BY_EVENT_SOURCE[top]
     if "Records" not in event and isinstance(event.get("records"), Mapping):
         raise InvalidEventError(
-            f"the event has 'records' but eventSource={top!r}: a Kafka event names its "
+            f"the event has 'records' but eventSource={safe_repr(top):.80}: a Kafka event "
+            "names its "
             f"source ({', '.join(map(repr, _EVENT_LEVEL))}); pass event_type= to the processor")
     records = split_event(event)
     if not records:
@@ -98,7 +99,8 @@ def _detect(event: Mapping[str, Any]) -> Source:
     if found is None or found is KAFKA:
         known = ", ".join(sorted(n for n in _BY_EVENT_SOURCE if n not in _EVENT_LEVEL))
         raise InvalidEventError(
-            f"cannot tell the event source: Records[0] has eventSource={name!r} (known: "
+            f"cannot tell the event source: Records[0] has eventSource={safe_repr(name):.80} "
+            "(known: "
             f"{known}); pass event_type= to the processor",
             index=0,
         )

@@ -19,7 +19,7 @@ import base64
 from collections.abc import Hashable, Mapping
 from typing import Any, Optional
 
-from .._errors import InvalidEventError
+from .._errors import InvalidEventError, safe_repr
 from ._base import (
     EventType,
     FailureMode,
@@ -173,11 +173,12 @@ class KafkaSource(Source):
                 raise _bad(index, f"is a {type(raw).__name__}, not a mapping")
             topic, number, offset = raw.get("topic"), raw.get("partition"), raw.get("offset")
             if not isinstance(topic, str) or not topic:
-                raise _bad(index, f"has topic={topic!r:.80}, not a topic name")
+                raise _bad(index, f"has topic={safe_repr(topic):.80}, not a topic name")
             if type(number) is not int or number < 0:
-                raise _bad(index, f"has partition={number!r:.80}, not a partition number")
+                raise _bad(index, f"has partition={safe_repr(number):.80}, not a partition "
+                                  "number")
             if type(offset) is not int or offset < 0:
-                raise _bad(index, f"has offset={offset!r:.80}, not an offset (its "
+                raise _bad(index, f"has offset={safe_repr(offset):.80}, not an offset (its "
                                   "itemIdentifier)")
             part = f"{topic}-{number}"
             ids.append({"partition": part, "offset": offset})
@@ -186,7 +187,8 @@ class KafkaSource(Source):
             if by_key:
                 key = raw.get("key")
                 if key is not None and not isinstance(key, str):
-                    raise _bad(index, f"has key={key!r:.80}, not base64 text or null")
+                    raise _bad(index, f"has key={safe_repr(key):.80}, not base64 text or "
+                                      "null")
                 keys.append((part, key))
         lanes = group(keys if by_key else parts)
         seen: set[tuple[str, int]] = set()

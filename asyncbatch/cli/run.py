@@ -15,6 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._errors import describe
 from ._common import load_callable
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class FailureLog(logging.Filter):
 def _print_batch(result: BatchResult, shown: int,
                  failures: Optional[FailureLog] = None) -> None:
     where = result.shard_id or "queue"
-    status = f"error {type(result.error).__name__}: {result.error}" \
+    status = f"error {describe(result.error)}" \
         if result.error is not None else \
         f"{len(result.succeeded)} ok, {len(result.failed)} failed"
     extra = f", {len(result.dead_lettered)} dead-lettered" if result.dead_lettered else ""

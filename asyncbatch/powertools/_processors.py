@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
@@ -23,7 +24,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import (
     SQSFifoMessageGroupCircuitBreakerError,
 )
 
-from .._errors import ConfigurationError, RecordSkippedError
+from .._errors import ConfigurationError, RecordSkippedError, exception_text, safe_repr
 from .._handlers import in_thread, is_async_callable
 
 if TYPE_CHECKING:
@@ -385,6 +386,28 @@ class _EngineProcessor(BasePartialBatchProcessor):
 
     def _exception_info(self, exc: Any) -> tuple[Any, Any, Any]:
         return (type(exc), exc, getattr(exc, "__traceback__", None))
+
+    def failure_handler(self, record: Any, exception: Any) -> tuple[Any, ...]:
+        """Powertools' ``failure_handler``, with the exception formatted safely: its
+        ``f"{type}:{value}"`` raises for an exception whose ``__str__`` raises (and the
+        whole batch is lost), and ships megabytes or lone surrogates as they are. Here
+        the message is asyncbatch's bounded, UTF-8 text of it; ``exceptions`` keeps the
+        exception itself, as Powertools does."""
+        value = exception[1]
+        exception_string = (f"{safe_repr(exception[0])}:"
+                            f"{'None' if value is None else exception_text(value)}")
+        _POWERTOOLS_LOG.debug("Record processing exception: %s", exception_string)
+        logger = getattr(self, "logger", None)
+        if logger is not None and all(part is not None for part in exception):
+            logger.warning("Record processing exception; skipping this record",
+                           exc_info=exception)
+        self.exceptions.append(exception)
+        self.fail_messages.append(record)
+        return ("fail", exception_string, record)
+
+
+# Powertools' batch module logs each failure at DEBUG on its own logger.
+_POWERTOOLS_LOG = logging.getLogger("aws_lambda_powertools.utilities.batch.base")
 
 
 def _takes_record_keyword(handler: Any) -> bool:
