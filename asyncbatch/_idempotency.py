@@ -39,7 +39,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
-from ._errors import ConfigurationError, RecordError
+from ._errors import ConfigurationError, RecordError, describe, exception_text, safe_repr
 from ._frozen import Frozen
 from ._retry import Retry, TransientError
 
@@ -392,16 +392,18 @@ class Idempotency:
         except Exception as exc:
             raise IdempotencyKeyError(
                 f"record {_identifier(view)}: the idempotency key function raised "
-                f"{type(exc).__name__}: {exc}", identifier=_identifier(view)) from exc
+                f"{describe(exc)}", identifier=_identifier(view)) from exc
         if value is None or (isinstance(value, (str, list, tuple, dict)) and not value):
             raise IdempotencyKeyError(
-                f"record {_identifier(view)}: its idempotency key is empty ({value!r}); "
+                f"record {_identifier(view)}: its idempotency key is empty "
+                f"({safe_repr(value)}); "
                 "every record needs one", identifier=_identifier(view))
         try:
             digest = _hash(value)
         except (TypeError, ValueError) as exc:
             raise IdempotencyKeyError(
-                f"record {_identifier(view)}: its idempotency key is not JSON ({exc})",
+                f"record {_identifier(view)}: its idempotency key is not JSON "
+                f"({exception_text(exc)})",
                 identifier=_identifier(view)) from exc
         return f"{self.key_prefix}#{digest}"
 
@@ -414,7 +416,7 @@ class Idempotency:
         except Exception as exc:
             raise IdempotencyKeyError(
                 f"record {_identifier(view)}: its validated payload part could not be "
-                f"computed ({type(exc).__name__}: {exc})", identifier=_identifier(view),
+                f"computed ({describe(exc)})", identifier=_identifier(view),
                 key=key) from exc
 
     # -- the local cache of completed keys --------------------------------------------------
@@ -472,9 +474,9 @@ class Idempotency:
             except ConfigurationError:
                 raise  # a misuse (say, an asyncio-only store on trio): no claim can work
             except Exception as exc:
-                logger.warning("idempotency: looking up %d keys failed (%s: %s); every "
+                logger.warning("idempotency: looking up %d keys failed (%s); every "
                                "record will claim its key instead", len(wanted),
-                               type(exc).__name__, exc)
+                               describe(exc))
             else:
                 known.update(found)
         return BatchIdempotency(self, keys, known, deadline)
@@ -534,7 +536,7 @@ class BatchIdempotency:
                 self._done(key, hold)
                 raise IdempotencyStoreError(
                     f"record {_identifier(view)}: claiming its idempotency key {key} failed "
-                    f"({type(exc).__name__}: {exc}); the handler did not run",
+                    f"({describe(exc)}); the handler did not run",
                     identifier=_identifier(view), key=key) from exc
             except BaseException:
                 self._done(key, hold)
@@ -591,8 +593,8 @@ class BatchIdempotency:
         except Exception as exc:
             logger.warning(
                 "idempotency: record %s succeeded but marking its key %s COMPLETED failed "
-                "(%s: %s); its claim expires with the deadline", _identifier(view), key,
-                type(exc).__name__, exc)
+                "(%s); its claim expires with the deadline", _identifier(view), key,
+                describe(exc))
         finally:
             self._done(key, self._inflight.get(key))
 
@@ -608,9 +610,9 @@ class BatchIdempotency:
             await _call(owner.retry, self._deadline, owner.store, owner.store.release, claim)
         except Exception as exc:
             logger.warning(
-                "idempotency: releasing the claim of record %s on key %s failed (%s: %s); "
+                "idempotency: releasing the claim of record %s on key %s failed (%s); "
                 "it expires with the deadline", _identifier(view), claim.key,
-                type(exc).__name__, exc)
+                describe(exc))
         finally:
             self._done(claim.key, self._inflight.get(claim.key))
 

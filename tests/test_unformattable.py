@@ -336,3 +336,35 @@ def test_an_event_type_whose_repr_raises_is_a_configuration_error() -> None:
 
 async def _never(record: Any) -> None:
     raise AssertionError("no handler runs for a malformed event")
+
+
+# -- idempotency keys ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("make", BAD)
+async def test_a_key_function_raising_an_unformattable_exception_fails_its_record_only(
+        make: Callable[[], BaseException]) -> None:
+    from asyncbatch import Idempotency, IdempotencyKeyError, InMemoryIdempotencyStore
+
+    raised: list[BaseException] = []
+
+    def key(view: Any) -> Any:
+        if view.message_id == "msg-000001":
+            raised.append(make())
+            raise raised[-1]
+        return view.message_id
+
+    async def handle(record: Any) -> None:
+        pass
+
+    processor = AsyncBatchProcessor(
+        idempotency=Idempotency(InMemoryIdempotencyStore(), key=key), log_summary=False)
+    report = await processor.process(make_event("sqs", "abc"), handle)
+
+    assert [o.identifier for o in report.failed] == ["msg-000001"]
+    (failed,) = report.failed
+    assert isinstance(failed.exception, IdempotencyKeyError)
+    assert failed.exception.__cause__ is raised[0]
+    assert_safe(str(failed.exception))
+    assert len(report.succeeded) == 2
