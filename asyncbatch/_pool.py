@@ -155,12 +155,56 @@ async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: 
         return
     if backend is None:
         backend = current_backend()
-    crew = Crew(body, limit, waiting)
+    crew = Crew(_carrying_fatal(body), limit, waiting)
+    fatal: Optional[BaseException] = None
     try:
         async with backend.spawn() as group:
             crew._group = group
-            group.start_soon(body, crew)
+            group.start_soon(crew.body, crew)
             if waiting is not None and limit > 1:
                 backend.each_turn(group, crew.turn)
+    except BaseException as exc:
+        fatal = _carried(exc)
+        if fatal is None:
+            raise
     finally:
         crew.closed = True
+    if fatal is not None:
+        raise fatal  # outside the except: not chained to the task group's error
+
+
+class _Fatal(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` raised in a worker, carried out as an
+    ordinary exception: the task group cancels the other workers and raises it in the
+    caller's task, where ``run_workers`` raises the original. Raised as it is, asyncio
+    lets it escape the event loop from the worker's own task, leaving the batch's tasks
+    on the loop and the caller's task to end later with an exception nobody retrieves
+    ("Task exception was never retrieved")."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
+
+
+def _carrying_fatal(
+    body: Callable[[Crew], Coroutine[Any, Any, None]]
+) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+    async def guarded(crew: Crew) -> None:
+        try:
+            await body(crew)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            raise _Fatal(exc) from None
+
+    return guarded
+
+
+def _carried(exc: BaseException) -> Optional[BaseException]:
+    """The ``KeyboardInterrupt`` / ``SystemExit`` a worker raised, found in the task
+    group's exception (group), if any."""
+    if isinstance(exc, _Fatal):
+        return exc.exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _carried(inner)
+        if found is not None:
+            return found
+    return None
