@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from collections.abc import Awaitable, Coroutine
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._backends import current_backend, running_library
 from ._deadline import check_margins, deadlines
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import asyncio
 
     from ._idempotency import Idempotency
+
+T = TypeVar("T")
 
 
 _ORDERINGS = (None, "key", "partition")
@@ -483,20 +485,38 @@ def process_partial_response(
 
     Runs on an event loop kept per thread and reused across warm invocations. Raises
     ``BatchFailedError`` when no record succeeded (unless the processor was made with
-    ``raise_on_all_failed=False``)."""
+    ``raise_on_all_failed=False``), and ``ConfigurationError`` when called inside a
+    running event loop (see ``run_blocking``)."""
     _check_processor(processor)
+    report = run_blocking(
+        lambda: processor.process(event, handler, context), "process_partial_response",
+        "use 'await async_process_partial_response(...)' there")
+    return _finish(report, processor)
+
+
+def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]], entry: str,
+                 fix: str) -> T:
+    """Run ``factory()`` to completion from synchronous code, on this thread's event loop
+    (kept across warm invocations): the one way every sync entry point (this module's,
+    the Powertools drop-in's) runs a batch.
+
+    Inside a running event loop it refuses (``ConfigurationError`` naming ``entry`` and
+    ``fix``): blocking that loop for a whole batch would freeze every other task on it,
+    and a helper thread with a loop of its own would run the handlers away from the
+    caller's loop-bound clients and context, or deadlock on them. After a
+    ``KeyboardInterrupt`` or ``SystemExit`` the loop may still hold the batch's tasks: it
+    is discarded, so the next (warm) invocation starts clean."""
     if running_library() is not None:
         raise ConfigurationError(
-            "process_partial_response was called inside a running event loop; "
-            "use 'await async_process_partial_response(...)' there"
-        )
+            f"{entry} was called inside a running event loop; {fix}; or, to keep a sync "
+            "Lambda handler, run it in a worker thread: "
+            "'await asyncio.to_thread(lambda_handler, event, context)'")
     loop = _loop()
     try:
-        report = loop.run_until_complete(processor.process(event, handler, context))
+        return loop.run_until_complete(factory())
     except (KeyboardInterrupt, SystemExit):
         _discard_loop()
         raise
-    return _finish(report, processor)
 
 
 def _check_processor(processor: Any) -> None:

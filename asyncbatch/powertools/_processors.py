@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
@@ -97,32 +96,17 @@ def _real_clock(context: Any) -> bool:
 # -- running the engine from sync code ----------------------------------------------------
 
 def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``factory()`` to completion from synchronous code: on this thread's event loop
-    (kept across warm invocations, shared with ``asyncbatch.process_partial_response``),
-    or, when called from inside a running event loop, on a fresh loop in a helper
-    thread (Powertools' ``asyncio.run`` fails there)."""
-    from .._backends import running_library
+    """Run ``factory()`` to completion from synchronous code, as
+    ``asyncbatch.process_partial_response`` does (the same helper): on this thread's
+    event loop, kept across warm invocations and discarded after a ``KeyboardInterrupt``
+    or ``SystemExit``; inside a running event loop, a ``ConfigurationError`` naming the
+    fix (Powertools' ``asyncio.run`` fails there too)."""
+    from .._processor import run_blocking as run_on_thread_loop
 
-    if running_library() is None:
-        from .._processor import _loop
-
-        return _loop().run_until_complete(factory())
-    import asyncio
-
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(factory())
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="asyncbatch-powertools")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    return run_on_thread_loop(
+        factory, "an asyncbatch.powertools processor",
+        "in async code, use 'await asyncbatch.async_process_partial_response(...)' with "
+        "an asyncbatch.AsyncBatchProcessor")
 
 
 # -- the processors --------------------------------------------------------------------------
