@@ -94,21 +94,52 @@ class KafkaRecord(Record):
 
     @property
     def headers(self) -> dict[str, bytes]:
-        """The headers as ``{name: value bytes}`` (the event holds each value as a list
-        of byte values; of a name given twice, the last value is kept)."""
+        """The headers as ``{name: value bytes}`` (of a name given twice, the last value
+        is kept). Lambda sends each value as a list of Java *signed* bytes, -128 to 127:
+        every byte from 0x80 up (any non-ASCII text) is negative, and is taken modulo 256.
+        A value that is not such a list (a number, a string, a byte out of range) is a
+        ``RecordDecodeError`` naming it: Lambda never sends one (a base64 string is how
+        Java's ``aws-lambda-java-events`` serialises a ``byte[]``)."""
+        headers = self.raw.get("headers")
+        if not headers:
+            return {}
+        if not isinstance(headers, list):
+            raise self._bad_headers(f"'headers' is a {type(headers).__name__}")
+        out: dict[str, bytes] = {}
+        for position, header in enumerate(headers):
+            if not isinstance(header, Mapping):
+                raise self._bad_headers(f"headers[{position}] is a {type(header).__name__}")
+            for name, value in header.items():
+                out[name] = self._header_value(name, value)
+        return out
+
+    def _header_value(self, name: Any, value: Any) -> bytes:
+        if type(value) is not list:
+            shape = "a number" if isinstance(value, (int, float)) else \
+                f"a {type(value).__name__}"
+            raise self._bad_headers(
+                f"header {safe_repr(name):.80} is {shape} ({safe_repr(value):.40}), not a "
+                "list of byte values")
+        try:
+            return bytes(value)  # every byte below 0x80 (ASCII): the usual case
+        except (TypeError, ValueError):
+            pass
+        data = bytearray()
+        for position, byte in enumerate(value):
+            if type(byte) is not int or not -128 <= byte <= 255:
+                raise self._bad_headers(
+                    f"header {safe_repr(name):.80} has {safe_repr(byte):.40} at position "
+                    f"{position}, not a byte value (-128 to 127)")
+            data.append(byte & 0xFF)
+        return bytes(data)
+
+    def _bad_headers(self, problem: str) -> Exception:
         from .._errors import RecordDecodeError
 
-        out: dict[str, bytes] = {}
-        try:
-            for header in self.raw.get("headers") or ():
-                for name, value in header.items():
-                    out[name] = bytes(value)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise RecordDecodeError(
-                f"record {self.identifier}: headers are not [{{name: [byte, ...]}}] ({exc})",
-                identifier=self.identifier,
-            ) from exc
-        return out
+        return RecordDecodeError(
+            f"record {self.identifier}: {problem}; Lambda sends headers as "
+            "[{name: [byte, ...]}], each byte a Java signed byte (-128 to 127)",
+            identifier=self.identifier)
 
     @property
     def ordering_key(self) -> Optional[Hashable]:
