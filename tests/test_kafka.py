@@ -380,11 +380,6 @@ KAFKA_MALFORMED = [
                  id="no-partition"),
     pytest.param(_msk({"mytopic-0": [_rec(topic=_MISSING)]}), None,
                  r"Kafka record 0: has topic=None, not a topic name", id="no-topic"),
-    pytest.param(_msk({"mytopic-1": [_rec()]}), None,
-                 r"Kafka record 0: records\['mytopic-1'\]\[0\] is of topic 'mytopic' partition 0, "
-                 r"not of 'mytopic-1'", id="group-mismatch"),
-    pytest.param(_msk({"mytopic-0": [_rec(), _rec()]}), None,
-                 r"Kafka record 1: repeats offset 15 of 'mytopic-0'", id="duplicate-offset"),
     pytest.param({"records": {"mytopic-0": [_rec()]}}, None,
                  r"the event has 'records' but eventSource=None: a Kafka event names its source",
                  id="no-eventSource"),

@@ -1,9 +1,15 @@
-"""Apache Kafka: Amazon MSK (``"aws:kafka"``) and self-managed (``"SelfManagedKafka"``).
+"""Apache Kafka: Amazon MSK (``"aws:kafka"``) and self-managed (``"SelfManagedKafka"``,
+or ``"aws:SelfManagedKafka"`` as Powertools' sample event has it).
 
 - Records: grouped by topic-partition under ``event["records"]["<topic>-<partition>"]``,
   each ``{"topic", "partition", "offset", "timestamp", "timestampType", "key" (base64 or
   null), "value" (base64), "headers": [{name: [byte, ...]}]}``. The event (not the
-  record) names the source in ``eventSource``.
+  record) names the source in ``eventSource``. The key of a group is only a label: each
+  record belongs to its own topic and partition (AWS's Java and .NET sample events hold
+  partition 12 under ``mytopic-0``, partition 0 under ``mytopic-01``).
+- A repeated offset (one partition's offset twice, as in Powertools' sample) is accepted
+  as every source accepts a repeated identifier: each record runs, in event order within
+  its lane, and the response names the identifier once.
 - Identifier: ``{"partition": "<topic>-<partition>", "offset": <int>}``; Lambda resumes
   each reported topic-partition from its lowest reported offset.
 - Checkpoint group: the topic-partition (a failure in one never holds back another).
@@ -36,7 +42,7 @@ CLUSTER_ARN = ("arn:aws:kafka:us-east-1:123456789012:cluster/orders-cluster/"
                "751d2973-a626-431c-9d4e-d7975eb44dd7-2")
 BOOTSTRAP_SERVERS = ("b-2.orders-cluster.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092,"
                      "b-1.orders-cluster.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092")
-_EVENT_SOURCES = ("aws:kafka", "SelfManagedKafka")
+_EVENT_SOURCES = ("aws:kafka", "SelfManagedKafka", "aws:SelfManagedKafka")
 
 
 class KafkaRecord(Record):
@@ -173,17 +179,13 @@ class KafkaSource(Source):
         for name, part in groups.items():
             if not isinstance(part, list):
                 raise InvalidEventError(
-                    f"records[{name!r}] is a {type(part).__name__}, not a list of records")
+                    f"records[{safe_repr(name):.80}] is a {type(part).__name__}, not a list "
+                    "of records")
             for position, raw in enumerate(part):
-                index = len(records)
                 if not isinstance(raw, Mapping):
-                    raise _bad(index, f"records[{name!r}][{position}] is a "
-                                      f"{type(raw).__name__}, not a mapping")
-                topic, number = raw.get("topic"), raw.get("partition")
-                if isinstance(topic, str) and _is_int(number) and f"{topic}-{number}" != name:
-                    raise _bad(index, f"records[{name!r}][{position}] is of topic {topic!r} "
-                                      f"partition {number!r}, not of {name!r}")
-                records.append(raw)
+                    raise _bad(len(records), f"records[{safe_repr(name):.80}][{position}] "
+                                             f"is a {type(raw).__name__}, not a mapping")
+                records.append(raw)  # of its own topic and partition, whatever the label
         return records
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
@@ -221,15 +223,7 @@ class KafkaSource(Source):
                     raise _bad(index, f"has key={safe_repr(key):.80}, not base64 text or "
                                       "null")
                 keys.append((part, key))
-        lanes = group(keys if by_key else parts)
-        seen: set[tuple[str, int]] = set()
-        for index, ident in enumerate(ids):
-            pair = (ident["partition"], ident["offset"])
-            if pair in seen:
-                raise _bad(index, f"repeats offset {pair[1]} of {pair[0]!r}: an offset "
-                                  "identifies one record of its partition")
-            seen.add(pair)
-        lanes = _sort_by_offset(lanes, offsets)
+        lanes = _sort_by_offset(group(keys if by_key else parts), offsets)
         return Plan(len(records), lanes, FailureMode.CHECKPOINT, offsets.__getitem__,
                     identifiers=ids, partition=parts.__getitem__)
 
@@ -274,10 +268,6 @@ class KafkaSource(Source):
         event["bootstrapServers"] = BOOTSTRAP_SERVERS
         event["records"] = grouped
         return event
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int
 
 
 def _bad(index: int, message: str) -> InvalidEventError:
