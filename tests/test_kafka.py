@@ -386,10 +386,15 @@ KAFKA_MALFORMED = [
     pytest.param({"Records": [{"eventSource": "aws:kafka"}]}, None,
                  r"cannot tell the event source: Records\[0\] has eventSource='aws:kafka'",
                  id="kafka-in-Records"),
-    pytest.param(_msk({"mytopic-0": [_rec()]}), "SQS", r"the event has no 'Records' key",
-                 id="kafka-event-as-sqs"),
+    pytest.param(_msk({"mytopic-0": [_rec()]}), "SQS",
+                 r"the processor is made for SQS events \(event_type='SQS'\) but this event "
+                 r"comes from Kafka \(eventSource 'aws:kafka'\); make the processor with "
+                 r"event_type=None", id="kafka-event-as-sqs"),
     pytest.param({"Records": [{"eventSource": "aws:sqs", "messageId": "m"}]}, "Kafka",
-                 r"the Kafka event has no 'records' mapping", id="sqs-event-as-kafka"),
+                 r"made for Kafka events \(event_type='Kafka'\) but this event comes from SQS",
+                 id="sqs-event-as-kafka"),
+    pytest.param({"records": {}}, "SQS", r"the event has no 'Records' key",
+                 id="no-records-as-sqs"),
 ]
 
 

@@ -107,6 +107,26 @@ def _detect(event: Mapping[str, Any]) -> Source:
     return found
 
 
+def _check_source(event: Mapping[str, Any], source: Source) -> None:
+    """``InvalidEventError`` when the event names another known source than the
+    processor's (its own ``eventSource``, or its first record's): the processor's
+    ``event_type`` and the event's source, and the fix."""
+    name = event.get("eventSource")
+    if not (isinstance(name, str) and name in _EVENT_LEVEL):
+        records = event.get("Records")
+        first = records[0] if isinstance(records, list) and records else None
+        name = first.get("eventSource") if isinstance(first, Mapping) else None
+    found = _BY_EVENT_SOURCE.get(name) if isinstance(name, str) else None
+    if found is None or found is source:
+        return
+    mine, theirs = source.event_type.value, found.event_type.value
+    raise InvalidEventError(
+        f"the processor is made for {mine} events (event_type={mine!r}) but this event "
+        f"comes from {theirs} (eventSource {name!r}); make the processor with "
+        f"event_type=None to detect the source from each event, or "
+        f"event_type={theirs!r} for this one")
+
+
 def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: bool = False,
                ordering: Optional[str] = None) -> tuple[Source, list[Any], Plan]:
     """The event's source, a new list of its records (a handler that edits the event does
@@ -117,7 +137,11 @@ def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: 
     if not isinstance(event, Mapping):
         raise InvalidEventError(
             f"the event is a {type(event).__name__}, not a mapping with a 'Records' list")
-    source = SOURCES[event_type] if event_type is not None else _detect(event)
+    if event_type is None:
+        source = _detect(event)
+    else:
+        source = SOURCES[event_type]
+        _check_source(event, source)
     records = source.find(event)
     plan = source.plan(records, fifo_stop_batch=fifo_stop_batch, ordering=ordering)
     return source, records, plan
