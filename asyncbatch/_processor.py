@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._backends import current_backend, running_library
 from ._deadline import check_margins, deadlines
-from ._errors import BatchFailedError, ConfigurationError, RecordError
+from ._errors import BatchFailedError, ConfigurationError, RecordError, safe_repr
 from ._handlers import Handler
 from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
 from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
@@ -130,6 +130,8 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"model={model!r}: give a pydantic v2 model class (with model_validate_json)"
             )
+        if model is not None and self._event_type is not None:
+            check_model_source(model, self._event_type.value)
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry={retry!r}: give asyncbatch.Retry(...) or None")
         if timeout is not None and (isinstance(timeout, bool) or not (
@@ -269,6 +271,7 @@ class AsyncBatchProcessor:
 
         from ._handlers import is_record_model, parsed
 
+        check_model_source(model, policy.event_type.value)
         model_input = policy.model_input
         validate_json = model.model_validate_json
         validate = model.model_validate
@@ -292,6 +295,25 @@ class AsyncBatchProcessor:
                 raise validation_error(record.identifier, exc) from exc
 
         return parse
+
+
+def check_model_source(model: Any, event_type: str) -> None:
+    """``ConfigurationError`` when ``model`` describes the whole record of another source
+    than ``event_type`` (Powertools' ``KinesisDataStreamRecord`` on SQS, or any model with
+    another source's record fields): every record would fail its validation, forever."""
+    from ._handlers import _POWERTOOLS_RECORD_MODELS, record_model_sources
+
+    sources = record_model_sources(model)
+    if not sources or event_type in sources:
+        return
+    other = sorted(sources)[0]
+    name = getattr(model, "__name__", None) or safe_repr(model)
+    raise ConfigurationError(
+        f"model={name} describes a whole {other} record, but these are {event_type} "
+        f"events: every record would fail its validation. Give a model of the "
+        f"{event_type} record (such as Powertools' "
+        f"{_POWERTOOLS_RECORD_MODELS[event_type]}) or of its payload, or use it with "
+        f"{other} events (event_type={other!r})")
 
 
 def _logger() -> Any:

@@ -174,6 +174,10 @@ class _EngineProcessor(BasePartialBatchProcessor):
             raise ConfigurationError(
                 f"{', '.join(clash)}: set by the processor itself; give them as "
                 f"{type(self).__name__}'s own arguments")
+        if model is not None:
+            from .._processor import check_model_source
+
+            check_model_source(model, self.event_type.value)
         self.concurrency = concurrency
         self._options = options
         self._engines: dict[int, Engine] = {}
