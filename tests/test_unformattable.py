@@ -368,3 +368,24 @@ async def test_a_key_function_raising_an_unformattable_exception_fails_its_recor
     assert failed.exception.__cause__ is raised[0]
     assert_safe(str(failed.exception))
     assert len(report.succeeded) == 2
+
+
+# -- a Lambda context whose clock raises ------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("make", BAD)
+async def test_a_context_clock_raising_an_unformattable_exception_is_a_clear_error(
+        make: Callable[[], BaseException]) -> None:
+    raised: list[BaseException] = []
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            raised.append(make())
+            raise raised[-1]
+
+    with pytest.raises(asyncbatch.ConfigurationError,
+                       match=r"get_remaining_time_in_millis\(\) raised") as caught:
+        await AsyncBatchProcessor().process(make_event("sqs", "a"), _never, Context())
+    assert caught.value.__cause__ is raised[0]
+    assert_safe(str(caught.value))
