@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional, Union
 
-from ._errors import ConfigurationError, describe
+from ._errors import ConfigurationError, describe, safe_repr
 
 __all__ = ["AUTO", "Deadline", "check_margins", "deadlines"]
 
@@ -92,9 +92,9 @@ def remaining_seconds(context: Any) -> Optional[float]:
     if isinstance(millis, bool) or not isinstance(millis, (int, float)) \
             or not math.isfinite(millis):
         raise ConfigurationError(
-            f"context ({name}).get_remaining_time_in_millis() returned {millis!r}, not a finite "
-            "number of milliseconds: pass Lambda's context object, or context=None to run "
-            "without a deadline")
+            f"context ({name}).get_remaining_time_in_millis() returned "
+            f"{safe_repr(millis):.80}, not a finite number of milliseconds: pass Lambda's "
+            "context object, or context=None to run without a deadline")
     return float(millis) / 1000.0
 
 

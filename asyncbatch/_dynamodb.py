@@ -6,6 +6,8 @@ import binascii
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._errors import safe_repr
+
 if TYPE_CHECKING:
     from decimal import Decimal
 
@@ -24,13 +26,15 @@ def _number(text: Any, path: str) -> Decimal:
     from decimal import Decimal, InvalidOperation
 
     if not isinstance(text, str):
-        raise DynamoDBJSONError(f"{path}: {text!r:.80} is not a DynamoDB number (a string)")
+        raise DynamoDBJSONError(
+            f"{path}: {safe_repr(text):.80} is not a DynamoDB number (a string)")
     try:
         number = Decimal(text)
     except (InvalidOperation, TypeError, ValueError, ArithmeticError):
-        raise DynamoDBJSONError(f"{path}: {text!r:.80} is not a DynamoDB number") from None
+        raise DynamoDBJSONError(
+            f"{path}: {safe_repr(text):.80} is not a DynamoDB number") from None
     if not number.is_finite():
-        raise DynamoDBJSONError(f"{path}: {text!r:.80} is not a DynamoDB number")
+        raise DynamoDBJSONError(f"{path}: {safe_repr(text):.80} is not a DynamoDB number")
     return number
 
 
@@ -49,7 +53,8 @@ def deserialize(value: Any, path: str = "$") -> Any:
     """One DynamoDB attribute value to Python: numbers as ``Decimal``, sets as ``set``,
     binary as ``bytes``, maps and lists nested."""
     if not isinstance(value, Mapping) or len(value) != 1:
-        raise DynamoDBJSONError(f"{path}: expected a one-key type mapping, got {value!r:.80}")
+        raise DynamoDBJSONError(
+            f"{path}: expected a one-key type mapping, got {safe_repr(value):.80}")
     ((tag, inner),) = value.items()
     if tag == "S":
         if not isinstance(inner, str):
@@ -81,7 +86,7 @@ def deserialize(value: Any, path: str = "$") -> Any:
         if tag == "NS":
             return {_number(v, path) for v in inner}
         return {_binary(v, path) for v in inner}
-    raise DynamoDBJSONError(f"{path}: unknown DynamoDB type {tag!r}")
+    raise DynamoDBJSONError(f"{path}: unknown DynamoDB type {safe_repr(tag)}")
 
 
 def deserialize_item(item: Any, path: str = "$") -> dict[str, Any]:
@@ -103,14 +108,14 @@ def canonical_key(keys: Mapping[str, Any]) -> tuple[tuple[str, str, Any], ...]:
         ((tag, inner),) = value.items()
         if tag not in _KEY_TAGS:
             raise DynamoDBJSONError(
-                f"Keys.{name}: type {tag!r:.40} is not a key type (S, N or B)")
+                f"Keys.{name}: type {safe_repr(tag):.40} is not a key type (S, N or B)")
         if tag == "N":
             number = _number(inner, f"Keys.{name}")
             # DynamoDB numbers lie within 1E-130 .. 9.99E+125 in magnitude; outside it,
             # normalize() could also overflow the decimal context (decimal.Overflow).
             if number and not -130 <= number.adjusted() <= 125:
                 raise DynamoDBJSONError(
-                    f"Keys.{name}: {inner!r:.80} is out of DynamoDB's number range")
+                    f"Keys.{name}: {safe_repr(inner):.80} is out of DynamoDB's number range")
             inner = number.normalize()
         elif not isinstance(inner, str):
             raise DynamoDBJSONError(f"Keys.{name}: {tag} key value must be a string")

@@ -69,6 +69,7 @@ __all__ = [
     "describe",
     "exception_text",
     "safe_repr",
+    "traceback_text",
     "type_name",
 ]
 
@@ -124,6 +125,38 @@ def safe_repr(value: Any) -> str:
     if not isinstance(text, str):  # pragma: no cover
         return f"<{type(value).__name__} object>"
     return _bounded(text)
+
+
+#: the longest traceback ``traceback_text`` gives whole
+MAX_TRACEBACK = 20_000
+
+
+def traceback_text(exc: BaseException) -> str:
+    """``exc``'s formatted traceback (its causes and contexts included), safe: never
+    raises and is UTF-8-encodable; when the whole is longer than ``MAX_TRACEBACK``
+    characters (a huge message, a long chain), only ``exc``'s own frames and
+    ``describe(exc)``."""
+    import traceback
+
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # a broken __notes__, a chain too deep to walk
+        text = ""
+    if not text or len(text) > MAX_TRACEBACK:
+        try:
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+        except Exception:
+            frames = ""
+        if len(frames) > MAX_TRACEBACK:
+            frames = f"... ({len(frames) - MAX_TRACEBACK} characters of frames left out)\n" \
+                     + frames[-MAX_TRACEBACK:]
+        head = "Traceback (most recent call last):\n" if frames else ""
+        text = f"{head}{frames}{describe(exc)}\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 class AsyncBatchError(Exception):

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional
 from ._errors import ConfigurationError
 
 __all__ = ["Handler", "ThreadCall", "abandoned_thread", "bind_handler", "context_style",
-           "is_async_callable", "is_record_model", "parsed"]
+           "is_async_callable", "is_record_model", "parsed", "record_model_sources"]
 
 #: A record handler: ``async def handle(record)`` or a plain ``def`` (run on a worker
 #: thread); it may also take the Lambda context, as a second positional parameter or one
@@ -346,6 +346,13 @@ _RECORD_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 _POWERTOOLS_MODELS = "aws_lambda_powertools.utilities.parser.models"
+# Powertools' models of the whole record, per source.
+_POWERTOOLS_RECORD_MODELS: Mapping[str, str] = {
+    "SQS": "SqsRecordModel",
+    "KinesisDataStreams": "KinesisDataStreamRecord",
+    "DynamoDBStreams": "DynamoDBStreamRecordModel",
+    "Kafka": "KafkaRecordModel",
+}
 
 
 def is_record_model(model: Any, event_type: str) -> bool:
@@ -353,20 +360,27 @@ def is_record_model(model: Any, event_type: str) -> bool:
     ``KinesisDataStreamRecord``, ``DynamoDBStreamRecordModel``, ``KafkaRecordModel`` and
     their subclasses, or any model with the record's own top-level fields, e.g.
     ``messageId`` and ``body`` for SQS) rather than its payload."""
+    return event_type in record_model_sources(model)
+
+
+def record_model_sources(model: Any) -> frozenset[str]:
+    """The sources (``EventType`` values) whose whole record ``model`` describes: by
+    Powertools' record model it subclasses, or by the record's own top-level fields it
+    declares (names or aliases). Empty for a model of a payload."""
+    found: set[str] = set()
     models = sys.modules.get(_POWERTOOLS_MODELS)  # never imported from here
     if models is not None and isinstance(model, type):
-        bases = tuple(getattr(models, name) for name in (
-            "SqsRecordModel", "KinesisDataStreamRecord", "DynamoDBStreamRecordModel",
-            "KafkaRecordModel") if hasattr(models, name))
-        if issubclass(model, bases):
-            return True
-    wanted = _RECORD_FIELDS.get(event_type)
+        for source, name in _POWERTOOLS_RECORD_MODELS.items():
+            base = getattr(models, name, None)
+            if isinstance(base, type) and issubclass(model, base):
+                found.add(source)
     fields = getattr(model, "model_fields", None)
-    if not wanted or not isinstance(fields, Mapping):
-        return False
-    names = set(fields)
-    for field in fields.values():
-        for alias in (getattr(field, "alias", None), getattr(field, "validation_alias", None)):
-            if isinstance(alias, str):
-                names.add(alias)
-    return wanted <= names
+    if isinstance(fields, Mapping):
+        names = set(fields)
+        for field in fields.values():
+            for alias in (getattr(field, "alias", None),
+                          getattr(field, "validation_alias", None)):
+                if isinstance(alias, str):
+                    names.add(alias)
+        found.update(source for source, wanted in _RECORD_FIELDS.items() if wanted <= names)
+    return frozenset(found)

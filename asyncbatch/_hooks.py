@@ -59,7 +59,8 @@ class Hooks:
         """Before any handler runs."""
 
     def record_started(self, record: Record, attempt: int) -> None:
-        """Before each handler call (``attempt`` counts from 1)."""
+        """Before each handler call (``attempt`` counts from 1), once the call is admitted:
+        it holds its slot of an adaptive limit and its rate-limit token."""
 
     def record_succeeded(self, record: Record, attempts: int, duration: float) -> None:
         """After the handler returned."""

@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
-from ._errors import ConfigurationError, RecordError, describe
+from ._errors import ConfigurationError, RecordError, describe, exception_text, safe_repr
 from ._frozen import Frozen
 from ._retry import Retry, TransientError
 
@@ -403,13 +403,15 @@ class Idempotency:
                 f"{describe(exc)}", identifier=_identifier(view)) from exc
         if value is None or (isinstance(value, (str, list, tuple, dict)) and not value):
             raise IdempotencyKeyError(
-                f"record {_identifier(view)}: its idempotency key is empty ({value!r}); "
+                f"record {_identifier(view)}: its idempotency key is empty "
+                f"({safe_repr(value)}); "
                 "every record needs one", identifier=_identifier(view))
         try:
             digest = _hash(value)
         except Exception as exc:  # a model's model_dump is user code too
             raise IdempotencyKeyError(
-                f"record {_identifier(view)}: its idempotency key is not JSON ({describe(exc)})",
+                f"record {_identifier(view)}: its idempotency key is not JSON "
+                f"({exception_text(exc)})",
                 identifier=_identifier(view)) from exc
         return f"{self.key_prefix}#{digest}"
 

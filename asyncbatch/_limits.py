@@ -7,12 +7,14 @@ can break either. Each handler call is a sample: its round-trip time, how many c
 were in flight, and whether it was dropped (throttled or timed out).
 
 A limit object keeps what it learned across ``process()`` calls (warm Lambda
-invocations); the in-flight count is per call.
+invocations). Its in-flight count is shared by every processor, ``process()`` call and
+thread using it, so its ``max`` holds across all of them.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
@@ -201,35 +203,54 @@ class WindowedLimit:
 
 class Gate:
     """Admits handler calls while fewer than ``limit.current`` are in flight; the others
-    wait in arrival order. One gate per limit object and thread, shared by every
-    ``process()`` call using that limit."""
+    wait in arrival order. The in-flight count and the queue of waiters belong to the
+    limit object (``_Shared``), across every ``process()`` call and every thread using it;
+    a ``Gate`` is one event loop's view of them (its ``event`` factory makes that loop's
+    waiters). ``Gate(limit)`` alone makes a limit of its own (tests)."""
 
-    __slots__ = ("_event", "_waiters", "inflight", "limit")
+    __slots__ = ("_event", "_shared", "limit")
 
-    def __init__(self, limit: ConcurrencyLimit, event: Optional[Callable[[], Any]] = None) -> None:
+    def __init__(self, limit: ConcurrencyLimit, event: Optional[Callable[[], Any]] = None,
+                 shared: Optional[_Shared] = None) -> None:
         self.limit = limit
-        self.inflight = 0
         if event is None:
             import anyio
 
             event = anyio.Event
         self._event = event
-        self._waiters: deque[Any] = deque()
+        self._shared = shared if shared is not None else _Shared()
+
+    @property
+    def inflight(self) -> int:
+        """Calls in flight under this limit object, in every thread."""
+        return self._shared.inflight
 
     async def acquire(self) -> None:
-        if not self._waiters and self.inflight < self._allowed():
-            self.inflight += 1
-            return
-        event = self._event()
-        self._waiters.append(event)
+        shared = self._shared
+        allowed = self._allowed()
+        with shared.lock:  # the hot path: one uncontended lock, no allocation
+            if not shared.waiters and shared.inflight < allowed:
+                shared.inflight += 1
+                return
+        waiter = _Waiter(self._event())
+        allowed = self._allowed()
+        with shared.lock:
+            if not shared.waiters and shared.inflight < allowed:
+                shared.inflight += 1  # a slot came free meanwhile
+                return
+            shared.waiters.append(waiter)
         try:
-            await event.wait()
+            await waiter.event.wait()
         except BaseException:
-            if event.is_set():  # admitted, then cancelled: hand the slot on
-                self.inflight -= 1
+            with shared.lock:
+                handoff = waiter.admitted
+                if handoff:  # admitted, then cancelled: hand the slot on
+                    waiter.admitted = False
+                    shared.inflight -= 1
+                elif waiter in shared.waiters:
+                    shared.waiters.remove(waiter)
+            if handoff:
                 self._wake()
-            else:
-                self._waiters.remove(event)
             raise
 
     def _allowed(self) -> int:
@@ -244,49 +265,124 @@ class Gate:
 
     def release(self, rtt: float, dropped: bool, *, sample: bool = True) -> None:
         """A call ended (``sample=False``: a slot handed back unused). A limit whose
-        ``on_sample`` raises (it may be user code) is logged and keeps its value."""
-        if sample:
-            try:
-                self.limit.on_sample(rtt, self.inflight, dropped)
-            except Exception as exc:
-                import logging
+        ``on_sample`` raises (it may be user code) is logged and keeps its value. Samples
+        of every thread reach the limit one at a time."""
+        shared = self._shared
+        failure: Optional[Exception] = None
+        with shared.lock:
+            if sample:
+                try:
+                    self.limit.on_sample(rtt, shared.inflight, dropped)
+                except Exception as exc:
+                    failure = exc
+            shared.inflight -= 1
+        if failure is not None:
+            import logging
 
-                logging.getLogger("asyncbatch").warning(
-                    "asyncbatch: %s.on_sample raised %s; the limit keeps its value",
-                    safe_repr(self.limit), describe(exc))
-        self.inflight -= 1
+            logging.getLogger("asyncbatch").warning(
+                "asyncbatch: %s.on_sample raised %s; the limit keeps its value",
+                safe_repr(self.limit), describe(failure))
         self._wake()
 
     def _wake(self) -> None:
-        waiters = self._waiters
-        while waiters and self.inflight < self._allowed():
-            self.inflight += 1
-            waiters.popleft().set()
+        """Admit waiters, oldest first, while slots are free: each is counted in flight
+        under the lock, then woken on its own loop. A waiter whose loop is gone (closed,
+        or its run ended) cannot take the slot: it is handed on."""
+        shared = self._shared
+        while shared.waiters:  # read unlocked: a waiter is queued under the lock, which
+            # orders it with the release before this call (it saw the slot taken)
+            allowed = self._allowed()
+            with shared.lock:
+                if not shared.waiters or shared.inflight >= allowed:
+                    return
+                waiter = shared.waiters.popleft()
+                shared.inflight += 1
+                waiter.admitted = True
+            if waiter.wake():
+                continue
+            with shared.lock:
+                if waiter.admitted:
+                    waiter.admitted = False
+                    shared.inflight -= 1
 
 
-# -- adaptive limits shared across process() calls ---------------------------------------
+class _Waiter:
+    """One call waiting for a slot: the event it waits on, and how to set that event
+    from any thread (its loop's thread-safe scheduling)."""
 
-_gates: dict[tuple[int, int], list[Any]] = {}
+    __slots__ = ("admitted", "call_soon", "event", "thread")
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+        self.thread = threading.get_ident()
+        self.call_soon = threadsafe_call_soon()
+        self.admitted = False
+
+    def wake(self) -> bool:
+        """Set the event on the waiter's loop; ``False`` when that loop is gone."""
+        try:
+            if self.thread == threading.get_ident():
+                self.event.set()
+            else:
+                self.call_soon(self.event.set)
+        except Exception:  # RuntimeError('Event loop is closed'), trio.RunFinishedError
+            return False
+        return True
+
+
+def threadsafe_call_soon() -> Callable[[Callable[[], Any]], Any]:
+    """The running event loop's way to have a function called on it from any thread:
+    asyncio's ``loop.call_soon_threadsafe``, trio's ``TrioToken.run_sync_soon``. Raises
+    when that loop is gone. (What a limit shared across threads needs to wake a waiter
+    of another loop: the concurrency gate here, a shared token bucket likewise.)"""
+    from ._backends import running_library
+
+    if running_library() == "trio":
+        import trio
+
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    import asyncio
+
+    return asyncio.get_running_loop().call_soon_threadsafe
+
+
+class _Shared:
+    """What one limit object shares across its gates, calls and threads: the calls in
+    flight and the waiters, under one lock (re-entrant: a waiter's coroutine closed by
+    the garbage collector while this thread holds the lock gives its slot back safely)."""
+
+    __slots__ = ("inflight", "lock", "users", "waiters")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.inflight = 0
+        self.waiters: deque[_Waiter] = deque()
+        self.users = 0
+
+
+# -- adaptive limits shared across process() calls and threads -----------------------------
+
+_shared: dict[int, _Shared] = {}
+_registry_lock = threading.Lock()
 
 
 def acquire_gate(limit: ConcurrencyLimit,
                  event: Callable[[], Any]) -> tuple[Gate, tuple[int, int]]:
-    """The gate of ``limit`` on this thread's loop: processors (and concurrent
-    ``process()`` calls) sharing one limit object share its in-flight count, so its
+    """A gate on ``limit`` for the running loop: processors (and concurrent ``process()``
+    calls, in any thread) sharing one limit object share its in-flight count, so its
     ``max`` holds across all of them."""
-    import threading
-
-    key = (id(limit), threading.get_ident())
-    entry = _gates.get(key)
-    if entry is None:
-        entry = _gates[key] = [Gate(limit, event), 0]
-    entry[1] += 1
-    return entry[0], key
+    with _registry_lock:
+        shared = _shared.get(id(limit))
+        if shared is None:
+            shared = _shared[id(limit)] = _Shared()
+        shared.users += 1
+    return Gate(limit, event, shared), (id(limit), threading.get_ident())
 
 
 def release_gate(key: tuple[int, int]) -> None:
-    entry = _gates.get(key)
-    if entry is not None:
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del _gates[key]
+    with _registry_lock:
+        shared = _shared.get(key[0])
+        if shared is not None:
+            shared.users -= 1
+            if shared.users <= 0:
+                del _shared[key[0]]

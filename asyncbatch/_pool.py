@@ -40,7 +40,6 @@ async def pool(
     stop: Optional[StopFlag] = None,
     size: Optional[int] = None,
     backend: Optional[Backend] = None,
-    on_fatal: Optional[Callable[[BaseException], None]] = None,
 ) -> None:
     """Await ``work(item)`` for every item of ``feed``, at most ``concurrency`` at once.
 
@@ -88,19 +87,7 @@ async def pool(
 
         body = worker
 
-    await run_workers(body, workers, backend, on_fatal=on_fatal)
-
-
-def _guarded(body: Callable[[Crew], Coroutine[Any, Any, None]],
-             on_fatal: Callable[[BaseException], None]
-             ) -> Callable[[Crew], Coroutine[Any, Any, None]]:
-    async def worker(crew: Crew) -> None:
-        try:
-            await body(crew)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            on_fatal(exc)
-
-    return worker
+    await run_workers(body, workers, backend)
 
 
 class Crew:
@@ -155,8 +142,7 @@ class Crew:
 
 async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: int,
                       backend: Optional[Backend] = None, *,
-                      waiting: Optional[Callable[[], bool]] = None,
-                      on_fatal: Optional[Callable[[BaseException], None]] = None) -> None:
+                      waiting: Optional[Callable[[], bool]] = None) -> None:
     """Run ``body`` as a crew of up to ``limit`` workers sharing whatever feed it closes
     over, and wait for all of them: this is the whole of the concurrency. Every worker is
     a child task, never the caller's: a cancellation of the caller then reaches the workers
@@ -166,22 +152,62 @@ async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: 
     ``waiting``: the crew grows from a loop callback while it returns true (see ``Crew``);
     without it, workers call ``crew.enter()`` per item.
 
-    ``on_fatal``: a ``KeyboardInterrupt`` or ``SystemExit`` from a worker is handed to it
-    (which stops the others), and the worker ends: the caller raises it from its own task
-    once every worker ended. Raised from a child task, asyncio would throw it out of the
-    event loop at once, past the caller, and leave the caller's task behind."""
+    A ``KeyboardInterrupt`` or ``SystemExit`` from a worker is raised here, in the caller's
+    task, once every worker ended (see ``_Fatal``)."""
     if limit <= 0:
         return
     if backend is None:
         backend = current_backend()
-    if on_fatal is not None:
-        body = _guarded(body, on_fatal)
-    crew = Crew(body, limit, waiting)
+    crew = Crew(_carrying_fatal(body), limit, waiting)
+    fatal: Optional[BaseException] = None
     try:
         async with backend.spawn() as group:
             crew._group = group
-            group.start_soon(body, crew)
+            group.start_soon(crew.body, crew)
             if waiting is not None and limit > 1:
                 backend.each_turn(group, crew.turn)
+    except BaseException as exc:
+        fatal = _carried(exc)
+        if fatal is None:
+            raise
     finally:
         crew.closed = True
+    if fatal is not None:
+        raise fatal  # outside the except: not chained to the task group's error
+
+
+class _Fatal(Exception):
+    """A ``KeyboardInterrupt`` or ``SystemExit`` raised in a worker, carried out as an
+    ordinary exception: the task group cancels the other workers and raises it in the
+    caller's task, where ``run_workers`` raises the original. Raised as it is, asyncio
+    lets it escape the event loop from the worker's own task, leaving the batch's tasks
+    on the loop and the caller's task to end later with an exception nobody retrieves
+    ("Task exception was never retrieved")."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
+
+
+def _carrying_fatal(
+    body: Callable[[Crew], Coroutine[Any, Any, None]]
+) -> Callable[[Crew], Coroutine[Any, Any, None]]:
+    async def guarded(crew: Crew) -> None:
+        try:
+            await body(crew)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            raise _Fatal(exc) from None
+
+    return guarded
+
+
+def _carried(exc: BaseException) -> Optional[BaseException]:
+    """The ``KeyboardInterrupt`` / ``SystemExit`` a worker raised, found in the task
+    group's exception (group), if any."""
+    if isinstance(exc, _Fatal):
+        return exc.exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _carried(inner)
+        if found is not None:
+            return found
+    return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Hashable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Coroutine, Hashable, Iterable
 from operator import length_hint
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 from ._backends import current_backend, running_library
 from ._deadline import check_margins, deadlines
@@ -17,6 +17,7 @@ from ._errors import (
     RecordError,
     describe,
     exception_text,
+    safe_repr,
     type_name,
 )
 from ._handlers import Handler
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     import asyncio
 
     from ._idempotency import Idempotency
+
+T = TypeVar("T")
 
 
 _ORDERINGS = (None, "key", "partition")
@@ -143,6 +146,8 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"model={model!r}: give a pydantic v2 model class (with model_validate_json)"
             )
+        if model is not None and self._event_type is not None:
+            check_model_source(model, self._event_type.value)
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry={retry!r}: give asyncbatch.Retry(...) or None")
         if timeout is not None and (isinstance(timeout, bool) or not (
@@ -359,6 +364,7 @@ class AsyncBatchProcessor:
 
         from ._handlers import is_record_model, parsed
 
+        check_model_source(model, policy.event_type.value)
         model_input = policy.model_input
         validate_json = model.model_validate_json
         validate = model.model_validate
@@ -382,6 +388,25 @@ class AsyncBatchProcessor:
                 raise validation_error(identifier, exc) from exc
 
         return parse
+
+
+def check_model_source(model: Any, event_type: str) -> None:
+    """``ConfigurationError`` when ``model`` describes the whole record of another source
+    than ``event_type`` (Powertools' ``KinesisDataStreamRecord`` on SQS, or any model with
+    another source's record fields): every record would fail its validation, forever."""
+    from ._handlers import _POWERTOOLS_RECORD_MODELS, record_model_sources
+
+    sources = record_model_sources(model)
+    if not sources or event_type in sources:
+        return
+    other = sorted(sources)[0]
+    name = getattr(model, "__name__", None) or safe_repr(model)
+    raise ConfigurationError(
+        f"model={name} describes a whole {other} record, but these are {event_type} "
+        f"events: every record would fail its validation. Give a model of the "
+        f"{event_type} record (such as Powertools' "
+        f"{_POWERTOOLS_RECORD_MODELS[event_type]}) or of its payload, or use it with "
+        f"{other} events (event_type={other!r})")
 
 
 def _logger() -> Any:
@@ -576,20 +601,38 @@ def process_partial_response(
 
     Runs on an event loop kept per thread and reused across warm invocations. Raises
     ``BatchFailedError`` when no record succeeded (unless the processor was made with
-    ``raise_on_all_failed=False``)."""
+    ``raise_on_all_failed=False``), and ``ConfigurationError`` when called inside a
+    running event loop (see ``run_blocking``)."""
     _check_processor(processor)
+    report = run_blocking(
+        lambda: processor.process(event, handler, context), "process_partial_response",
+        "use 'await async_process_partial_response(...)' there")
+    return _finish(report, processor)
+
+
+def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]], entry: str,
+                 fix: str) -> T:
+    """Run ``factory()`` to completion from synchronous code, on this thread's event loop
+    (kept across warm invocations): the one way every sync entry point (this module's,
+    the Powertools drop-in's) runs a batch.
+
+    Inside a running event loop it refuses (``ConfigurationError`` naming ``entry`` and
+    ``fix``): blocking that loop for a whole batch would freeze every other task on it,
+    and a helper thread with a loop of its own would run the handlers away from the
+    caller's loop-bound clients and context, or deadlock on them. After a
+    ``KeyboardInterrupt`` or ``SystemExit`` the loop may still hold the batch's tasks: it
+    is discarded, so the next (warm) invocation starts clean."""
     if running_library() is not None:
         raise ConfigurationError(
-            "process_partial_response was called inside a running event loop; "
-            "use 'await async_process_partial_response(...)' there"
-        )
+            f"{entry} was called inside a running event loop; {fix}; or, to keep a sync "
+            "Lambda handler, run it in a worker thread: "
+            "'await asyncio.to_thread(lambda_handler, event, context)'")
     loop = _loop()
     try:
-        report = loop.run_until_complete(processor.process(event, handler, context))
+        return loop.run_until_complete(factory())
     except (KeyboardInterrupt, SystemExit):
         _discard_loop()
         raise
-    return _finish(report, processor)
 
 
 def _check_processor(processor: Any) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Container, Hashable, Mapping
 from typing import Any
 
-from ._errors import AsyncBatchError
+from ._errors import AsyncBatchError, safe_repr
 from ._report import identity_key
 
 __all__ = ["InvalidResponseError", "reported_identifiers"]
@@ -46,16 +46,17 @@ def reported_identifiers(response: Any, known: Container[Hashable], *,
     reported: list[Hashable] = []
     for index, item in enumerate(failures):
         if not isinstance(item, Mapping) or "itemIdentifier" not in item:
-            raise error(f"batchItemFailures[{index}] has no 'itemIdentifier': {item!r:.80}")
+            raise error(
+                f"batchItemFailures[{index}] has no 'itemIdentifier': {safe_repr(item):.80}")
         ident = item["itemIdentifier"]
         if ident is None or ident == "":
             raise error(
-                f"batchItemFailures[{index}].itemIdentifier is {ident!r}: an empty or null "
-                "identifier fails the whole batch")
+                f"batchItemFailures[{index}].itemIdentifier is {safe_repr(ident)}: an empty or "
+                "null identifier fails the whole batch")
         key = identity_key(ident)
         if key not in known:
             raise error(
-                f"batchItemFailures[{index}].itemIdentifier {ident!r} is not in the batch: "
-                "Lambda fails the whole batch")
+                f"batchItemFailures[{index}].itemIdentifier {safe_repr(ident)} is not in the "
+                "batch: Lambda fails the whole batch")
         reported.append(key)
     return reported

@@ -178,17 +178,6 @@ class Run:
         self.threads: dict[int, Any] = {}
         self.simple = parse is None and not settings.full
         self.finished = False
-        # a KeyboardInterrupt / SystemExit a worker caught: raised from the caller's task
-        self.fatal: Optional[BaseException] = None
-
-    def on_fatal(self, exc: BaseException) -> None:
-        """A worker met ``KeyboardInterrupt``/``SystemExit``: keep it (the first), and
-        stop the run: nothing more starts and what runs is cancelled."""
-        if self.fatal is None:
-            self.fatal = exc
-        self.stop.is_set = True
-        if self.scope is not None:
-            self.scope.cancel()
 
     def source_arn(self, record: Any) -> Optional[str]:
         """The ARN a failure sink is told the record came from."""
@@ -800,8 +789,6 @@ class BatchRun(Run):
         elif self.plan.size:
             async with self.running():
                 await self._run()
-        if self.fatal is not None:
-            raise self.fatal  # from the caller's task, every worker ended
         self.finished = True
         self._finalise()
 
@@ -812,14 +799,13 @@ class BatchRun(Run):
         if plan.lanes is not None:
             worker, waiting = self._lane_worker()
             await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
-                              waiting=waiting, on_fatal=self.on_fatal)
+                              waiting=waiting)
         elif self.simple:
             worker, waiting = self._independent_worker()
-            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting,
-                              on_fatal=self.on_fatal)
+            await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting)
         else:
             await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
-                       backend=backend, on_fatal=self.on_fatal)
+                       backend=backend)
 
     def _lane_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
                                     Callable[[], bool]]:

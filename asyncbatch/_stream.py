@@ -128,6 +128,8 @@ class StreamRun(Run):
         self.by_position: dict[int, Outcome] = {}  # outcomes ready (ordered)
         self.next_out = 0
         self.done = False  # every item read has been settled and handed over
+        # a KeyboardInterrupt / SystemExit from a handler: raised in the consumer's task
+        self.fatal: Optional[BaseException] = None
         self._space: Any = None  # event: the consumer took something back
         self._ready: Any = None  # event: an outcome is ready, or the run is done
 
@@ -149,8 +151,11 @@ class StreamRun(Run):
                 worker = self._fast_worker() if self.simple and self.key is None \
                     else self._worker
                 async with self.running():
-                    await run_workers(worker, self.concurrency, self.backend,
-                                      on_fatal=self.on_fatal)
+                    await run_workers(worker, self.concurrency, self.backend)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # The driver is a child task: raised here, asyncio would throw it out of the
+            # loop past the consumer. The consumer raises it instead, from its own task.
+            self.fatal = exc
         finally:
             self.finished = True
             self.exhausted = True

@@ -23,7 +23,9 @@ any handler runs:
   `Records[0] has no dynamodb.SequenceNumber (its itemIdentifier)`
 - records of two sources → `Records[1] comes from 'aws:kinesis' but the batch is 'aws:sqs'`
 - source differs from `event_type=` →
-  `Records[0] comes from 'aws:sqs' but the batch is 'aws:kinesis'`
+  `the processor is made for KinesisDataStreams events (event_type='KinesisDataStreams')
+  but this event comes from SQS (eventSource 'aws:sqs'); make the processor with
+  event_type=None to detect the source from each event, or event_type='SQS' for this one`
 - unknown or missing `eventSource`, no `event_type=` →
   `cannot tell the event source: Records[0] has eventSource='aws:s3' (known: aws:dynamodb,
   aws:kinesis, aws:sqs); pass event_type= to the processor`
@@ -255,8 +257,14 @@ MALFORMED = [
                  r"Records\[2\] comes from 'aws:sqs' but the batch is 'aws:dynamodb'",
                  id="mixed-sources-late"),
     pytest.param({"Records": [sqs()]}, "KinesisDataStreams",
-                 r"Records\[0\] comes from 'aws:sqs' but the batch is 'aws:kinesis'",
+                 r"the processor is made for KinesisDataStreams events "
+                 r"\(event_type='KinesisDataStreams'\) but this event comes from SQS "
+                 r"\(eventSource 'aws:sqs'\); make the processor with event_type=None to "
+                 r"detect the source from each event, or event_type='SQS' for this one",
                  id="source-differs-from-event_type"),
+    pytest.param({"Records": [kinesis(), sqs()]}, "KinesisDataStreams",
+                 r"Records\[1\] comes from 'aws:sqs' but the batch is 'aws:kinesis'",
+                 id="mixed-sources-with-event_type"),
     pytest.param({"Records": [{"eventSource": "aws:s3", "s3": {}}]}, None,
                  r"cannot tell the event source: Records\[0\] has eventSource='aws:s3' "
                  r"\(known: aws:dynamodb, aws:kinesis, aws:sqs\); pass event_type=",

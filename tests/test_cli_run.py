@@ -208,6 +208,58 @@ def test_failed_records_are_listed_per_batch_and_until_empty_says_what_it_waits_
                     lines[-1]), lines[-1]
 
 
+ASYNC_APP = '''
+import asyncbatch
+
+processor = asyncbatch.AsyncBatchProcessor()
+seen = []
+
+
+async def record_handler(record):
+    seen.append(record.body)
+
+
+async def handler(event, context):  # what Lambda's Python runtime never awaits
+    return await asyncbatch.async_process_partial_response(event, record_handler, processor,
+                                                           context)
+'''
+
+
+def test_an_async_lambda_handler_is_run_with_a_warning_saying_how_to_fix_it(
+        aws: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import boto3
+
+    (tmp_path / "async_app.py").write_text(ASYNC_APP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    url = _create_queue("cli-async-handler", VisibilityTimeout="30")
+    boto3.client("sqs").send_message(QueueUrl=url, MessageBody="one")
+    code = main(["run", "--sqs", url, "--handler", "async_app:handler", "--endpoint-url",
+                 aws, "--function-timeout", "2", "--wait-time", "0", "--until-empty", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    (warning,) = [line for line in err.splitlines() if "warning" in line]
+    assert warning.startswith("asyncbatch run: warning: async_app:handler is an async "
+                              "function (async def)")
+    assert "Lambda's Python runtime does not" in warning
+    assert "'def handler(event, context): return asyncbatch.process_partial_response(" \
+        in warning
+    import async_app  # type: ignore[import-not-found]
+
+    assert async_app.seen == ["one"]  # it still ran here
+    assert re.match(r"stopped: batches=1 records=1 succeeded=1 ", out.splitlines()[-1])
+
+
+def test_a_plain_lambda_handler_gets_no_warning(
+        aws: str, app: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = _create_queue("cli-plain-handler", VisibilityTimeout="30")
+    code = main(["run", "--sqs", url, "--handler", app, "--endpoint-url", aws,
+                 "--function-timeout", "2", "--wait-time", "0", "--until-empty", "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "warning" not in err
+
+
 def test_negative_failures_shown_is_refused_before_any_aws_call(tmp_path: Path) -> None:
     done = run_cli(tmp_path, _clean_env(tmp_path), "--sqs", "u", "--handler",
                    "run_app:handler", "--failures-shown", "-1")

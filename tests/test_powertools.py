@@ -462,14 +462,24 @@ def test_an_async_handler_given_to_batch_processor_is_awaited() -> None:
         assert processor.process() == [("success", "a", processor.records[0])]
 
 
-def test_entry_points_work_inside_a_running_event_loop() -> None:
+def test_entry_points_refuse_a_running_event_loop_and_run_in_a_worker_thread() -> None:
+    """As asyncbatch.process_partial_response (see test_entry_points.py)."""
     import asyncio
 
-    async def main() -> Any:
+    def invoke() -> Any:
         return process_partial_response({"Records": [sqs(0, "a"), sqs(1, "fail")]}, handler,
                                         BatchProcessor(EventType.SQS))
 
-    assert asyncio.run(main()) == {
+    async def main() -> Any:
+        return invoke()
+
+    with pytest.raises(asyncbatch.ConfigurationError, match="inside a running event loop"):
+        asyncio.run(main())
+
+    async def in_a_thread() -> Any:
+        return await asyncio.to_thread(invoke)
+
+    assert asyncio.run(in_a_thread()) == {
         "batchItemFailures": [{"itemIdentifier": sqs(1, "")["messageId"]}]}
 
 

@@ -149,6 +149,32 @@ def test_other_cells_are_left_alone(cell: str) -> None:
     assert neutralise(cell) == cell
 
 
+@pytest.mark.parametrize(("cell", "safe"), [
+    ("Smith\r=cmd|' /C calc'!A0", "Smith\r'=cmd|' /C calc'!A0"),
+    ("a\n=b", "a\n'=b"),
+    ("a\r\n+b", "a\r\n'+b"),
+    ("a\r\r=b", "a\r'\r'=b"),  # a line that starts with a bare CR, then one with '='
+    ("=x\n-y\n@z\n\tw", "'=x\n'-y\n'@z\n'\tw"),
+    ("x\r\n\r\n@", "x\r\n\r\n'@"),  # an empty line between: CRLF is no formula
+    ("two\nplain lines", "two\nplain lines"),
+])
+def test_every_line_of_a_cell_is_neutralised(cell: str, safe: str) -> None:
+    assert neutralise(cell) == safe
+
+
+def test_report_quotes_every_cell_holding_a_line_break() -> None:
+    """With LF row endings, csv left a bare CR unquoted: a spreadsheet reader started a
+    new row there."""
+    report = ErrorsReport()
+    report.add(2, "bad", ["Smith\r=cmd", "a\nb", "c"], ["x", "y", "z"])
+    body = report.body()
+    assert body is not None
+    text = body[0].read().decode()
+    report.close()
+    assert text == ('line,error,x,y,z\r\n'
+                    '2,bad,"Smith\r\'=cmd","a\nb",c\r\n')
+
+
 def test_report_neutralises_every_cell_it_writes() -> None:
     report = ErrorsReport()
     report.add(3, "=bad: empty value", ["=cmd|' /C calc'!A0", "-2", "ok"],

@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -936,6 +937,33 @@ async def test_errors_csv_neutralises_formulas(env: Aws) -> None:
     assert second[:3] == ["'@SUM(1)", "'+1", "'\tTab"]
     cells = [cell for row in table for cell in row]
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+async def test_errors_csv_neutralises_every_line_of_a_cell(env: Aws) -> None:
+    """A formula after a line break inside a cell: a bare CR was written unquoted (a
+    spreadsheet started a new row there, with a live formula), and no line after the
+    first of a cell was neutralised. Read back from S3, the report parses with csv to
+    the neutralised cells, and however a reader splits it into lines (CR, LF, CRLF), no
+    line starts a formula."""
+    text = (HEADER
+            + 'X1,"Jack\r=cmd|\' /C calc\'!A0","Smith\n@SUM(1)","Physics\r\n+1\r-2"\n'
+            + 'X2,"-Ann","O\'Hara","Art\n\n=HYPERLINK(""http://evil.example"")"\n')
+    await env.put("breaks.csv", text)
+    (obj,) = (await importer(env).run(s3_event(BUCKET, "breaks.csv"))).objects
+    assert obj.status == "rejected" and obj.errors_key is not None
+    data = await env.get(obj.errors_key)
+    assert data is not None
+    report = data.decode()
+    table = list(csv.reader(io.StringIO(report, newline="")))
+    assert [row[2:] for row in table[1:]] == [
+        ["X1", "Jack\r'=cmd|' /C calc'!A0", "Smith\n'@SUM(1)", "Physics\r\n'+1\r'-2"],
+        ["X2", "'-Ann", "O'Hara", "Art\n\n'=HYPERLINK(\"http://evil.example\")"],
+    ]
+    for lines in (re.split(r"\r\n|\r|\n", report), report.split("\r"),
+                  report.split("\n"), report.split("\r\n")):
+        assert len(lines) > 3
+        starts = [line.lstrip('"') for line in lines]
+        assert not [line for line in starts if line.startswith(("=", "+", "-", "@", "\t"))]
 
 
 # -- large input (item 11) -----------------------------------------------------------

@@ -440,7 +440,9 @@ async def test_a_sunk_record_lets_its_fifo_group_go_on(
 # -- size --------------------------------------------------------------------------------
 
 
-async def test_an_oversized_error_is_truncated_and_says_so(sqs: Any) -> None:
+async def test_a_huge_error_message_is_bounded_and_says_so(sqs: Any) -> None:
+    """The message is asyncbatch's bounded text of the exception: the first 2,000
+    characters and how many were left out; the traceback stays."""
     dlq = await make_queue(sqs, "dlq")
     huge = "é" * 200_000  # 400,000 bytes of UTF-8
 
@@ -452,16 +454,36 @@ async def test_an_oversized_error_is_truncated_and_says_so(sqs: Any) -> None:
 
     assert len(report.sunk) == 1
     (message,) = await drain(sqs, dlq)
+    error = json.loads(message["Body"])["error"]
+    assert error["message"] == "é" * 2000 + "... (198000 more characters)"
+    assert error["truncated"] is False
+    assert "Poison: éé" in error["traceback"] and len(error["traceback"]) < 25_000
+
+
+async def test_an_error_that_does_not_fit_beside_its_record_is_truncated_and_says_so(
+        sqs: Any) -> None:
+    dlq = await make_queue(sqs, "dlq")
+    record = sqs_record(0, body="b" * (256 * 1024 - 2500))  # room for ~1,700 bytes of error
+
+    async def handle(record: asyncbatch.SQSRecord) -> None:
+        raise Poison("é" * 3000)
+
+    processor = AsyncBatchProcessor(sink=SQSDeadLetterSink(dlq, client=sqs))
+    report = await processor.process({"Records": [record]}, handle)
+
+    assert len(report.sunk) == 1
+    (message,) = await drain(sqs, dlq)
     assert len(message["Body"].encode()) <= 256 * 1024
     body = json.loads(message["Body"])
     error = body["error"]
+    text = "é" * 2000 + "... (1000 more characters)"  # what the formatter gives
     assert error["truncated"] is True
     assert error["traceback"] is None
-    assert error["messageLength"] == len(huge)
-    assert 0 < len(error["message"]) < len(huge)
-    assert huge.startswith(error["message"])
-    assert len(message["Body"].encode()) > 250 * 1024  # kept as much as fits
-    assert body["record"] == make_event("SQS", 1)["Records"][0]
+    assert error["messageLength"] == len(text)
+    assert 0 < len(error["message"]) < 2000
+    assert text.startswith(error["message"])
+    assert len(message["Body"].encode()) > 255 * 1024  # kept as much as fits
+    assert body["record"] == record
 
 
 async def test_a_record_too_large_for_sqs_is_refused_not_cut(

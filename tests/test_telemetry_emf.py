@@ -289,6 +289,55 @@ def test_bad_options_say_what_to_do(kwargs: dict[str, Any], says: str) -> None:
         EMFHooks(**kwargs)
 
 
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize(("kwargs", "rule"), [
+    ({"namespace": "AWS/Lambda"}, "'AWS/' namespaces are reserved for AWS services"),
+    ({"namespace": ":orders"}, "it starts with ':'"),
+    ({"namespace": "orders\n"}, r"a control character, '\\n', at position 6"),
+    ({"namespace": "commandes-reçues"}, "a non-ASCII character, 'ç', at position 12"),
+    ({"namespace": ""}, "empty or blank"),
+    ({"namespace": "n" * 256}, "256 characters, more than 255"),
+    ({"namespace": None}, "NoneType, not a string"),
+    ({"namespace": Unprintable()}, "Unprintable, not a string"),
+    ({"dimensions": {":Team": "core"}}, "it starts with ':'"),
+    ({"dimensions": {"Équipe": "core"}}, "a non-ASCII character"),
+    ({"dimensions": {"Te\tam": "core"}}, "a control character"),
+    ({"dimensions": {"T" * 256: "core"}}, "256 characters, more than 255"),
+    ({"dimensions": {"Team": "  "}}, "empty or blank"),
+    ({"dimensions": {"Team": "v" * 1025}}, "1025 characters, more than 1024"),
+    ({"dimensions": {"Team": "caf\u00e9"}}, "a non-ASCII character"),
+    ({"dimensions": {"Team": "a\x7fb"}}, "a control character"),
+    ({"dimensions": {"Team": Unprintable()}}, "Unprintable, not a string"),
+    ({"function_name": "fn\x00"}, "a control character"),
+])
+def test_what_cloudwatch_refuses_is_refused_at_construction(
+        kwargs: dict[str, Any], rule: str) -> None:
+    """CloudWatch drops a line it refuses without a word: the metrics vanish."""
+    with pytest.raises(ConfigurationError, match=f"CloudWatch refuses it \\({rule}"):
+        EMFHooks(**kwargs)
+
+
+def test_a_function_name_from_the_environment_is_checked_and_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fn\u00e9")
+    with pytest.raises(ConfigurationError, match="from AWS_LAMBDA_FUNCTION_NAME"):
+        EMFHooks()
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"namespace": "My App/orders:v2 #1_x.y-z"},  # every character CloudWatch lists
+    {"namespace": "n" * 255},
+    {"namespace": "aws/custom"},  # only 'AWS/' is reserved
+    {"dimensions": {"Team": "v" * 1024, "T" * 255: "core", "With space": "a b"}},
+])
+def test_what_cloudwatch_takes_is_taken(kwargs: dict[str, Any]) -> None:
+    EMFHooks(function_name="f", **kwargs)
+
+
 async def test_the_widest_dimension_set_is_valid() -> None:
     stream = io.StringIO()
     hooks = EMFHooks(function_name="f", dimensions={f"D{i}": "v" for i in range(28)},

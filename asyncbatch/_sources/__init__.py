@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional, Union
 
-from .._errors import ConfigurationError, InvalidEventError
+from .._errors import ConfigurationError, InvalidEventError, safe_repr
 from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
 from .dynamodb import DYNAMODB, DynamoDBRecord
 from .iterable import ITEMS
@@ -79,8 +79,8 @@ def coerce_event_type(value: Union[EventType, str, None]) -> Optional[EventType]
         return value
     names = ", ".join(repr(m.value) for m in EventType if m is not EventType.ITERABLE)
     raise ConfigurationError(
-        f"event_type={value!r} is not an event type; use None (detect), an EventType or one "
-        f"of {names}"
+        f"event_type={safe_repr(value)} is not an event type; use None (detect), an "
+        f"EventType or one of {names}"
     )
 
 
@@ -92,7 +92,8 @@ def _detect(event: Mapping[str, Any]) -> Source:
         return _BY_EVENT_SOURCE[top]
     if "Records" not in event and isinstance(event.get("records"), Mapping):
         raise InvalidEventError(
-            f"the event has 'records' but eventSource={top!r}: a Kafka event names its "
+            f"the event has 'records' but eventSource={safe_repr(top):.80}: a Kafka event "
+            "names its "
             f"source ({', '.join(map(repr, _EVENT_LEVEL))}); pass event_type= to the processor")
     records = split_event(event)
     if not records:
@@ -106,11 +107,32 @@ def _detect(event: Mapping[str, Any]) -> Source:
     if found is None or found is KAFKA:
         known = ", ".join(sorted(n for n in _BY_EVENT_SOURCE if n not in _EVENT_LEVEL))
         raise InvalidEventError(
-            f"cannot tell the event source: Records[0] has eventSource={name!r} (known: "
+            f"cannot tell the event source: Records[0] has eventSource={safe_repr(name):.80} "
+            "(known: "
             f"{known}); pass event_type= to the processor",
             index=0,
         )
     return found
+
+
+def _check_source(event: Mapping[str, Any], source: Source) -> None:
+    """``InvalidEventError`` when the event names another known source than the
+    processor's (its own ``eventSource``, or its first record's): the processor's
+    ``event_type`` and the event's source, and the fix."""
+    name = event.get("eventSource")
+    if not (isinstance(name, str) and name in _EVENT_LEVEL):
+        records = event.get("Records")
+        first = records[0] if isinstance(records, list) and records else None
+        name = first.get("eventSource") if isinstance(first, Mapping) else None
+    found = _BY_EVENT_SOURCE.get(name) if isinstance(name, str) else None
+    if found is None or found is source:
+        return
+    mine, theirs = source.event_type.value, found.event_type.value
+    raise InvalidEventError(
+        f"the processor is made for {mine} events (event_type={mine!r}) but this event "
+        f"comes from {theirs} (eventSource {name!r}); make the processor with "
+        f"event_type=None to detect the source from each event, or "
+        f"event_type={theirs!r} for this one")
 
 
 def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: bool = False,
@@ -123,7 +145,11 @@ def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: 
     if not isinstance(event, Mapping):
         raise InvalidEventError(
             f"the event is a {type(event).__name__}, not a mapping with a 'Records' list")
-    source = SOURCES[event_type] if event_type is not None else _detect(event)
+    if event_type is None:
+        source = _detect(event)
+    else:
+        source = SOURCES[event_type]
+        _check_source(event, source)
     records = source.find(event)
     if not records and event_type is None:
         ordering = None  # an empty batch names no source: nothing to order

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Callable, ClassVar, Optional
 
-from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError
+from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, safe_repr
 
 __all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
 
@@ -165,7 +165,8 @@ def check_sequence_numbers(ids: Sequence[Any], path: str) -> set[int]:
         if not isinstance(ident, str) or not ident:
             raise bad(index, f"has no {path} (its itemIdentifier)")
         if not (ident.isascii() and ident.isdigit()):
-            raise bad(index, f"has {path}={ident!r:.80}, not a decimal sequence number")
+            raise bad(index, f"has {path}={safe_repr(ident):.80}, not a decimal sequence "
+                             "number")
         if limit and len(ident) > limit:
             raise bad(index, f"has a {path} of {len(ident)} digits, more than Python "
                              f"converts to int ({limit}, sys.get_int_max_str_digits())")
@@ -316,7 +317,8 @@ class Source:
                 raise bad(index, f"is a {type(raw).__name__}, not a mapping")
             found = raw.get("eventSource", sources[0])
             if found not in sources:
-                raise bad(index, f"comes from {found!r} but the batch is {sources[0]!r}: "
+                raise bad(index, f"comes from {safe_repr(found):.80} but the batch is "
+                                 f"{sources[0]!r}: "
                                  "one batch holds records of one source")
 
     def __repr__(self) -> str:

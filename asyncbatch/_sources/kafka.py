@@ -1,9 +1,15 @@
-"""Apache Kafka: Amazon MSK (``"aws:kafka"``) and self-managed (``"SelfManagedKafka"``).
+"""Apache Kafka: Amazon MSK (``"aws:kafka"``) and self-managed (``"SelfManagedKafka"``,
+or ``"aws:SelfManagedKafka"`` as Powertools' sample event has it).
 
 - Records: grouped by topic-partition under ``event["records"]["<topic>-<partition>"]``,
   each ``{"topic", "partition", "offset", "timestamp", "timestampType", "key" (base64 or
   null), "value" (base64), "headers": [{name: [byte, ...]}]}``. The event (not the
-  record) names the source in ``eventSource``.
+  record) names the source in ``eventSource``. The key of a group is only a label: each
+  record belongs to its own topic and partition (AWS's Java and .NET sample events hold
+  partition 12 under ``mytopic-0``, partition 0 under ``mytopic-01``).
+- A repeated offset (one partition's offset twice, as in Powertools' sample) is accepted
+  as every source accepts a repeated identifier: each record runs, in event order within
+  its lane, and the response names the identifier once.
 - Identifier: ``{"partition": "<topic>-<partition>", "offset": <int>}``; Lambda resumes
   each reported topic-partition from its lowest reported offset.
 - Checkpoint group: the topic-partition (a failure in one never holds back another).
@@ -19,7 +25,7 @@ import base64
 from collections.abc import Hashable, Mapping
 from typing import Any, Optional
 
-from .._errors import InvalidEventError
+from .._errors import InvalidEventError, safe_repr
 from ._base import (
     EventType,
     FailureMode,
@@ -36,7 +42,7 @@ CLUSTER_ARN = ("arn:aws:kafka:us-east-1:123456789012:cluster/orders-cluster/"
                "751d2973-a626-431c-9d4e-d7975eb44dd7-2")
 BOOTSTRAP_SERVERS = ("b-2.orders-cluster.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092,"
                      "b-1.orders-cluster.a1bcde.c1.kafka.us-east-1.amazonaws.com:9092")
-_EVENT_SOURCES = ("aws:kafka", "SelfManagedKafka")
+_EVENT_SOURCES = ("aws:kafka", "SelfManagedKafka", "aws:SelfManagedKafka")
 
 
 class KafkaRecord(Record):
@@ -94,21 +100,52 @@ class KafkaRecord(Record):
 
     @property
     def headers(self) -> dict[str, bytes]:
-        """The headers as ``{name: value bytes}`` (the event holds each value as a list
-        of byte values; of a name given twice, the last value is kept)."""
+        """The headers as ``{name: value bytes}`` (of a name given twice, the last value
+        is kept). Lambda sends each value as a list of Java *signed* bytes, -128 to 127:
+        every byte from 0x80 up (any non-ASCII text) is negative, and is taken modulo 256.
+        A value that is not such a list (a number, a string, a byte out of range) is a
+        ``RecordDecodeError`` naming it: Lambda never sends one (a base64 string is how
+        Java's ``aws-lambda-java-events`` serialises a ``byte[]``)."""
+        headers = self.raw.get("headers")
+        if not headers:
+            return {}
+        if not isinstance(headers, list):
+            raise self._bad_headers(f"'headers' is a {type(headers).__name__}")
+        out: dict[str, bytes] = {}
+        for position, header in enumerate(headers):
+            if not isinstance(header, Mapping):
+                raise self._bad_headers(f"headers[{position}] is a {type(header).__name__}")
+            for name, value in header.items():
+                out[name] = self._header_value(name, value)
+        return out
+
+    def _header_value(self, name: Any, value: Any) -> bytes:
+        if type(value) is not list:
+            shape = "a number" if isinstance(value, (int, float)) else \
+                f"a {type(value).__name__}"
+            raise self._bad_headers(
+                f"header {safe_repr(name):.80} is {shape} ({safe_repr(value):.40}), not a "
+                "list of byte values")
+        try:
+            return bytes(value)  # every byte below 0x80 (ASCII): the usual case
+        except (TypeError, ValueError):
+            pass
+        data = bytearray()
+        for position, byte in enumerate(value):
+            if type(byte) is not int or not -128 <= byte <= 255:
+                raise self._bad_headers(
+                    f"header {safe_repr(name):.80} has {safe_repr(byte):.40} at position "
+                    f"{position}, not a byte value (-128 to 127)")
+            data.append(byte & 0xFF)
+        return bytes(data)
+
+    def _bad_headers(self, problem: str) -> Exception:
         from .._errors import RecordDecodeError
 
-        out: dict[str, bytes] = {}
-        try:
-            for header in self.raw.get("headers") or ():
-                for name, value in header.items():
-                    out[name] = bytes(value)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise RecordDecodeError(
-                f"record {self.identifier}: headers are not [{{name: [byte, ...]}}] ({exc})",
-                identifier=self.identifier,
-            ) from exc
-        return out
+        return RecordDecodeError(
+            f"record {self.identifier}: {problem}; Lambda sends headers as "
+            "[{name: [byte, ...]}], each byte a Java signed byte (-128 to 127)",
+            identifier=self.identifier)
 
     @property
     def ordering_key(self) -> Optional[Hashable]:
@@ -142,17 +179,13 @@ class KafkaSource(Source):
         for name, part in groups.items():
             if not isinstance(part, list):
                 raise InvalidEventError(
-                    f"records[{name!r}] is a {type(part).__name__}, not a list of records")
+                    f"records[{safe_repr(name):.80}] is a {type(part).__name__}, not a list "
+                    "of records")
             for position, raw in enumerate(part):
-                index = len(records)
                 if not isinstance(raw, Mapping):
-                    raise _bad(index, f"records[{name!r}][{position}] is a "
-                                      f"{type(raw).__name__}, not a mapping")
-                topic, number = raw.get("topic"), raw.get("partition")
-                if isinstance(topic, str) and _is_int(number) and f"{topic}-{number}" != name:
-                    raise _bad(index, f"records[{name!r}][{position}] is of topic {topic!r} "
-                                      f"partition {number!r}, not of {name!r}")
-                records.append(raw)
+                    raise _bad(len(records), f"records[{safe_repr(name):.80}][{position}] "
+                                             f"is a {type(raw).__name__}, not a mapping")
+                records.append(raw)  # of its own topic and partition, whatever the label
         return records
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
@@ -173,11 +206,12 @@ class KafkaSource(Source):
                 raise _bad(index, f"is a {type(raw).__name__}, not a mapping")
             topic, number, offset = raw.get("topic"), raw.get("partition"), raw.get("offset")
             if not isinstance(topic, str) or not topic:
-                raise _bad(index, f"has topic={topic!r:.80}, not a topic name")
+                raise _bad(index, f"has topic={safe_repr(topic):.80}, not a topic name")
             if type(number) is not int or number < 0:
-                raise _bad(index, f"has partition={number!r:.80}, not a partition number")
+                raise _bad(index, f"has partition={safe_repr(number):.80}, not a partition "
+                                  "number")
             if type(offset) is not int or offset < 0:
-                raise _bad(index, f"has offset={offset!r:.80}, not an offset (its "
+                raise _bad(index, f"has offset={safe_repr(offset):.80}, not an offset (its "
                                   "itemIdentifier)")
             part = f"{topic}-{number}"
             ids.append({"partition": part, "offset": offset})
@@ -186,17 +220,10 @@ class KafkaSource(Source):
             if by_key:
                 key = raw.get("key")
                 if key is not None and not isinstance(key, str):
-                    raise _bad(index, f"has key={key!r:.80}, not base64 text or null")
+                    raise _bad(index, f"has key={safe_repr(key):.80}, not base64 text or "
+                                      "null")
                 keys.append((part, key))
-        lanes = group(keys if by_key else parts)
-        seen: set[tuple[str, int]] = set()
-        for index, ident in enumerate(ids):
-            pair = (ident["partition"], ident["offset"])
-            if pair in seen:
-                raise _bad(index, f"repeats offset {pair[1]} of {pair[0]!r}: an offset "
-                                  "identifies one record of its partition")
-            seen.add(pair)
-        lanes = _sort_by_offset(lanes, offsets)
+        lanes = _sort_by_offset(group(keys if by_key else parts), offsets)
         return Plan(len(records), lanes, FailureMode.CHECKPOINT, offsets.__getitem__,
                     identifiers=ids, partition=parts.__getitem__)
 
@@ -241,10 +268,6 @@ class KafkaSource(Source):
         event["bootstrapServers"] = BOOTSTRAP_SERVERS
         event["records"] = grouped
         return event
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int
 
 
 def _bad(index: int, message: str) -> InvalidEventError:

@@ -16,6 +16,7 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Optional
 
+from .._errors import safe_repr
 from ._base import _EMPTY, EventType, FailureMode, Plan, Record, Source, bad, group, payload_text
 
 __all__ = ["SQS", "SQSRecord", "SQSSource"]
@@ -144,7 +145,7 @@ class SQSSource(Source):
                 raise bad(index, "comes from a FIFO queue (its ARN ends in .fifo) but has no "
                                  "attributes.MessageGroupId")
             if not isinstance(found, str) or not found:
-                raise bad(index, f"has attributes.MessageGroupId={found!r:.80}, not a "
+                raise bad(index, f"has attributes.MessageGroupId={safe_repr(found):.80}, not a "
                                  "non-empty string")
             groups.append(found)
         return groups

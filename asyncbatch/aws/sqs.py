@@ -27,6 +27,10 @@ record's ordering key (FIFO message group, Kinesis partition key, DynamoDB prima
 the identifier for records without one) and the ``MessageDeduplicationId`` its
 identifier; either is replaced by ``sha256-<hex>`` when it is not a valid SQS id.
 
+The error's ``message`` and ``traceback`` come from asyncbatch's safe formatters: an
+exception whose ``__str__`` raises, or that holds megabytes or lone surrogates, still
+gives text (at most 2,000 characters of message, 20,000 of traceback), never an error.
+
 Size: a message larger than ``max_message_bytes`` (default 256 KiB, SQS's limit before
 queues allowed 1 MiB; body and attributes counted) first loses the traceback, then as
 much of the error message as needed, and says so (``"truncated": true``,
@@ -55,7 +59,6 @@ import hashlib
 import json
 import re
 import time
-import traceback
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Optional
@@ -63,7 +66,14 @@ from typing import Any, Optional
 import anyio
 import anyio.lowlevel
 
-from .._errors import AsyncBatchError, ConfigurationError
+from .._errors import (
+    AsyncBatchError,
+    ConfigurationError,
+    describe,
+    exception_text,
+    traceback_text,
+    type_name,
+)
 from .._hooks import Failure
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "SQSDeadLetterSink", "SQSSinkError"]
@@ -333,7 +343,7 @@ class SQSDeadLetterSink:
             for entry in entries:
                 error = SQSSinkError(
                     f"record {entry.identifier}: SendMessageBatch to {self.queue_url} failed "
-                    f"({code or type(exc).__name__}: {exc})",
+                    f"({code + ': ' + exception_text(exc) if code else describe(exc)})",
                     identifier=entry.identifier, code=code)
                 error.__cause__ = exc
                 entry.error = error
@@ -409,26 +419,21 @@ def _require_asyncio() -> None:
 
 def _type_name(exc: BaseException) -> str:
     cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def _text(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:  # a broken __str__ must not lose the record
-        return f"<{type(exc).__name__}: str() failed>"
+    module = getattr(cls, "__module__", None)
+    name = str(getattr(cls, "__qualname__", None) or type_name(exc))
+    return name if not module or module == "builtins" else f"{module}.{name}"
 
 
 def _document(failure: Failure, type_name: str, include_traceback: bool) -> dict[str, Any]:
     exc = failure.exception
-    error: dict[str, Any] = {"type": type_name, "message": _text(exc)}
+    # The shared formatters: whatever __str__ does (raise, give megabytes or lone
+    # surrogates), the message and the traceback are bounded text.
+    error: dict[str, Any] = {"type": type_name, "message": exception_text(exc)}
     fields = getattr(exc, "fields", None)
     if isinstance(fields, tuple) and fields:
         error["fields"] = list(fields)
     if include_traceback:
-        error["traceback"] = "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__))
+        error["traceback"] = traceback_text(exc)
     error["truncated"] = False
     now = time.time()
     return {

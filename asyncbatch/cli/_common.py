@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .._errors import describe, exception_text
+
 __all__ = ["load_callable"]
 
 
@@ -40,12 +42,12 @@ def load_callable(spec: str, *, option: str = "--handler") -> Any:
         missing = exc.name or module_name
         if module_name != missing and not module_name.startswith(missing + "."):
             raise ValueError(f"{option} {spec!r}: importing {module_name} failed: "
-                             f"{exc}") from None
+                             f"{exception_text(exc)}") from None
         raise ValueError(f"{option} {spec!r}: no module named {missing!r} "
                          "(is it on the path? run from its directory)") from None
     except Exception as exc:
         raise ValueError(f"{option} {spec!r}: importing {module_name} failed: "
-                         f"{type(exc).__name__}: {exc}") from None
+                         f"{describe(exc)}") from None
     target: Any = module
     for part in attribute.split("."):
         try:

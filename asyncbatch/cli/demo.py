@@ -13,6 +13,7 @@ import sys
 from typing import Any, Callable
 
 import asyncbatch
+from asyncbatch._errors import describe
 
 Out = Callable[[str], None]
 
@@ -95,7 +96,7 @@ def _short(identifier: Any) -> str:
 def _table(report: asyncbatch.BatchReport, out: Out, key: Callable[[Any], str]) -> None:
     out(f"  {'record':<28} {'key':<8} {'outcome':<10} {'tries':>5}  error")
     for o in report:
-        error = "" if o.exception is None else f"{type(o.exception).__name__}: {o.exception}"
+        error = "" if o.exception is None else describe(o.exception)
         out(f"  {_short(o.identifier):<28} {key(o.record):<8} {o.status:<10} "
             f"{o.attempts:>5}  {error[:70]}")
     out(f"  partial response: {json.dumps(report.response())}")

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._errors import describe
 from ._common import load_callable
 
 if TYPE_CHECKING:
@@ -197,7 +198,7 @@ class FailureLog(logging.Filter):
 def _print_batch(result: BatchResult, shown: int,
                  failures: Optional[FailureLog] = None) -> None:
     where = result.shard_id or "queue"
-    status = f"error {type(result.error).__name__}: {result.error}" \
+    status = f"error {describe(result.error)}" \
         if result.error is not None else \
         f"{len(result.succeeded)} ok, {len(result.failed)} failed"
     extra = f", {len(result.dead_lettered)} dead-lettered" if result.dead_lettered else ""
@@ -328,6 +329,28 @@ def explain(exc: BaseException, args: argparse.Namespace) -> Optional[str]:
     if isinstance(exc, aws.BotoCoreError):
         return f"AWS SDK error{where}: {exc}"
     return None
+
+
+def _is_coroutine_function(handler: Any) -> bool:
+    import functools
+    import inspect
+
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None))  # noqa: B004
+
+
+def _async_handler_warning(spec: str) -> str:
+    """Lambda's Python runtime calls the handler and serialises what it returns: an
+    ``async def`` handler returns a coroutine nobody awaits, so every invocation fails
+    (and no record is processed), although this runner awaits it."""
+    return (f"asyncbatch run: warning: {spec} is an async function (async def). This "
+            "runner awaits it, but Lambda's Python runtime does not: it gets an un-awaited "
+            "coroutine back, no record is processed and every invocation fails. Make the "
+            "Lambda handler a plain def: 'def handler(event, context): return "
+            "asyncbatch.process_partial_response(event, record_handler, processor, "
+            "context)' (the record handler stays async def)")
 
 
 def _fail(message: str) -> int:
@@ -468,6 +491,8 @@ def _run_with(args: argparse.Namespace, failures: FailureLog) -> int:
 
     try:
         handler = load_handler(args.handler)
+        if _is_coroutine_function(handler):
+            print(_async_handler_warning(args.handler), file=sys.stderr, flush=True)
         source = _source(args)
         runner = Runner(source, handler, function_timeout=args.function_timeout,
                         function_name=args.function_name, endpoint_url=args.endpoint_url,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import anyio
 
+from .._errors import exception_text, type_name
 from .._handlers import Handler
 from .._hooks import Hooks
 from .._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
@@ -518,10 +519,10 @@ def describe_failure(identifier: Any, exception: Optional[BaseException]) -> str
     """``"msg-1: ValueError: bad quantity"`` (the message cut at 200 characters)."""
     if exception is None:
         return f"{identifier}: failed"
-    text = str(exception).replace("\n", " ")
+    text = exception_text(exception).replace("\n", " ")
     if len(text) > 200:
         text = text[:197] + "..."
-    name = type(exception).__name__
+    name = type_name(exception)
     return f"{identifier}: {name}: {text}" if text else f"{identifier}: {name}"
 
 

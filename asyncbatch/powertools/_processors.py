@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
+import logging
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import (
     SQSFifoMessageGroupCircuitBreakerError,
 )
 
-from .._errors import ConfigurationError, RecordSkippedError
+from .._errors import ConfigurationError, RecordSkippedError, exception_text, safe_repr
 from .._handlers import in_thread, is_async_callable
 
 if TYPE_CHECKING:
@@ -96,32 +96,17 @@ def _real_clock(context: Any) -> bool:
 # -- running the engine from sync code ----------------------------------------------------
 
 def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``factory()`` to completion from synchronous code: on this thread's event loop
-    (kept across warm invocations, shared with ``asyncbatch.process_partial_response``),
-    or, when called from inside a running event loop, on a fresh loop in a helper
-    thread (Powertools' ``asyncio.run`` fails there)."""
-    from .._backends import running_library
+    """Run ``factory()`` to completion from synchronous code, as
+    ``asyncbatch.process_partial_response`` does (the same helper): on this thread's
+    event loop, kept across warm invocations and discarded after a ``KeyboardInterrupt``
+    or ``SystemExit``; inside a running event loop, a ``ConfigurationError`` naming the
+    fix (Powertools' ``asyncio.run`` fails there too)."""
+    from .._processor import run_blocking as run_on_thread_loop
 
-    if running_library() is None:
-        from .._processor import _loop
-
-        return _loop().run_until_complete(factory())
-    import asyncio
-
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(factory())
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name="asyncbatch-powertools")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]  # type: ignore[no-any-return]
+    return run_on_thread_loop(
+        factory, "an asyncbatch.powertools processor",
+        "in async code, use 'await asyncbatch.async_process_partial_response(...)' with "
+        "an asyncbatch.AsyncBatchProcessor")
 
 
 # -- the processors --------------------------------------------------------------------------
@@ -189,6 +174,10 @@ class _EngineProcessor(BasePartialBatchProcessor):
             raise ConfigurationError(
                 f"{', '.join(clash)}: set by the processor itself; give them as "
                 f"{type(self).__name__}'s own arguments")
+        if model is not None:
+            from .._processor import check_model_source
+
+            check_model_source(model, self.event_type.value)
         self.concurrency = concurrency
         self._options = options
         self._engines: dict[int, Engine] = {}
@@ -385,6 +374,28 @@ class _EngineProcessor(BasePartialBatchProcessor):
 
     def _exception_info(self, exc: Any) -> tuple[Any, Any, Any]:
         return (type(exc), exc, getattr(exc, "__traceback__", None))
+
+    def failure_handler(self, record: Any, exception: Any) -> tuple[Any, ...]:
+        """Powertools' ``failure_handler``, with the exception formatted safely: its
+        ``f"{type}:{value}"`` raises for an exception whose ``__str__`` raises (and the
+        whole batch is lost), and ships megabytes or lone surrogates as they are. Here
+        the message is asyncbatch's bounded, UTF-8 text of it; ``exceptions`` keeps the
+        exception itself, as Powertools does."""
+        value = exception[1]
+        exception_string = (f"{safe_repr(exception[0])}:"
+                            f"{'None' if value is None else exception_text(value)}")
+        _POWERTOOLS_LOG.debug("Record processing exception: %s", exception_string)
+        logger = getattr(self, "logger", None)
+        if logger is not None and all(part is not None for part in exception):
+            logger.warning("Record processing exception; skipping this record",
+                           exc_info=exception)
+        self.exceptions.append(exception)
+        self.fail_messages.append(record)
+        return ("fail", exception_string, record)
+
+
+# Powertools' batch module logs each failure at DEBUG on its own logger.
+_POWERTOOLS_LOG = logging.getLogger("aws_lambda_powertools.utilities.batch.base")
 
 
 def _takes_record_keyword(handler: Any) -> bool:

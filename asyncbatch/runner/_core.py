@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import anyio
 import anyio.to_thread
 
-from .._errors import AsyncBatchError, ConfigurationError
+from .._errors import AsyncBatchError, ConfigurationError, describe
 from .._response import InvalidResponseError as _ResponseError
 from .._response import reported_identifiers
 
@@ -242,8 +242,9 @@ class _Invoker:
             duration = time.monotonic() - started
             # asyncbatch's own errors (BatchFailedError, ...) explain themselves; a
             # handler's unexpected exception gets its traceback.
-            logger.warning("batch of %d from %s failed whole: %r", len(identifiers),
-                           source_arn, exc, exc_info=not isinstance(exc, AsyncBatchError))
+            logger.warning("batch of %d from %s failed whole: %s", len(identifiers),
+                           source_arn, describe(exc),
+                           exc_info=not isinstance(exc, AsyncBatchError))
             return Invocation((), exc, response, duration)
         return Invocation(tuple(reported), None, response, time.monotonic() - started)
 

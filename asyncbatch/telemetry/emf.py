@@ -30,7 +30,12 @@ import time
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
-from .._errors import ConfigurationError, DeadlineExceededError, RecordSkippedError
+from .._errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    RecordSkippedError,
+    safe_repr,
+)
 from .._hooks import Hooks
 
 if TYPE_CHECKING:
@@ -67,6 +72,15 @@ class EMFHooks(Hooks):
     - ``stream``: where the lines go (default: ``sys.stdout`` at write time, which is
       what Lambda ships to CloudWatch Logs).
 
+    CloudWatch drops a line whose namespace or dimensions it refuses, silently: the
+    metrics vanish. So they are checked here, at construction (``ConfigurationError``
+    saying the rule): the namespace and the dimension names are 1 to 255 printable ASCII
+    characters (no control or non-ASCII character, not all blanks), not starting with
+    ':'; the namespace does not start with ``AWS/`` (reserved for AWS services); a
+    dimension value is 1 to 1024 such characters. The one dimension whose value comes
+    at run time, ``EventSource``, is asyncbatch's own source name (always valid), so
+    nothing is sanitised at run time.
+
     Metrics: ``Records``, ``Succeeded`` (including ``Sunk``), ``Failed``, ``Skipped``,
     ``Retried`` (handler calls beyond each record's first), ``Sunk`` (accepted by the
     failure sink), ``Duration`` (ms, the whole batch), ``DeadlineStops`` (1 when the
@@ -82,11 +96,13 @@ class EMFHooks(Hooks):
         stream: Optional[IO[str]] = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not isinstance(namespace, str) or not namespace.strip() \
-                or len(namespace) > _MAX_NAMESPACE:
+        problem = _refused(namespace, _MAX_NAMESPACE, namespace=True)
+        if problem is not None:
             raise ConfigurationError(
-                f"namespace={namespace!r}: give a non-blank string of at most "
-                f"{_MAX_NAMESPACE} characters, e.g. namespace='orders'")
+                f"namespace={safe_repr(namespace):.80}: CloudWatch refuses it ({problem}) "
+                "and the metrics would vanish; give 1 to 255 printable ASCII characters, "
+                "not starting with ':' or 'AWS/', e.g. namespace='orders'")
+        from_environment = function_name is None
         if function_name is None:
             function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or None
         fixed: dict[str, str] = {}
@@ -99,23 +115,32 @@ class EMFHooks(Hooks):
                     "another")
             fixed[name] = value
         for name, value in fixed.items():
-            if not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME \
-                    or name.startswith(":") or name == "_aws":
+            problem = _refused(name, _MAX_NAME, name=True)
+            if problem is None and name == "_aws":
+                problem = "'_aws' holds the metadata of the line"
+            if problem is not None:
                 raise ConfigurationError(
-                    f"dimension name {name!r}: give a non-blank string of at most "
-                    f"{_MAX_NAME} characters, not starting with ':'")
-            if not isinstance(value, str) or not value.strip() or len(value) > _MAX_VALUE:
+                    f"dimension name {safe_repr(name):.80}: CloudWatch refuses it "
+                    f"({problem}); give 1 to {_MAX_NAME} printable ASCII characters, not "
+                    "starting with ':'")
+            problem = _refused(value, _MAX_VALUE)
+            if problem is not None:
+                where = " (from AWS_LAMBDA_FUNCTION_NAME; give function_name=)" \
+                    if name == "FunctionName" and from_environment else ""
                 raise ConfigurationError(
-                    f"dimension {name}={value!r}: give a non-blank string of at most "
-                    f"{_MAX_VALUE} characters")
+                    f"dimension {name}={safe_repr(value):.80}{where}: CloudWatch refuses "
+                    f"it ({problem}); give 1 to {_MAX_VALUE} printable ASCII characters, "
+                    "at least one of them not a blank")
         if len(fixed) + 1 > _MAX_DIMENSIONS:
             raise ConfigurationError(
                 f"dimensions: {len(fixed) + 1} dimensions with EventSource; CloudWatch "
                 f"takes at most {_MAX_DIMENSIONS} per metric: give fewer")
         if stream is not None and not callable(getattr(stream, "write", None)):
-            raise ConfigurationError(f"stream={stream!r}: give a text stream (with .write)")
+            raise ConfigurationError(
+                f"stream={safe_repr(stream):.80}: give a text stream (with .write)")
         if not callable(clock):
-            raise ConfigurationError(f"clock={clock!r}: give a function returning epoch seconds")
+            raise ConfigurationError(
+                f"clock={safe_repr(clock):.80}: give a function returning epoch seconds")
         self.namespace = namespace
         self.function_name = function_name
         self._stream = stream
@@ -159,6 +184,30 @@ class EMFHooks(Hooks):
         flush = getattr(stream, "flush", None)
         if flush is not None:
             flush()
+
+
+def _refused(text: Any, longest: int, *, name: bool = False,
+             namespace: bool = False) -> Optional[str]:
+    """Why CloudWatch would refuse ``text`` as a namespace, dimension name or dimension
+    value (PutMetricData's and the EMF specification's rules), or ``None``: a string of 1
+    to ``longest`` characters, printable ASCII only (no control or non-ASCII character),
+    at least one of them not a blank; a name or namespace not starting with ':', a
+    namespace not starting with 'AWS/' (reserved for AWS services)."""
+    if not isinstance(text, str):
+        return f"{type(text).__name__}, not a string"
+    if not text.strip():
+        return "empty or blank"
+    if len(text) > longest:
+        return f"{len(text)} characters, more than {longest}"
+    for position, char in enumerate(text):
+        if not " " <= char <= "~":
+            kind = "a control" if char < " " or char == "\x7f" else "a non-ASCII"
+            return f"{kind} character, {char!r}, at position {position}"
+    if (name or namespace) and text.startswith(":"):
+        return "it starts with ':'"
+    if namespace and text.startswith("AWS/"):
+        return "'AWS/' namespaces are reserved for AWS services"
+    return None
 
 
 def _stopped_by_deadline(report: BatchReport, counts: Mapping[str, int]) -> bool:

@@ -26,7 +26,13 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any, Optional
 
-from .._errors import ConfigurationError
+from .._errors import (
+    ConfigurationError,
+    describe,
+    exception_text,
+    traceback_text,
+    type_name,
+)
 from .._hooks import Hooks
 
 if TYPE_CHECKING:
@@ -142,7 +148,7 @@ class OpenTelemetryHooks(Hooks):
             if not self.record_spans and self.max_exceptions:
                 for outcome in report.failed[:self.max_exceptions]:
                     if outcome.exception is not None:
-                        span.record_exception(outcome.exception, attributes={
+                        _record_exception(span, outcome.exception, {
                             "asyncbatch.record.identifier": _text(outcome.identifier)})
             span.set_status(trace.Status(
                 trace.StatusCode.ERROR,
@@ -186,7 +192,7 @@ class OpenTelemetryHooks(Hooks):
         batch = _current.get()
         found = None if batch is None else batch.open.get(id(record))
         if found is not None:
-            found[0].record_exception(exception, attributes={
+            _record_exception(found[0], exception, {
                 "asyncbatch.attempt": attempt, "asyncbatch.retry_delay_s": delay})
 
     def _record_failed(self, record: Record, exception: BaseException, attempts: int) -> None:
@@ -195,9 +201,8 @@ class OpenTelemetryHooks(Hooks):
             span, token = found
             trace = self._trace
             span.set_attribute("asyncbatch.attempts", attempts)
-            span.record_exception(exception)
-            span.set_status(trace.Status(
-                trace.StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
+            _record_exception(span, exception)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, describe(exception)))
             self._context.detach(token)  # type: ignore[arg-type]
             span.end()
 
@@ -208,3 +213,25 @@ class OpenTelemetryHooks(Hooks):
 
 def _text(identifier: Any) -> str:
     return identifier if isinstance(identifier, str) else str(identifier)
+
+
+def _record_exception(span: Span, exception: BaseException,
+                      attributes: Optional[dict[str, Any]] = None) -> None:
+    """``span.record_exception``, safe: the SDK's calls ``str(exception)`` (which may
+    raise) and ships the message and traceback whole (megabytes, lone surrogates that an
+    exporter cannot encode). The same event, with the semantic conventions' attributes,
+    from asyncbatch's bounded formatters."""
+    if not span.is_recording():
+        return
+    cls = type(exception)
+    module = getattr(cls, "__module__", None)
+    name = str(getattr(cls, "__qualname__", None) or type_name(exception))
+    event: dict[str, Any] = {
+        "exception.type": name if not module or module == "builtins" else f"{module}.{name}",
+        "exception.message": exception_text(exception),
+        "exception.stacktrace": traceback_text(exception),
+        "exception.escaped": "False",
+    }
+    if attributes:
+        event.update(attributes)
+    span.add_event("exception", attributes=event)

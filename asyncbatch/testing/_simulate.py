@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from .._errors import exception_text
 from .._report import identity_key
 from .._response import InvalidResponseError, reported_identifiers
 from ._context import LambdaContext
@@ -252,7 +253,7 @@ def _give_up(batch: _Batch, failed: list[int], count: list[int], max_attempts: i
 
 class _WholeBatchFailure(Exception):
     def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
+        super().__init__(exception_text(error))
         self.error = error
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
+from ..._errors import describe as describe_exception
+from ..._errors import exception_text
 from ._errors import S3ImportError, S3MoveError
 
 __all__ = ["ImportProgress", "ImportResult", "ObjectResult", "RowError", "describe", "shorten"]
@@ -23,10 +25,11 @@ def shorten(text: str, limit: int = SUMMARY_TEXT) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, S3ImportError) or not text:
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"
+    """The import's own errors by their message, any other as ``"Type: message"``; safe
+    whatever the exception's ``__str__`` does (bounded, UTF-8)."""
+    if isinstance(exc, S3ImportError):
+        return exception_text(exc) or describe_exception(exc)
+    return describe_exception(exc)
 
 
 class _Pickles:

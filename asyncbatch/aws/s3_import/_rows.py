@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 import anyio
 
+from ..._errors import exception_text
 from ._errors import CsvHeaderError
 
 __all__ = ["BATCH_SIZE", "Chunk", "Entry", "KeyProblem", "Rows", "attribute", "item_key"]
@@ -233,12 +234,12 @@ class Rows:
         try:
             item = {name: attribute(value) for name, value in self.to_item(model).items()}
         except (ValueError, TypeError) as exc:
-            self.reject(line, row, [], f"cannot be stored in DynamoDB: {exc}")
+            self.reject(line, row, [], f"cannot be stored in DynamoDB: {exception_text(exc)}")
             return None
         try:
             key = item_key(item, self.key_attributes)
         except KeyProblem as exc:
-            self.reject(line, row, [exc.name], str(exc))
+            self.reject(line, row, [exc.name], exception_text(exc))
             return None
         chunk = self.chunk
         if key in chunk.entries:
@@ -269,7 +270,7 @@ class Rows:
                 if loc in data:
                     msg += f" (got {data[loc][:60]!r})"
             parts.append(f"{loc}: {msg}")
-        return fields, "; ".join(parts) or str(exc)
+        return fields, "; ".join(parts) or exception_text(exc)
 
     def flush(self) -> Optional[Chunk]:
         """Close the current chunk; make it wait for in-flight chunks sharing a key."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import anyio
 
+from ..._errors import _bounded, exception_text
 from ..._scheduler import StopFlag, pool
 from ._backoff import Backoff, error_code
 from ._csv import CsvRecords
@@ -87,6 +88,7 @@ class ObjectRun:
 
     def reject(self, line: int, fields: Sequence[str], columns: Sequence[str],
                message: str) -> None:
+        message = _bounded(message)  # a validator's message may be huge, or not UTF-8
         self.rejected += 1
         if len(self.errors) < self.importer.max_errors:
             self.errors.append(RowError(line, tuple(columns), message))
@@ -269,8 +271,8 @@ class ObjectRun:
                      describe(exc), exc_info=exc)
         error = S3MoveError(
             f"s3://{obj.bucket}/{obj.key}: {done}; the {step} step failed "
-            f"({error_code(exc) or type(exc).__name__}: {exc}); the source is still in "
-            "place and a retry of the event finishes the move", step=step)
+            f"({error_code(exc) or type(exc).__name__}: {exception_text(exc)}); the source "
+            "is still in place and a retry of the event finishes the move", step=step)
         error.__cause__ = exc
         return error
 

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import anyio
 
+from ..._errors import exception_text
 from ._backoff import Backoff, error_code
 from ._rows import Chunk, Entry, item_key
 
@@ -87,7 +88,7 @@ class Writer:
                 except Exception as exc:
                     if error_code(exc) == "ValidationException":
                         message = getattr(exc, "response", {}).get("Error", {}).get(
-                            "Message", str(exc))
+                            "Message", None) or exception_text(exc)
                         self.reject(entry, f"refused by DynamoDB: {message}")
                         break
                     attempt += 1
