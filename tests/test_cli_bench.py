@@ -446,3 +446,33 @@ def test_interrupted_bench_exits_130(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert err.rstrip().endswith("asyncbatch bench: interrupted")
     assert "Traceback" not in err and out == ""
+
+
+def test_a_stream_workload_sweeps_concurrency_and_rate(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = bench(capsys, "--source", "stream", "--latency", "1ms", "--records",
+                           "60", "--concurrency", "2,8", "--rate", "200,1000/s", "-q")
+    assert code == 0, err
+    rows = table_rows(out)
+    assert list(rows) == ["2 @ 200/s", "2 @ 1000/s", "8 @ 200/s", "8 @ 1000/s"]
+    assert "a knee is of one rate" in out
+    # 60 starts at 200/s take at least 59 intervals: the limit held (a loaded machine only
+    # adds time, so only the lower bound is asserted)
+    assert float(rows["8 @ 200/s"][5].split()[0]) >= 59 / 200 - 0.01
+
+
+def test_a_keyed_stream_workload_runs_one_item_per_key_at_a_time(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = bench(capsys, "--source", "stream", "--keys", "3", "--latency", "1ms",
+                           "--records", "60", "--concurrency", "8", "--json", "-q")
+    assert code == 0, err
+    (result,) = json.loads(out)["results"]
+    assert result["succeeded"] == 60
+    assert result["peak_inflight"] <= 3  # three keys: never more than three at once
+
+
+@pytest.mark.parametrize("rate", ["0", "-5", "fast", ","])
+def test_a_rate_that_cannot_be_is_refused(capsys: pytest.CaptureFixture[str],
+                                          rate: str) -> None:
+    code, _out, err = bench(capsys, "--latency", "1ms", "--rate", rate, *TINY)
+    assert code == 2 and "--rate" in err and "Traceback" not in err

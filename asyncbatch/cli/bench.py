@@ -3,6 +3,7 @@
     asyncbatch bench --latency 10ms --records 2000 --concurrency 1,10,50,100,auto
     asyncbatch bench --latency lognormal:10ms:0.5 --throttle-above 50 --plot bench.png
     asyncbatch bench --handler app:handle --event sample.json --records 5000 --json out.json
+    asyncbatch bench --source stream --latency 10ms --concurrency 10,50,100 --rate 500,2000
 
 Only argparse is imported when the CLI starts; anyio, the engine and matplotlib when the
 command runs.
@@ -68,8 +69,11 @@ def add_parser(subparsers: Any) -> None:
     source.add_argument("--event", metavar="FILE",
                         help="a sample Lambda event (JSON, any source); with --records "
                              "its records are repeated to that many, identifiers made unique")
-    source.add_argument("--source", choices=("sqs", "fifo", "kinesis", "dynamodb", "kafka"),
-                        help="generate an event of this source (default: sqs)")
+    source.add_argument("--source", choices=("sqs", "fifo", "kinesis", "dynamodb", "kafka",
+                                             "stream"),
+                        help="generate an event of this source (default: sqs); 'stream': "
+                             "items through processor.run(), not a Lambda event (with "
+                             "--keys: one at a time per key)")
     batch.add_argument("--records", type=int, metavar="N",
                        help=f"records in the batch (default {_DEFAULT_RECORDS} generated; "
                             "the file's own for --event)")
@@ -82,6 +86,9 @@ def add_parser(subparsers: Any) -> None:
                        help="comma-separated levels: numbers, 'auto' (AIMDLimit, as "
                             "concurrency='auto'), 'gradient' (GradientLimit) "
                             f"(default {_DEFAULT_LEVELS})")
+    sweep.add_argument("--rate", metavar="RATES",
+                       help="comma-separated rate limits (handler calls started per second, "
+                            "asyncbatch.RateLimit) swept with every concurrency level")
     sweep.add_argument("--repeat", type=int, default=1, metavar="N",
                        help="runs per level, round-robin; the median-makespan run is shown "
                             "(default 1)")
@@ -179,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.attempts < 1:
         raise BenchError("--attempts must be >= 1 (1: no retry)")
     levels = parse_levels(args.concurrency)
+    rates = _rates(args.rate)
     retry = Retry(attempts=args.attempts, base=_duration("--retry-base", args.retry_base),
                   cap=_duration("--retry-cap", args.retry_cap))
     timeout = None if args.timeout is None else _duration("--timeout", args.timeout)
@@ -222,11 +230,12 @@ def _run(args: argparse.Namespace) -> int:
         source_name = args.source or "sqs"
         event = generate_event(source_name,
                                _DEFAULT_RECORDS if args.records is None else args.records,
-                               100 if args.keys is None else args.keys)
+                               100 if args.keys is None else args.keys,
+                               keyed=args.keys is not None)
     records = count_records(event)
 
     sweep = Sweep(levels=levels, description=description, records=records,
-                  source=source_name, repeat=args.repeat, backend=args.backend)
+                  source=source_name, repeat=args.repeat, backend=args.backend, rates=rates)
     show = _Progress(sweep, sys.stderr, quiet=args.quiet, every=args.progress_every)
     show.start(estimate=_estimate(args, records, levels))
     run_sweep(sweep, event, make_handler, retry=retry, timeout=timeout, progress=show)
@@ -245,6 +254,33 @@ def _run(args: argparse.Namespace) -> int:
         path = plot_sweep(sweep, args.plot)
         print(f"plot saved to {path}", file=sys.stderr)
     return 0
+
+
+def _rates(text: Optional[str]) -> list[Optional[float]]:
+    """``--rate 100,500`` as ``[100.0, 500.0]``; none given: ``[None]``."""
+    import math
+
+    from .sweep import BenchError
+
+    if text is None:
+        return [None]
+    rates: list[Optional[float]] = []
+    for part in text.split(","):
+        part = part.strip().lower().removesuffix("/s")
+        if not part:
+            continue
+        try:
+            rate = float(part)
+        except ValueError:
+            raise BenchError(f"--rate {text!r}: {part!r} is not a number of calls per "
+                             "second; e.g. --rate 100,500") from None
+        if not (math.isfinite(rate) and rate > 0):
+            raise BenchError(f"--rate {text!r}: rates must be above 0")
+        if rate not in rates:
+            rates.append(rate)
+    if not rates:
+        raise BenchError(f"--rate {text!r}: give rates, e.g. --rate 100,500")
+    return rates
 
 
 def _duration(option: str, text: str) -> float:

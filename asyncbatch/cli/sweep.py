@@ -57,7 +57,7 @@ __all__ = [
     "run_sweep",
 ]
 
-SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka")
+SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka", "stream")
 ADAPTIVE_LEVELS = ("auto", "gradient")
 KNEE_TOLERANCE = 0.05
 ERRORS_KEPT = 5  # failed records kept per level, with their exception
@@ -259,11 +259,24 @@ def load_handler(spec: str) -> Handler:
     return target  # type: ignore[no-any-return]
 
 
-def generate_event(source: str, records: int, keys: int = 100) -> dict[str, Any]:
+class Items:
+    """A ``stream()`` workload: ``items`` (dicts ``{"n": i, "key": k}``) through
+    ``processor.run()``, one at a time per ``"key"`` when ``keyed``."""
+
+    __slots__ = ("items", "keyed")
+
+    def __init__(self, items: list[dict[str, Any]], keyed: bool) -> None:
+        self.items = items
+        self.keyed = keyed
+
+
+def generate_event(source: str, records: int, keys: int = 100,
+                   keyed: bool = False) -> Any:
     """A Lambda-shaped event of ``records`` records with bodies ``{"n": i, "key": k}``,
     spread round-robin over ``keys`` ordering keys (FIFO message groups, partition keys,
     item keys, Kafka partitions; ignored for standard SQS), made by the
-    ``asyncbatch.testing`` event factories (the source descriptors' own records)."""
+    ``asyncbatch.testing`` event factories (the source descriptors' own records); for
+    ``"stream"``, an ``Items`` workload of the same bodies (``keyed``: in order per key)."""
     from ..testing import dynamodb_event, kafka_event, kinesis_event, sqs_event
 
     if source not in SOURCES:
@@ -272,6 +285,8 @@ def generate_event(source: str, records: int, keys: int = 100) -> dict[str, Any]
         raise BenchError("--records and --keys must be >= 1")
     names = [f"key-{i % keys}" for i in range(records)]
     bodies = [{"n": i, "key": key} for i, key in enumerate(names)]
+    if source == "stream":
+        return Items(bodies, keyed)
     if source == "sqs":
         return sqs_event(*bodies)
     if source == "fifo":
@@ -284,10 +299,13 @@ def generate_event(source: str, records: int, keys: int = 100) -> dict[str, Any]
                          for i, (key, body) in enumerate(zip(names, bodies, strict=True))))
 
 
-def count_records(event: dict[str, Any]) -> int:
-    """How many records ``event`` holds (any source, Kafka's grouped records included)."""
+def count_records(event: Any) -> int:
+    """How many records ``event`` holds (any source, Kafka's grouped records included; a
+    stream workload's items)."""
     from .._sources import read_event
 
+    if isinstance(event, Items):
+        return len(event.items)
     return len(read_event(event, None)[1])
 
 
@@ -398,6 +416,7 @@ class LevelResult:
     p99: Optional[float]
     mean_inflight: float  # sum of handler-call time / makespan (Little's law)
     final_limit: Optional[int] = None  # where an adaptive limit ended
+    rate: Optional[float] = None  # the rate limit (starts per second), if any
     throttled: Optional[int] = None  # calls the simulated dependency throttled
     peak_inflight: Optional[int] = None  # most calls the simulated dependency saw at once
     #: a few failed records, ``"identifier: ExceptionType: message"`` (at most ERRORS_KEPT)
@@ -448,10 +467,11 @@ Progress = Callable[[int, int], None]
 
 
 async def run_level(
-    event: dict[str, Any],
+    event: Any,
     handler: Handler,
     level: Level,
     *,
+    rate: Optional[float] = None,
     retry: Optional[Retry] = None,
     record_timeout: Optional[float] = None,
     dependency: Optional[Dependency] = None,
@@ -461,14 +481,17 @@ async def run_level(
 ) -> LevelResult:
     """Process ``event`` once at ``level``; ``progress(done, total)`` every ``interval``
     seconds while it runs. ``limit`` overrides the limit ``level`` would make;
-    ``record_timeout`` is the processor's per-record ``timeout``."""
+    ``record_timeout`` is the processor's per-record ``timeout``; ``rate`` a rate limit
+    (handler calls started per second). ``event`` may be a stream workload (``Items``)."""
     from .._processor import AsyncBatchProcessor
+    from .._rate import RateLimit
 
     concurrency = make_concurrency(level) if limit is None else limit
     hooks = _Progress()
     processor = AsyncBatchProcessor(
         concurrency=concurrency, retry=retry, timeout=record_timeout, timings=True, hooks=hooks,
-        log_summary=False, raise_on_all_failed=False)
+        log_summary=False, raise_on_all_failed=False,
+        rate_limit=None if rate is None else RateLimit(rate))
     total = count_records(event)
 
     async def tick() -> None:
@@ -481,7 +504,11 @@ async def run_level(
         if progress is not None:
             tg.start_soon(tick)
         started = time.perf_counter()
-        report = await processor.process(event, handler)
+        if isinstance(event, Items):
+            report = await processor.run(event.items, handler,
+                                         key=_item_key if event.keyed else None)
+        else:
+            report = await processor.process(event, handler)
         makespan = time.perf_counter() - started
         tg.cancel_scope.cancel()
     if progress is not None:
@@ -494,7 +521,7 @@ async def run_level(
     errors = tuple(describe_failure(o.identifier, o.exception)
                    for o in islice(report.failed, ERRORS_KEPT))
     return LevelResult(
-        level=str(level),
+        level=str(level) if rate is None else f"{level} @ {rate:g}/s",
         concurrency=concurrency if isinstance(concurrency, int) else None,
         records=total,
         succeeded=counts["succeeded"],
@@ -512,7 +539,12 @@ async def run_level(
                    and dependency.capacity is not None else None),
         peak_inflight=dependency.peak if dependency is not None else None,
         errors=errors,
+        rate=rate,
     )
+
+
+def _item_key(item: dict[str, Any]) -> Any:
+    return item["key"]
 
 
 def describe_failure(identifier: Any, exception: Optional[BaseException]) -> str:
@@ -537,9 +569,18 @@ class Sweep:
     repeat: int = 1
     backend: str = "asyncio"
     results: list[LevelResult] = field(default_factory=list)
+    #: rate limits to sweep with every level (starts per second); ``[None]``: none
+    rates: list[Optional[float]] = field(default_factory=lambda: [None])
+
+    @property
+    def runs(self) -> list[tuple[Level, Optional[float]]]:
+        """Every (level, rate) the sweep runs, rates within levels."""
+        return [(level, rate) for level in self.levels for rate in self.rates]
 
     @property
     def knee(self) -> Optional[LevelResult]:
+        if len(self.rates) > 1:
+            return None  # a knee is of one curve: concurrency at one rate
         return find_knee(self.results)
 
     def best(self) -> Optional[LevelResult]:
@@ -556,6 +597,7 @@ class Sweep:
             "repeat": self.repeat,
             "backend": self.backend,
             "levels": [str(level) for level in self.levels],
+            "rates": self.rates,
             "results": [r.as_dict() for r in self.results],
             "best": None if best is None else {"concurrency": best.concurrency,
                                                 "throughput": best.throughput},
@@ -590,22 +632,23 @@ def run_sweep(
     then repetition 2, ...), so that a noisy neighbour spreads over all levels; keep each
     level's median-makespan run. ``make_handler`` gives a fresh handler (and its simulated
     dependency, if any) per run. ``progress(rep, level, done, total, result)``."""
-    runs: dict[str, list[LevelResult]] = {str(level): [] for level in sweep.levels}
+    runs: dict[tuple[str, Optional[float]], list[LevelResult]] = {
+        (str(level), rate): [] for level, rate in sweep.runs}
 
     async def main() -> None:
         for rep in range(sweep.repeat):
-            for level in sweep.levels:
+            for level, rate in sweep.runs:
                 handler, dependency = make_handler()
-                result = await run_level(event, handler, level, retry=retry,
+                result = await run_level(event, handler, level, rate=rate, retry=retry,
                                          record_timeout=timeout,
                                          dependency=dependency,
                                          progress=_bind_progress(progress, rep, level))
-                runs[str(level)].append(result)
+                runs[(str(level), rate)].append(result)
                 if progress is not None:
                     progress(rep, level, result.records, result.records, result)
 
     anyio.run(main, backend=sweep.backend)
-    sweep.results = [_median_run(runs[str(level)]) for level in sweep.levels]
+    sweep.results = [_median_run(runs[(str(level), rate)]) for level, rate in sweep.runs]
     return sweep
 
 
@@ -697,6 +740,9 @@ def describe_failures(sweep: Sweep) -> list[str]:
 def describe_knee(sweep: Sweep) -> str:
     knee = sweep.knee
     best = sweep.best()
+    if len(sweep.rates) > 1 and best is not None:
+        return (f"best: {best.throughput:,.0f} rec/s at {best.level} (a knee is of one "
+                "rate: sweep --concurrency at one --rate to find it)")
     if knee is None or best is None:
         return "knee: none (no fixed concurrency level in the sweep)"
     if best.throughput <= 0:
