@@ -260,7 +260,7 @@ class AsyncBatchProcessor:
             status=run.status, errors=run.errors, attempts=run.attempts,
             durations=run.durations, elapsed=time.perf_counter() - started,
             window=window, state=run.state, identifiers=run.identifiers,
-            results=run.results,
+            results=run.results, source=policy,
         )
         if hooks is not None:
             run.report_skips(hooks)

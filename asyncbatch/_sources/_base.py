@@ -12,9 +12,12 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, safe_repr
+
+if TYPE_CHECKING:
+    from .._report import BatchReport
 
 __all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
 
@@ -278,6 +281,19 @@ class Source:
     def failure_item(self, identifier: Any) -> dict[str, Any]:
         """One entry of ``batchItemFailures``."""
         return {"itemIdentifier": identifier}
+
+    def response(self, report: BatchReport) -> dict[str, Any]:
+        """What the function returns to the service that invoked it: Lambda's partial
+        batch response, ``{"batchItemFailures": [...]}`` (failed and skipped records in
+        event order, each once), plus ``"state"`` for a tumbling-window event."""
+        failure_item = self.failure_item
+        body: dict[str, Any] = {
+            "batchItemFailures": [failure_item(dict(i) if isinstance(i, dict) else i)
+                                  for i in report.failure_identifiers()]
+        }
+        if report.window is not None:
+            body["state"] = report.state
+        return body
 
     def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
         """The key whose records run one at a time (``None``: independent)."""
