@@ -20,6 +20,7 @@ from ._errors import (
     RecordSkippedError,
     RecordTimeoutError,
     RecordValidationError,
+    ResponseTooLargeError,
     SinkError,
 )
 from ._handlers import Handler
@@ -128,6 +129,7 @@ __all__ = [
     "RecordTimeoutError",
     "RecordValidationError",
     "Replay",
+    "ResponseTooLargeError",
     "Retry",
     "SQSRecord",
     "SinkError",
