@@ -205,8 +205,8 @@ def position(record: Any) -> int:
     raw = getattr(record, "raw", record)
     if "messageId" in raw:
         return int(raw["messageId"].rsplit("-", 1)[1])
-    if "kinesis" in raw:
-        return int(raw["kinesis"]["sequenceNumber"]) - KINESIS_BASE
+    if "kinesis" in raw or "sequenceNumber" in raw:  # as Lambda sends it, or a pipe
+        return int(raw.get("kinesis", raw)["sequenceNumber"]) - KINESIS_BASE
     if "dynamodb" in raw:
         return int(raw["dynamodb"]["SequenceNumber"]) - DYNAMODB_BASE
     return int(raw["timestamp"]) - 1_700_000_000_000  # Kafka
