@@ -1,7 +1,8 @@
 """Event sources: one descriptor per source, beside the one scheduler.
 
 Each source is described once, in its own module: ``sqs.py``, ``kinesis.py``,
-``dynamodb.py``, ``kafka.py`` (the shared parts in ``_base.py``). A descriptor knows, for
+``dynamodb.py``, ``kafka.py`` (the shared parts in ``_base.py``; an EventBridge pipe's
+list of records is read in ``pipes.py``). A descriptor knows, for
 one kind of event, where its records are and how to validate them, the identifier and
 how it goes into ``batchItemFailures``, the sequence and ordering key (the lanes), what
 a failure skips, what ``model=`` parses, the record view and how to build a sample
@@ -22,6 +23,7 @@ from .dynamodb import DYNAMODB, DynamoDBRecord
 from .iterable import ITEMS
 from .kafka import KAFKA, KafkaRecord
 from .kinesis import KINESIS, KinesisRecord
+from .pipes import read_pipe_batch
 from .sqs import SQS, SQSRecord
 
 __all__ = [
@@ -140,17 +142,23 @@ def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: 
     """The event's source, a new list of its records (a handler that edits the event does
     not change it) and the plan the scheduler runs, identifiers included.
 
-    ``InvalidEventError`` (malformed event) or ``ConfigurationError`` (an ``ordering`` the
-    source does not take) before any handler runs."""
-    if not isinstance(event, Mapping):
+    An EventBridge pipe's batch (a top-level list of records) is read as the same
+    records under ``"Records"``. ``InvalidEventError`` (malformed event) or
+    ``ConfigurationError`` (an ``ordering`` the source does not take) before any handler
+    runs."""
+    if isinstance(event, list):
+        source, records = read_pipe_batch(event, event_type)
+    elif not isinstance(event, Mapping):
         raise InvalidEventError(
-            f"the event is a {type(event).__name__}, not a mapping with a 'Records' list")
-    if event_type is None:
-        source = _detect(event)
+            f"the event is a {type(event).__name__}, not a mapping with a 'Records' list "
+            "(or an EventBridge pipe's list of records)")
     else:
-        source = SOURCES[event_type]
-        _check_source(event, source)
-    records = source.find(event)
+        if event_type is None:
+            source = _detect(event)
+        else:
+            source = SOURCES[event_type]
+            _check_source(event, source)
+        records = source.find(event)
     if not records and event_type is None:
         ordering = None  # an empty batch names no source: nothing to order
     plan = source.plan(records, fifo_stop_batch=fifo_stop_batch, ordering=ordering)

@@ -295,6 +295,13 @@ class Source:
             body["state"] = report.state
         return body
 
+    def pipes_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The record as an EventBridge pipe hands it to its target (a copy): by default
+        shaped as Lambda's event source mapping shapes it."""
+        import copy
+
+        return copy.deepcopy(dict(raw))
+
     def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
         """The key whose records run one at a time (``None``: independent)."""
         return None

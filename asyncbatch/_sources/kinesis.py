@@ -137,6 +137,14 @@ class KinesisSource(Source):
     def model_input(self, view: Any) -> tuple[Any, bool]:
         return view.data, True
 
+    def pipes_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """As an EventBridge pipe hands it on: the fields of ``kinesis`` at the top level."""
+        import copy
+
+        flat = dict(copy.deepcopy(raw.get("kinesis") or {}))
+        flat.update((k, copy.deepcopy(v)) for k, v in raw.items() if k != "kinesis")
+        return flat
+
     def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
                       stream_arn: str = STREAM_ARN, shard: str = "shardId-000000000006",
                       **options: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ Lambda does, redeliver, repeat until every record is acknowledged or dead-letter
   handler: ``BatchFailedError``, every record failed), or returns a response Lambda
   rejects: not a mapping, not JSON, an item without ``itemIdentifier``, or an identifier
   that was not in the batch.
+- An EventBridge pipe's batch (a top-level list) is redelivered as its source's.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Invocation:
     the batch failed whole (the function raised, or its response was invalid), else
     ``None``."""
 
-    event: dict[str, Any]
+    event: Any
     response: Any
     error: Optional[BaseException]
     delivered: tuple[Hashable, ...]
@@ -118,9 +119,12 @@ class _Batch:
 
 
 def _rebuilder(event: Any, records: list[Any]) -> Callable[[list[int], list[dict[str, Any]]],
-                                                            dict[str, Any]]:
-    """How to make an event holding some of the records: a ``Records`` list, or Kafka's
-    ``records`` mapping (each record goes back under the key it came from)."""
+                                                            Any]:
+    """How to make an event holding some of the records: a ``Records`` list, an
+    EventBridge pipe's list, or Kafka's ``records`` mapping (each record goes back under
+    the key it came from)."""
+    if isinstance(event, list):
+        return lambda indices, raws: raws
     if isinstance(event.get("Records"), list):
         def flat(indices: list[int], raws: list[dict[str, Any]]) -> dict[str, Any]:
             return {**copy.deepcopy({k: v for k, v in event.items() if k != "Records"}),
@@ -154,7 +158,7 @@ def _new_context(context: ContextArg) -> Any:
     return context
 
 
-Invoke = Callable[[dict[str, Any], Any], Awaitable[Any]]
+Invoke = Callable[[Any, Any], Awaitable[Any]]
 
 
 async def _run(invoke: Invoke, event: Any, context: ContextArg,
@@ -284,7 +288,7 @@ async def simulate(
     if processor is None:
         processor = AsyncBatchProcessor()
 
-    async def invoke(delivered: dict[str, Any], ctx: Any) -> Any:
+    async def invoke(delivered: Any, ctx: Any) -> Any:
         try:
             return await async_process_partial_response(delivered, handler, processor, ctx)
         except BatchFailedError as exc:
@@ -309,7 +313,7 @@ async def simulate_lambda(
                          "def lambda_handler(event, context)")
     is_async = _is_async(function)
 
-    async def invoke(delivered: dict[str, Any], ctx: Any) -> Any:
+    async def invoke(delivered: Any, ctx: Any) -> Any:
         try:
             if is_async:
                 return await function(delivered, ctx)
