@@ -27,7 +27,7 @@ from ._rate import RateLimit
 from ._report import BatchReport
 from ._retry import Retry
 from ._scheduler import BatchRun, Settings, validation_error
-from ._sources import ITEMS, EventType, coerce_event_type, read_event
+from ._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
 from ._stream import Stream, StreamRun, check_items
 from ._windows import WindowReducer, parse_window
 
@@ -180,6 +180,8 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"window_reducer={window_reducer!r}: give a function (state, record, window) "
                 "-> new state")
+        if self._event_type is not None:  # the source refuses what it cannot honour
+            SOURCES[self._event_type].check_options(idempotency=idempotency)
         self.limit = limit
         self.concurrency: int = limit.max if limit is not None else int(concurrency)  # type: ignore[arg-type]
         self.model = model
@@ -233,6 +235,8 @@ class AsyncBatchProcessor:
         policy, records, plan = read_event(
             event, self._event_type, fifo_stop_batch=self.fifo_stop_on_failure,
             ordering=self.ordering)
+        policy.check_options(idempotency=self.idempotency)
+        call = policy.checked(call)
         window = parse_window(event)
         backend = current_backend()
         deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
@@ -580,7 +584,8 @@ def _finish(report: BatchReport, processor: AsyncBatchProcessor) -> dict[str, An
         excs = report.exceptions()
         count = len(report)
         raise BatchFailedError(
-            f"all {count} records of the batch failed; Lambda will retry the whole batch",
+            f"all {count} records of the batch failed; the invocation fails, so the whole "
+            "batch is retried (by Lambda, or by Firehose for a transformation)",
             excs or [RecordError("no record succeeded")], report)
     return report.response()
 

@@ -214,6 +214,7 @@ SQS = sample("eventbridge-docs-pipes-sqs-batch.json")
     ([{"Records": []}], None, r"record 0 of the pipe's batch .* is a whole event"),
     (KINESIS, EventType.SQS, r"record 0 .* comes from 'aws:kinesis' but the processor's "
                              r"event_type from 'aws:sqs'"),
+    (SQS, EventType.FIREHOSE, r"the processor takes Firehose events"),
     (SQS, EventType.KAFKA, r"the processor takes Kafka events"),
 ])
 async def test_a_list_asyncbatch_cannot_take_is_refused_naming_the_record(

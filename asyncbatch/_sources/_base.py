@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, safe_repr
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from .._report import BatchReport
 
 __all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
@@ -31,6 +33,8 @@ class EventType(str, enum.Enum):
     KINESIS = "KinesisDataStreams"
     DYNAMODB_STREAMS = "DynamoDBStreams"
     KAFKA = "Kafka"
+    #: Amazon Data Firehose's transformation invocation (its response is Firehose's own)
+    FIREHOSE = "Firehose"
     #: the items of any iterable, through ``stream()`` and ``run()`` (not a Lambda event)
     ITERABLE = "Iterable"
 
@@ -294,6 +298,17 @@ class Source:
         if report.window is not None:
             body["state"] = report.state
         return body
+
+    def checked(self, call: Callable[[Any], Awaitable[Any]]
+                ) -> Callable[[Any], Awaitable[Any]]:
+        """The handler call, checking what the source needs of its return value (a
+        return value the response cannot hold fails its record); by default the call
+        itself: a partial batch response holds no results."""
+        return call
+
+    def check_options(self, *, idempotency: Any = None) -> None:
+        """``ConfigurationError`` for a processor option this source cannot honour (by
+        default none)."""
 
     def pipes_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """The record as an EventBridge pipe hands it to its target (a copy): by default

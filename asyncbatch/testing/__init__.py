@@ -9,7 +9,8 @@
 
 - ``sqs_event``, ``kinesis_event``, ``dynamodb_event``, ``kafka_event``, ``s3_event``:
   events shaped as Lambda sends them (unique identifiers, increasing sequence numbers).
-- ``pipes_event``: an EventBridge pipe's batch (a list of an event's records).
+- ``firehose_event``, ``pipes_event``: a Firehose transformation and an EventBridge
+  pipe's batch.
 - ``LambdaContext(remaining=seconds)``: the context Lambda passes, its remaining time
   counting down on the running event loop's clock (or a clock you give).
 - ``simulate(handler, event)`` / ``simulate_lambda(function, event)``: Lambda's event
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from ._context import ClientContext, CognitoIdentity, LambdaContext
 from ._events import dynamodb_event, kafka_event, kinesis_event, s3_event, sqs_event
-from ._shapes import pipes_event
+from ._shapes import firehose_event, pipes_event
 from ._simulate import (
     InvalidResponseError,
     Invocation,
@@ -44,6 +45,7 @@ __all__ = [
     "LambdaContext",
     "Simulation",
     "dynamodb_event",
+    "firehose_event",
     "kafka_event",
     "kinesis_event",
     "pipes_event",

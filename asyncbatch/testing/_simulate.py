@@ -14,6 +14,10 @@ Lambda does, redeliver, repeat until every record is acknowledged or dead-letter
   rejects: not a mapping, not JSON, an item without ``itemIdentifier``, or an identifier
   that was not in the batch.
 - An EventBridge pipe's batch (a top-level list) is redelivered as its source's.
+- A Firehose transformation is Firehose's, not Lambda's (see ``_firehose.py``): a record
+  answered ``ProcessingFailed`` goes to the ``processing-failed`` prefix at once
+  (``dead_letters``); a failed invocation is retried whole, ``max_attempts`` invocations
+  in all (Firehose's ``NumberOfRetries`` + 1); ``Ok`` records' data is in ``transformed``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from .._errors import exception_text
 from .._report import identity_key
 from .._response import InvalidResponseError, reported_identifiers
+from .._sources import EventType
 from ._context import LambdaContext
 
 if TYPE_CHECKING:
@@ -73,11 +78,18 @@ class Simulation:
     - ``invocations``: every ``Invocation``, in order.
 
     Identifiers are the records' ``itemIdentifier`` values: the ``messageId`` (SQS), the
-    sequence number (Kinesis, DynamoDB Streams), ``(partition, offset)`` (Kafka)."""
+    sequence number (Kinesis, DynamoDB Streams), ``(partition, offset)`` (Kafka), the
+    ``recordId`` (Firehose).
+
+    A Firehose transformation also has ``transformed`` (recordId -> a ``FirehoseResult``
+    of the data Firehose delivers, as bytes, and its partition keys) and ``dropped``;
+    its ``dead_letters`` are the records written to the ``processing-failed`` prefix."""
 
     deliveries: dict[Hashable, int]
     dead_letters: tuple[dict[str, Any], ...]
     invocations: tuple[Invocation, ...] = field(repr=False)
+    transformed: dict[Hashable, Any] = field(default_factory=dict)
+    dropped: tuple[Hashable, ...] = ()
 
     @property
     def dead_lettered(self) -> tuple[Hashable, ...]:
@@ -168,6 +180,12 @@ async def _run(invoke: Invoke, event: Any, context: ContextArg,
             f"max_attempts={max_attempts!r}: give the number of deliveries before a record "
             "is dead-lettered, an int >= 1 (SQS's maxReceiveCount)")
     batch = _Batch(event)
+    if batch.event_type is EventType.FIREHOSE:  # Firehose's rules, not Lambda's
+        from ._firehose import run_firehose
+
+        simulation: Simulation = await run_firehose(
+            invoke, event, lambda: _new_context(context), max_attempts, _WholeBatchFailure)
+        return simulation
     keys = batch.keys
     n = len(keys)
     known = set(keys)
@@ -277,7 +295,8 @@ async def simulate(
     ``context``: ``None`` (a fresh ``LambdaContext()`` per invocation, as Lambda gives),
     a function returning one per invocation, or one context for every invocation.
     ``max_attempts``: deliveries before a record is dead-lettered (SQS) or the rest of its
-    shard's batch is discarded (streams).
+    shard's batch is discarded (streams); for a Firehose event, invocations before a
+    failing batch goes to ``processing-failed`` (Firehose's ``NumberOfRetries`` + 1).
 
     Every record failing (``BatchFailedError``) fails the whole batch, as Lambda sees it.
     A malformed event or a bad handler raises at once (``InvalidEventError``,

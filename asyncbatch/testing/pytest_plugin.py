@@ -9,7 +9,7 @@ Fixtures:
   tests. ``@pytest.mark.lambda_context(remaining=2.0, function_name="orders")`` sets its
   arguments.
 - ``sqs_event``, ``kinesis_event``, ``dynamodb_event``, ``kafka_event``, ``s3_event``,
-  ``pipes_event``: the event
+  ``firehose_event``, ``pipes_event``: the event
   factories of ``asyncbatch.testing`` (``sqs_event({"id": 1}, fifo_group="g")``).
 
 All fixtures are synchronous: nothing here depends on which async plugin runs the test.
@@ -24,8 +24,8 @@ import pytest
 from . import _events, _shapes
 from ._context import LambdaContext
 
-__all__ = ["dynamodb_event", "kafka_event", "kinesis_event", "lambda_context",
-           "pipes_event", "pytest_configure", "s3_event", "sqs_event"]
+__all__ = ["dynamodb_event", "firehose_event", "kafka_event", "kinesis_event",
+           "lambda_context", "pipes_event", "pytest_configure", "s3_event", "sqs_event"]
 
 _MARKER = "lambda_context"
 
@@ -75,6 +75,12 @@ def kafka_event() -> Callable[..., dict[str, Any]]:
 def s3_event() -> Callable[..., dict[str, Any]]:
     """``asyncbatch.testing.s3_event``: ``s3_event(*object_keys, bucket=...)``."""
     return _events.s3_event
+
+
+@pytest.fixture
+def firehose_event() -> Callable[..., dict[str, Any]]:
+    """``asyncbatch.testing.firehose_event``: ``firehose_event(*payloads, origin=...)``."""
+    return _shapes.firehose_event
 
 
 @pytest.fixture
