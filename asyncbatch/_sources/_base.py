@@ -241,6 +241,9 @@ class Source:
     identifier_path: ClassVar[str]
     #: the ``ordering=`` values this source accepts, the default first
     orderings: ClassVar[tuple[str, ...]] = ()
+    #: whether ``envelope=`` applies: the payload may be an SNS notification or an
+    #: EventBridge event wrapping the producer's own
+    envelopes: ClassVar[bool] = False
 
     @property
     def event_source(self) -> str:
@@ -306,9 +309,14 @@ class Source:
         itself: a partial batch response holds no results."""
         return call
 
-    def check_options(self, *, idempotency: Any = None) -> None:
-        """``ConfigurationError`` for a processor option this source cannot honour (by
-        default none)."""
+    def check_options(self, *, idempotency: Any = None, envelope: Any = None) -> None:
+        """``ConfigurationError`` for a processor option this source cannot honour."""
+        if envelope is not None and not self.envelopes:
+            raise ConfigurationError(
+                f"envelope={envelope!r} unwraps SQS message bodies (an SNS notification or "
+                f"an EventBridge event delivered through SQS); a {self.event_type.value} "
+                "record has no such envelope: remove envelope=, or give model= a model of "
+                "the payload as it is")
 
     def pipes_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """The record as an EventBridge pipe hands it to its target (a copy): by default

@@ -257,7 +257,8 @@ class FirehoseSource(Source):
 
         return call_checked
 
-    def check_options(self, *, idempotency: Any = None) -> None:
+    def check_options(self, *, idempotency: Any = None, envelope: Any = None) -> None:
+        super().check_options(envelope=envelope)
         if idempotency is not None:
             raise ConfigurationError(
                 "idempotency= cannot serve a Firehose transformation: the transformed data "

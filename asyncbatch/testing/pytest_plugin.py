@@ -9,8 +9,8 @@ Fixtures:
   tests. ``@pytest.mark.lambda_context(remaining=2.0, function_name="orders")`` sets its
   arguments.
 - ``sqs_event``, ``kinesis_event``, ``dynamodb_event``, ``kafka_event``, ``s3_event``,
-  ``firehose_event``, ``pipes_event``: the event
-  factories of ``asyncbatch.testing`` (``sqs_event({"id": 1}, fifo_group="g")``).
+  ``firehose_event``, ``pipes_event``, ``sns_sqs_event``, ``eventbridge_sqs_event``: the
+  event factories of ``asyncbatch.testing`` (``sqs_event({"id": 1}, fifo_group="g")``).
 
 All fixtures are synchronous: nothing here depends on which async plugin runs the test.
 """
@@ -24,8 +24,9 @@ import pytest
 from . import _events, _shapes
 from ._context import LambdaContext
 
-__all__ = ["dynamodb_event", "firehose_event", "kafka_event", "kinesis_event",
-           "lambda_context", "pipes_event", "pytest_configure", "s3_event", "sqs_event"]
+__all__ = ["dynamodb_event", "eventbridge_sqs_event", "firehose_event", "kafka_event",
+           "kinesis_event", "lambda_context", "pipes_event", "pytest_configure", "s3_event",
+           "sns_sqs_event", "sqs_event"]
 
 _MARKER = "lambda_context"
 
@@ -87,3 +88,15 @@ def firehose_event() -> Callable[..., dict[str, Any]]:
 def pipes_event() -> Callable[..., list[dict[str, Any]]]:
     """``asyncbatch.testing.pipes_event``: ``pipes_event(sqs_event(...))``."""
     return _shapes.pipes_event
+
+
+@pytest.fixture
+def sns_sqs_event() -> Callable[..., dict[str, Any]]:
+    """``asyncbatch.testing.sns_sqs_event``: ``sns_sqs_event(*messages)``."""
+    return _shapes.sns_sqs_event
+
+
+@pytest.fixture
+def eventbridge_sqs_event() -> Callable[..., dict[str, Any]]:
+    """``asyncbatch.testing.eventbridge_sqs_event``: ``eventbridge_sqs_event(*details)``."""
+    return _shapes.eventbridge_sqs_event
