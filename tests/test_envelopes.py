@@ -4,7 +4,7 @@ payload inside an SNS notification or an EventBridge event delivered through SQS
 Checked on Powertools' published SNS-over-SQS samples (standard and FIFO) and an
 EventBridge event through SQS; a record whose envelope or payload is wrong fails alone,
 the field named from the body; every misuse is a ``ConfigurationError`` saying what to
-do; Powertools' envelope names work; the factories' bodies are what
+do; Powertools' envelope names (and the drop-in) work; the factories' bodies are what
 Powertools' own models accept.
 """
 
@@ -218,6 +218,30 @@ def test_powertools_envelopes_name_the_same_envelopes(given: Any, name: Optional
 def test_a_powertools_envelope_asyncbatch_has_no_use_for_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="not SnsEnvelope"):
         AsyncBatchProcessor(model=Order, envelope=envelopes.SnsEnvelope)
+
+
+def test_the_powertools_drop_in_takes_its_envelope_names() -> None:
+    from asyncbatch.powertools import BatchProcessor, EventType, process_partial_response
+
+    processor = BatchProcessor(EventType.SQS, model=Greeting, envelope=envelopes.SnsSqsEnvelope)
+    got: list[Any] = []
+
+    def handle(record: Greeting) -> None:
+        got.append(record)
+
+    event = sample("powertools-snsSqsEvent.json")
+    bad = sns_sqs_event({"message": "hi"})["Records"][0]  # no username
+    event["Records"].append(bad)
+    response = process_partial_response(event, handle, processor)
+    assert got == [Greeting(message="hello world", username="lessa")]
+    assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    (failure,) = processor.fail_messages
+    assert failure.message_id == bad["messageId"]  # Powertools' data class of the record
+    with pytest.raises(ConfigurationError, match="unwraps SQS message bodies"):
+        BatchProcessor(EventType.KinesisDataStreams, model=Greeting,
+                       envelope=envelopes.SnsSqsEnvelope)
+    with pytest.raises(ConfigurationError, match="give model= too"):
+        BatchProcessor(EventType.SQS, envelope="sns")
 
 
 def test_the_factories_bodies_are_what_powertools_models_accept() -> None:
