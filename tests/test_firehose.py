@@ -17,6 +17,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 import asyncbatch
@@ -31,7 +33,7 @@ from asyncbatch import (
     InvalidEventError,
     ResponseTooLargeError,
 )
-from asyncbatch._sources import read_event
+from asyncbatch._sources import firehose_response, read_event
 from asyncbatch._sources.firehose_response import LIMIT, response_size
 from asyncbatch.testing import (
     LambdaContext,
@@ -39,6 +41,7 @@ from asyncbatch.testing import (
     simulate,
     simulate_lambda,
     sqs_event,
+    strategies,
 )
 from asyncbatch.testing._events import position
 
@@ -594,3 +597,110 @@ def test_the_sample_records_are_shaped_as_firehose_sends_them() -> None:
     assert json.loads(unb64(raw["data"])) == {"a": 1}
     with pytest.raises(ValueError, match="origin"):
         firehose_event("a", origin="s3")
+
+
+# -- properties over random batches ------------------------------------------------------------
+
+SETTINGS = settings(max_examples=120, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture])
+OUTCOMES = ("bytes", "json", "none", "drop", "keys", "raise", "slow")
+
+
+def run_virtual(main: Any) -> Any:
+    return anyio.run(main, backend="trio",
+                     backend_options={"clock": MockClock(autojump_threshold=0)})
+
+
+def expected_data(outcome: str, raw: dict[str, Any], key: str) -> Any:
+    return {"bytes": b64(b"t" + unb64(raw[key])), "json": b64(b'{"ok":1}'),
+            "none": raw[key], "keys": b64(b"k"), "slow": b64(b"slow")}[outcome]
+
+
+@SETTINGS
+@given(event=strategies.firehose_events(max_size=25),
+       outcomes=st.lists(st.sampled_from(OUTCOMES), min_size=25, max_size=25),
+       concurrency=st.integers(1, 6), deadline=st.sampled_from([None, 0.3, 1.0]))
+def test_every_record_id_is_answered_once_in_order_as_its_outcome_says(
+        event: dict[str, Any], outcomes: list[str], concurrency: int,
+        deadline: Any) -> None:
+    records = event["records"]
+    key = "kafkaRecordValue" if "sourceMSKArn" in event else "data"
+    running = peak = 0
+
+    async def handle(record: FirehoseRecord) -> Any:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            outcome = outcomes[position(record)]
+            await anyio.sleep(5 if outcome == "slow" else 0.05)
+            if outcome == "raise":
+                raise ValueError("no")
+            return {"bytes": b"t" + record.data, "json": {"ok": 1}, "none": None,
+                    "drop": DROPPED, "keys": FirehoseResult("k", {"p": "v"}),
+                    "slow": b"slow"}[outcome]
+        finally:
+            running -= 1
+
+    async def main() -> Any:
+        processor = AsyncBatchProcessor(concurrency=concurrency, **QUIET)
+        context = LambdaContext(deadline) if deadline is not None else None
+        return await processor.process(copy.deepcopy(event), handle, context)
+
+    report = run_virtual(main)
+    assert peak <= concurrency
+    response = report.response()
+    answers = response["records"]
+    assert [a["recordId"] for a in answers] == [raw["recordId"] for raw in records]
+    assert response_size(response) <= LIMIT
+    status = {o.index: o.status for o in report}
+    for index, (raw, answer) in enumerate(zip(records, answers)):
+        outcome = outcomes[index]
+        if status[index] != "succeeded":
+            assert answer == {"recordId": raw["recordId"], "result": "ProcessingFailed",
+                              key: raw[key]}
+        elif outcome == "drop":
+            assert answer["result"] == "Dropped"
+        else:
+            assert answer["result"] == "Ok" and answer[key] == expected_data(outcome, raw, key)
+            assert ("metadata" in answer) == (outcome == "keys")
+
+
+@SETTINGS
+@given(sizes=st.lists(st.integers(0, 300), max_size=12),
+       grown=st.lists(st.integers(0, 600), min_size=12, max_size=12),
+       limit=st.integers(200, 3000))
+def test_the_response_fits_and_a_record_left_out_could_not_have_fit(
+        sizes: list[int], grown: list[int], limit: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firehose_response, "LIMIT", limit)  # a small limit, same rule
+    event = firehose_event(*(b"x" * size for size in sizes))
+
+    async def handle(record: FirehoseRecord) -> bytes:
+        return b"y" * grown[position(record)]
+
+    async def main() -> Any:
+        return await AsyncBatchProcessor(**QUIET).process(copy.deepcopy(event), handle)
+
+    report = run_virtual(main)
+    floor = {"records": [{"recordId": raw["recordId"], "result": "ProcessingFailed",
+                          "data": raw["data"]} for raw in event["records"]]}
+    if response_size(floor) > limit:
+        with pytest.raises(ResponseTooLargeError):
+            report.response()
+        return
+    response = report.response()
+    assert response_size(response) <= limit
+    answers = response["records"]
+    for index, (raw, answer) in enumerate(zip(event["records"], answers)):
+        assert answer["recordId"] == raw["recordId"]
+        if answer["result"] == "ProcessingFailed":
+            assert answer["data"] == raw["data"]  # left out: with its original data
+            with_it = copy.deepcopy(response)
+            with_it["records"][index] = {"recordId": raw["recordId"], "result": "Ok",
+                                         "data": b64(b"y" * grown[index])}
+            assert response_size(with_it) > limit  # and it could not have been answered Ok
+        else:
+            assert answer == {"recordId": raw["recordId"], "result": "Ok",
+                              "data": b64(b"y" * grown[index])}

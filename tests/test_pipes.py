@@ -15,11 +15,13 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import asyncbatch
 from asyncbatch import AsyncBatchProcessor, EventType, InvalidEventError, KinesisRecord
 from asyncbatch._sources import read_event
-from asyncbatch.testing import kafka_event, pipes_event, simulate, sqs_event
+from asyncbatch.testing import kafka_event, pipes_event, simulate, sqs_event, strategies
 from asyncbatch.testing._events import SOURCE_NAMES, make_event, position
 
 pytestmark = pytest.mark.anyio
@@ -235,3 +237,25 @@ def test_kafka_records_in_a_list_are_refused() -> None:
         read_event(records, None)
     with pytest.raises(ValueError, match="not Kafka ones"):
         pipes_event(event)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=strategies.pipes_batches(max_size=15), failing=st.sets(st.integers(0, 14)))
+def test_any_pipes_batch_answers_as_its_records_under_records(
+        batch: list[Any], failing: set[int]) -> None:
+    lambdas = [nested(r) if "sequenceNumber" in r else r for r in batch]
+
+    async def main() -> tuple[Any, Any]:
+        async def handle(record: Any) -> None:
+            if position(record) in failing:
+                raise ValueError("no")
+
+        processor = AsyncBatchProcessor(concurrency=1, raise_on_all_failed=False, **QUIET)
+        piped = await asyncbatch.async_process_partial_response(
+            copy.deepcopy(batch), handle, processor)
+        plain = await asyncbatch.async_process_partial_response(
+            {"Records": lambdas}, handle, processor)
+        return piped, plain
+
+    piped, plain = anyio.run(main)
+    assert piped == plain
