@@ -306,6 +306,25 @@ async def test_a_repeated_record_id_is_answered_once() -> None:
     assert response["records"][0]["data"] == event["records"][0]["data"]
 
 
+async def test_a_handler_editing_its_record_changes_no_answer() -> None:
+    event = firehose_event("a", "b")
+    arrived = copy.deepcopy(event["records"])
+
+    async def handle(record: FirehoseRecord) -> Any:
+        i = position(record)
+        record.raw["data"] = b64(b"edited")
+        record.raw["recordId"] = "edited"
+        if i == 1:
+            raise ValueError("no")
+        return None  # passes the record through: its data as it arrived
+
+    report = await AsyncBatchProcessor(**QUIET).process(event, handle)
+    assert report.response()["records"] == [
+        {"recordId": arrived[0]["recordId"], "result": "Ok", "data": arrived[0]["data"]},
+        {"recordId": arrived[1]["recordId"], "result": "ProcessingFailed",
+         "data": arrived[1]["data"]}]
+
+
 # -- when nothing succeeded ------------------------------------------------------------
 
 async def test_every_record_failed_fails_the_invocation_so_firehose_retries_it() -> None:

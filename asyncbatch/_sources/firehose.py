@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .._report import BatchReport
 
 __all__ = ["DROPPED", "FIREHOSE", "FirehoseRecord", "FirehoseResult", "FirehoseSource",
-           "data_key", "encode_data"]
+           "RecordId", "data_key", "encode_data"]
 
 DELIVERY_STREAM_ARN = "arn:aws:firehose:us-east-1:123456789012:deliverystream/orders"
 SOURCE_STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/orders"
@@ -139,6 +139,25 @@ def data_key(raw: Mapping[str, Any]) -> str:
     return "kafkaRecordValue" if "data" not in raw and "kafkaRecordValue" in raw else "data"
 
 
+class RecordId(str):
+    """A ``recordId`` as the event held it, carrying the record's payload as it arrived
+    (``arrived``: the field's name and its base64 text): a record answered
+    ``ProcessingFailed`` carries that, whatever a handler did to its record since."""
+
+    arrived: tuple[str, Any]
+
+
+def _arrived(ids: list[str], records: list[Any]) -> list[str]:
+    """``ids`` as ``RecordId`` instances holding their records' payloads."""
+    out: list[str] = []
+    for ident, raw in zip(ids, records):
+        key = data_key(raw)
+        rid = RecordId(ident)
+        rid.arrived = (key, raw.get(key, ""))
+        out.append(rid)
+    return out
+
+
 class FirehoseRecord(Record):
     """A record of a Firehose transformation; ``data`` is the base64-decoded payload."""
 
@@ -228,8 +247,9 @@ class FirehoseSource(Source):
         try:
             ids = list(map(_record_id, records))
             if not ids or (set(map(type, ids)) == {str} and all(ids)):
-                return Plan(len(ids), None, FailureMode.INDEPENDENT, identifiers=ids)
-        except (KeyError, TypeError):
+                return Plan(len(ids), None, FailureMode.INDEPENDENT,
+                            identifiers=_arrived(ids, records))
+        except (KeyError, TypeError, AttributeError):
             pass
         for index, raw in enumerate(records):
             if not isinstance(raw, Mapping):

@@ -37,7 +37,7 @@ import json
 from typing import TYPE_CHECKING, Any, Optional
 
 from .._errors import ResponseTooLargeError
-from .firehose import DROPPED, FirehoseResult, data_key, encode_data
+from .firehose import DROPPED, FirehoseResult, RecordId, data_key, encode_data
 
 if TYPE_CHECKING:
     from .._report import BatchReport
@@ -69,8 +69,13 @@ def _answers(status: str, ident: Any, raw: Any, result: Any
              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """A record's entries: the one it asks for, its fallback (what it is answered when
     that does not fit) and its failure (``ProcessingFailed`` with the original data)."""
-    key = data_key(raw)
-    failed = _entry(ident, _FAILED, key, raw.get(key, ""))
+    if type(ident) is RecordId:  # the payload as it arrived, whatever a handler did since
+        key, original = ident.arrived
+    else:
+        key = data_key(raw)
+        original = raw.get(key, "")
+    ident = str(ident)
+    failed = _entry(ident, _FAILED, key, original)
     if status == "sunk" or (status == "succeeded" and result is DROPPED):
         # dropped by the handler, or taken by the failure sink (handled elsewhere):
         # Firehose delivers nothing for it and counts it as processed
