@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Hashable, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -43,20 +42,23 @@ RECORD_BASE = 49640912821178817833517986466168945147170627572855734274
 ORIGINS = ("direct_put", "kinesis", "msk")
 
 
-class Dropped(enum.Enum):
-    """The type of ``asyncbatch.DROPPED``."""
+class Dropped:
+    """The type of ``asyncbatch.DROPPED``: one instance, which pickles as itself."""
 
-    DROPPED = "Dropped"
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return "asyncbatch.DROPPED"
 
     __str__ = __repr__
 
+    def __reduce__(self) -> str:
+        return "DROPPED"  # this module's DROPPED
+
 
 #: Return it from a Firehose handler to drop the record: it is answered ``Dropped`` and
 #: Firehose delivers nothing for it (and counts it as processed).
-DROPPED = Dropped.DROPPED
+DROPPED = Dropped()
 
 
 class FirehoseResult:
