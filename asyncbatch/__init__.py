@@ -20,6 +20,7 @@ from ._errors import (
     RecordSkippedError,
     RecordTimeoutError,
     RecordValidationError,
+    ResponseTooLargeError,
     SinkError,
 )
 from ._handlers import Handler
@@ -31,11 +32,18 @@ from ._processor import (
     process_partial_response,
 )
 from ._rate import RateLimit
-from ._records import DynamoDBRecord, KafkaRecord, KinesisRecord, Record, SQSRecord
+from ._records import (
+    DynamoDBRecord,
+    FirehoseRecord,
+    KafkaRecord,
+    KinesisRecord,
+    Record,
+    SQSRecord,
+)
 from ._report import BatchReport, Outcome
 from ._response import InvalidResponseError
 from ._retry import Retry, TransientError, is_transient
-from ._sources import EventType
+from ._sources import DROPPED, EventType, FirehoseResult
 from ._stream import Stream
 from ._windows import Window, WindowReducer
 
@@ -88,6 +96,7 @@ def __getattr__(name: str) -> _Any:
 __version__ = "0.1.0"
 
 __all__ = [
+    "DROPPED",
     "AIMDLimit",
     "AsyncBatchError",
     "AsyncBatchProcessor",
@@ -102,6 +111,8 @@ __all__ = [
     "EventType",
     "Failure",
     "FailureSink",
+    "FirehoseRecord",
+    "FirehoseResult",
     "GradientLimit",
     "Handler",
     "HandlerCancelledError",
@@ -128,6 +139,7 @@ __all__ = [
     "RecordTimeoutError",
     "RecordValidationError",
     "Replay",
+    "ResponseTooLargeError",
     "Retry",
     "SQSRecord",
     "SinkError",

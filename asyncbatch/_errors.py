@@ -4,6 +4,7 @@
     ├── InvalidEventError (ValueError)    the event is malformed; raised before any handler
     ├── ConfigurationError (ValueError)   a processor or entry point was misused; says the fix
     ├── InvalidResponseError (ValueError) a response Lambda would refuse (runner, simulate)
+    ├── ResponseTooLargeError            no response within Lambda's 6 MB can answer the batch
     ├── BatchFailedError (ExceptionGroup) no record of the batch succeeded (Lambda retries)
     └── RecordError                      why one record did not succeed (on its outcome)
         ├── RecordDecodeError (ValueError)      its payload is not valid base64 / JSON / DynamoDB
@@ -65,6 +66,7 @@ __all__ = [
     "RecordSkippedError",
     "RecordTimeoutError",
     "RecordValidationError",
+    "ResponseTooLargeError",
     "SinkError",
     "describe",
     "exception_text",
@@ -187,6 +189,20 @@ class InvalidEventError(AsyncBatchError, ValueError):
 
 class ConfigurationError(AsyncBatchError, ValueError):
     """A processor option or an entry point argument is wrong; the message says how to fix it."""
+
+
+class ResponseTooLargeError(AsyncBatchError):
+    """No response within Lambda's payload limit can answer the batch: raised by
+    ``report.response()`` (and so by the entry points) for a Firehose batch whose records
+    would not fit even answered ``ProcessingFailed`` with their own data. The function
+    fails, and Firehose keeps every record (it retries, then writes them to the
+    processing-failed prefix). ``size`` is the smallest response's size in bytes, ``limit``
+    Lambda's."""
+
+    def __init__(self, message: str, *, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
 
 
 class RecordError(AsyncBatchError):

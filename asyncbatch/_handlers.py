@@ -343,6 +343,7 @@ _RECORD_FIELDS: Mapping[str, frozenset[str]] = {
     "KinesisDataStreams": frozenset({"kinesis"}),
     "DynamoDBStreams": frozenset({"dynamodb"}),
     "Kafka": frozenset({"topic", "partition", "offset", "value"}),
+    "Firehose": frozenset({"recordId", "data"}),
 }
 
 _POWERTOOLS_MODELS = "aws_lambda_powertools.utilities.parser.models"
@@ -352,14 +353,15 @@ _POWERTOOLS_RECORD_MODELS: Mapping[str, str] = {
     "KinesisDataStreams": "KinesisDataStreamRecord",
     "DynamoDBStreams": "DynamoDBStreamRecordModel",
     "Kafka": "KafkaRecordModel",
+    "Firehose": "KinesisFirehoseRecord",
 }
 
 
 def is_record_model(model: Any, event_type: str) -> bool:
     """Whether ``model`` describes the whole record (Powertools' ``SqsRecordModel``,
-    ``KinesisDataStreamRecord``, ``DynamoDBStreamRecordModel``, ``KafkaRecordModel`` and
-    their subclasses, or any model with the record's own top-level fields, e.g.
-    ``messageId`` and ``body`` for SQS) rather than its payload."""
+    ``KinesisDataStreamRecord``, ``DynamoDBStreamRecordModel``, ``KafkaRecordModel``,
+    ``KinesisFirehoseRecord`` and their subclasses, or any model with the record's own
+    top-level fields, e.g. ``messageId`` and ``body`` for SQS) rather than its payload."""
     return event_type in record_model_sources(model)
 
 

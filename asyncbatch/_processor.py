@@ -27,7 +27,7 @@ from ._rate import RateLimit
 from ._report import BatchReport
 from ._retry import Retry
 from ._scheduler import BatchRun, Settings, validation_error
-from ._sources import ITEMS, EventType, coerce_event_type, read_event
+from ._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
 from ._stream import Stream, StreamRun, check_items
 from ._windows import WindowReducer, parse_window
 
@@ -59,6 +59,10 @@ class AsyncBatchProcessor:
       ``ConcurrencyLimit`` such as ``AIMDLimit`` / ``GradientLimit``, which adapts the
       number in flight to observed latency and throttling, never above its ``max``.
     - ``model``: a pydantic model; the handler then gets the parsed model.
+    - ``envelope``: SQS only, with ``model``: ``"sns"`` (the body is an SNS notification:
+      the model parses its ``Message``) or ``"eventbridge"`` (the body is an EventBridge
+      event: the model parses its ``detail``). Powertools' ``SnsSqsEnvelope`` and
+      ``EventBridgeEnvelope`` name the same.
     - ``retry``: a ``Retry`` policy for transient errors (default: no retry).
     - ``timeout``: seconds one handler call may run before it is cancelled and fails.
     - ``deadline_margin``: stop starting records when the Lambda context's remaining time
@@ -97,7 +101,8 @@ class AsyncBatchProcessor:
     """
 
     __slots__ = ("_event_type", "_record_hooks", "_settings", "cancel_margin", "concurrency",
-                 "deadline_margin", "fifo_stop_on_failure", "hooks", "idempotency", "limit",
+                 "deadline_margin", "envelope", "fifo_stop_on_failure", "hooks",
+                 "idempotency", "limit",
                  "log_failures", "log_summary", "model", "ordering", "raise_on_all_failed",
                  "rate_limit", "retry", "sink", "sink_when", "timeout", "timings",
                  "window_reducer")
@@ -124,6 +129,7 @@ class AsyncBatchProcessor:
         idempotency: Optional[Idempotency] = None,
         log_failures: int = 10,
         rate_limit: Optional[RateLimit] = None,
+        envelope: Any = None,
     ) -> None:
         self._event_type = coerce_event_type(event_type)
         limit: Optional[ConcurrencyLimit] = None
@@ -180,6 +186,10 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"window_reducer={window_reducer!r}: give a function (state, record, window) "
                 "-> new state")
+        self.envelope = _envelope(envelope, model)
+        if self._event_type is not None:  # the source refuses what it cannot honour
+            SOURCES[self._event_type].check_options(idempotency=idempotency,
+                                                    envelope=self.envelope)
         self.limit = limit
         self.concurrency: int = limit.max if limit is not None else int(concurrency)  # type: ignore[arg-type]
         self.model = model
@@ -233,6 +243,8 @@ class AsyncBatchProcessor:
         policy, records, plan = read_event(
             event, self._event_type, fifo_stop_batch=self.fifo_stop_on_failure,
             ordering=self.ordering)
+        policy.check_options(idempotency=self.idempotency, envelope=self.envelope)
+        call = policy.checked(call)
         window = parse_window(event)
         backend = current_backend()
         deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
@@ -260,7 +272,7 @@ class AsyncBatchProcessor:
             status=run.status, errors=run.errors, attempts=run.attempts,
             durations=run.durations, elapsed=time.perf_counter() - started,
             window=window, state=run.state, identifiers=run.identifiers,
-            results=run.results,
+            results=run.results, source=policy,
         )
         if hooks is not None:
             run.report_skips(hooks)
@@ -366,6 +378,17 @@ class AsyncBatchProcessor:
 
         check_model_source(model, policy.event_type.value)
         model_input = policy.model_input
+        if self.envelope is not None:
+            from ._sources.envelopes import payload_parser
+
+            parse_payload = payload_parser(self.envelope, model)
+
+            def parse_enveloped(record: Any, identifier: Any) -> Any:
+                # the payload inside the body's envelope (RecordValidationError names
+                # the field from the body: Message.order_id, detail.order_id)
+                return parsed(parse_payload(model_input(record)[0], identifier), record)
+
+            return parse_enveloped
         validate_json = model.model_validate_json
         validate = model.model_validate
         if is_record_model(model, policy.event_type.value):
@@ -407,6 +430,31 @@ def check_model_source(model: Any, event_type: str) -> None:
         f"{event_type} record (such as Powertools' "
         f"{_POWERTOOLS_RECORD_MODELS[event_type]}) or of its payload, or use it with "
         f"{other} events (event_type={other!r})")
+
+
+def _envelope(envelope: Any, model: Any) -> Optional[str]:
+    """``envelope=`` as a name (``"sns"``, ``"eventbridge"``) or ``None``;
+    ``ConfigurationError`` saying what to do when it cannot apply."""
+    if envelope is None:
+        return None
+    from ._sources.envelopes import ENVELOPES, coerce_envelope
+
+    name = coerce_envelope(envelope)
+    if name is None:
+        return None
+    if model is None:
+        raise ConfigurationError(
+            f"envelope={envelope!r} tells model= where the payload is ({ENVELOPES[name]} "
+            "inside the SQS body); give model= too, or leave envelope= unset and read the "
+            "body in your handler (record.json())")
+    from ._handlers import is_record_model
+
+    if is_record_model(model, EventType.SQS.value):
+        raise ConfigurationError(
+            f"envelope={envelope!r} with model={getattr(model, '__name__', model)!r}, a model "
+            "of the whole SQS record: give a model of the payload inside the envelope, or "
+            "leave envelope= unset")
+    return name
 
 
 def _logger() -> Any:
@@ -580,7 +628,8 @@ def _finish(report: BatchReport, processor: AsyncBatchProcessor) -> dict[str, An
         excs = report.exceptions()
         count = len(report)
         raise BatchFailedError(
-            f"all {count} records of the batch failed; Lambda will retry the whole batch",
+            f"all {count} records of the batch failed; the invocation fails, so the whole "
+            "batch is retried (by Lambda, or by Firehose for a transformation)",
             excs or [RecordError("no record succeeded")], report)
     return report.response()
 

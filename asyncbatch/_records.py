@@ -5,6 +5,14 @@ A view holds a reference to the original record dict (``.raw``, never modified) 
 decodes on first access: a handler that reads nothing costs nothing.
 """
 
-from ._sources import DynamoDBRecord, KafkaRecord, KinesisRecord, Record, SQSRecord
+from ._sources import (
+    DynamoDBRecord,
+    FirehoseRecord,
+    KafkaRecord,
+    KinesisRecord,
+    Record,
+    SQSRecord,
+)
 
-__all__ = ["DynamoDBRecord", "KafkaRecord", "KinesisRecord", "Record", "SQSRecord"]
+__all__ = ["DynamoDBRecord", "FirehoseRecord", "KafkaRecord", "KinesisRecord", "Record",
+           "SQSRecord"]

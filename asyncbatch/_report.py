@@ -9,7 +9,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
-    from ._sources import EventType
+    from ._sources import EventType, Source
     from ._windows import Window
 
 __all__ = ["BatchReport", "Outcome"]
@@ -20,6 +20,7 @@ PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED, SUNK, REPLAYED = range(7)
 _NAMES = {SUCCEEDED: "succeeded", SUNK: "succeeded", REPLAYED: "succeeded", FAILED: "failed",
           SKIPPED: "skipped"}
 _OK = (SUCCEEDED, SUNK, REPLAYED)
+_ROW_NAMES = {**_NAMES, SUNK: "sunk", PENDING: "skipped", RUNNING: "skipped"}
 
 
 def identity_key(identifier: Any) -> Hashable:
@@ -121,7 +122,8 @@ class BatchReport:
     """
 
     __slots__ = ("_attempts", "_cache", "_durations", "_errors", "_identifiers", "_records",
-                 "_results", "_status", "_view", "elapsed", "event_type", "state", "window")
+                 "_results", "_source", "_status", "_view", "elapsed", "event_type", "state",
+                 "window")
 
     def __init__(
         self,
@@ -138,8 +140,10 @@ class BatchReport:
         state: Any = None,
         identifiers: Optional[list[Any]] = None,
         results: Optional[dict[int, Any]] = None,
+        source: Optional[Source] = None,
     ) -> None:
         self.event_type = event_type
+        self._source = source
         self._records = records
         if identifiers is None:
             identifiers = [view(raw).identifier for raw in records]
@@ -281,15 +285,28 @@ class BatchReport:
         return out
 
     def response(self) -> dict[str, Any]:
-        """``{"batchItemFailures": [{"itemIdentifier": ...}, ...]}``, plus ``"state"`` for
-        a tumbling-window event."""
-        body: dict[str, Any] = {
-            "batchItemFailures": [{"itemIdentifier": dict(i) if isinstance(i, dict) else i}
-                                  for i in self.failure_identifiers()]
-        }
-        if self.window is not None:
-            body["state"] = self.state
-        return body
+        """What the function returns, as the event's source decides it: Lambda's partial
+        batch response ``{"batchItemFailures": [{"itemIdentifier": ...}, ...]}`` (plus
+        ``"state"`` for a tumbling-window event), or for a Firehose transformation
+        Firehose's ``{"records": [...]}``."""
+        source = self._source
+        if source is None:
+            from ._sources import ITEMS, SOURCES
+
+            source = self._source = SOURCES.get(self.event_type, ITEMS)
+        return source.response(self)
+
+    def rows(self) -> Iterator[tuple[str, Any, Any, Any]]:
+        """``(status, identifier, raw record, result)`` of every record, in event order,
+        without making outcomes (what a response is built from). ``status`` is
+        ``"succeeded"``, ``"sunk"`` (succeeded by being accepted by the failure sink),
+        ``"failed"`` or ``"skipped"``; ``raw`` is the record as the event held it."""
+        names = _ROW_NAMES
+        get = self._results.get
+        records = self._records
+        identifiers = self._identifiers
+        for index, code in enumerate(self._status):
+            yield names[code], identifiers[index], records[index], get(index)
 
     def exceptions(self) -> list[Exception]:
         """Every failed record's exception, then each distinct skip cause once."""

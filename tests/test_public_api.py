@@ -235,7 +235,7 @@ def test_the_error_type_a_dead_letter_message_stores_is_public() -> None:
 
 def test_event_type_names() -> None:
     assert {e.value for e in asyncbatch.EventType} == {
-        "SQS", "KinesisDataStreams", "DynamoDBStreams", "Kafka", "Iterable"}
+        "SQS", "KinesisDataStreams", "DynamoDBStreams", "Kafka", "Firehose", "Iterable"}
     assert asyncbatch.EventType.SQS == "SQS"
 
 

@@ -70,7 +70,7 @@ def test_read_event_returns_a_new_list_and_identifiers_as_they_arrived(
         for part in event["records"].values():
             part.clear()
     else:
-        event["Records"].clear()
+        event.get("Records", event.get("records")).clear()
     assert len(records) == 2
     if event_type is EventType.SQS:
         records[0]["messageId"] = "changed"

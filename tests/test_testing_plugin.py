@@ -38,6 +38,18 @@ def test_the_event_fixtures_are_the_factories(
     assert s3_event is testing.s3_event
 
 
+def test_the_other_shapes_fixtures_are_the_factories(
+    firehose_event: Callable[..., Any], pipes_event: Callable[..., Any],
+    sns_sqs_event: Callable[..., Any], eventbridge_sqs_event: Callable[..., Any],
+) -> None:
+    import asyncbatch.testing as testing
+
+    assert firehose_event is testing.firehose_event
+    assert pipes_event is testing.pipes_event
+    assert sns_sqs_event is testing.sns_sqs_event
+    assert eventbridge_sqs_event is testing.eventbridge_sqs_event
+
+
 def test_lambda_context_is_a_fresh_context(lambda_context: LambdaContext) -> None:
     assert isinstance(lambda_context, LambdaContext)
     assert 0 < lambda_context.get_remaining_time_in_millis() <= 900_000

@@ -1,7 +1,8 @@
 """Event sources: one descriptor per source, beside the one scheduler.
 
 Each source is described once, in its own module: ``sqs.py``, ``kinesis.py``,
-``dynamodb.py``, ``kafka.py`` (the shared parts in ``_base.py``). A descriptor knows, for
+``dynamodb.py``, ``kafka.py``, ``firehose.py`` (the shared parts in ``_base.py``; an
+EventBridge pipe's list of records is read in ``pipes.py``). A descriptor knows, for
 one kind of event, where its records are and how to validate them, the identifier and
 how it goes into ``batchItemFailures``, the sequence and ordering key (the lanes), what
 a failure skips, what ``model=`` parses, the record view and how to build a sample
@@ -19,16 +20,21 @@ from typing import Any, Optional, Union
 from .._errors import ConfigurationError, InvalidEventError, safe_repr
 from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
 from .dynamodb import DYNAMODB, DynamoDBRecord
+from .firehose import DROPPED, FIREHOSE, FirehoseRecord, FirehoseResult
 from .iterable import ITEMS
 from .kafka import KAFKA, KafkaRecord
 from .kinesis import KINESIS, KinesisRecord
+from .pipes import read_pipe_batch
 from .sqs import SQS, SQSRecord
 
 __all__ = [
+    "DROPPED",
     "SOURCES",
     "DynamoDBRecord",
     "EventType",
     "FailureMode",
+    "FirehoseRecord",
+    "FirehoseResult",
     "KafkaRecord",
     "KinesisRecord",
     "Plan",
@@ -46,7 +52,7 @@ __all__ = [
 
 #: every source, by event type
 SOURCES: dict[EventType, Source] = {
-    source.event_type: source for source in (SQS, KINESIS, DYNAMODB, KAFKA)
+    source.event_type: source for source in (SQS, KINESIS, DYNAMODB, KAFKA, FIREHOSE)
 }
 
 # eventSource value -> source; a record's for SQS/Kinesis/DynamoDB, the event's for Kafka
@@ -85,11 +91,14 @@ def coerce_event_type(value: Union[EventType, str, None]) -> Optional[EventType]
 
 
 def _detect(event: Mapping[str, Any]) -> Source:
-    """The source the event names: its own ``eventSource`` (Kafka), else its first
-    record's (an empty batch is SQS: it reports nothing whatever its source)."""
+    """The source the event names: its own ``eventSource`` (Kafka), a Firehose
+    transformation's ``deliveryStreamArn``, else its first record's (an empty batch is
+    SQS: it reports nothing whatever its source)."""
     top = event.get("eventSource")
     if isinstance(top, str) and top in _EVENT_LEVEL:
         return _BY_EVENT_SOURCE[top]
+    if FIREHOSE.recognises(event):
+        return FIREHOSE
     if "Records" not in event and isinstance(event.get("records"), Mapping):
         raise InvalidEventError(
             f"the event has 'records' but eventSource={safe_repr(top):.80}: a Kafka event "
@@ -125,12 +134,15 @@ def _check_source(event: Mapping[str, Any], source: Source) -> None:
         first = records[0] if isinstance(records, list) and records else None
         name = first.get("eventSource") if isinstance(first, Mapping) else None
     found = _BY_EVENT_SOURCE.get(name) if isinstance(name, str) else None
+    where = f"eventSource {name!r}"
+    if found is None and FIREHOSE.recognises(event):
+        found, where = FIREHOSE, "it has a deliveryStreamArn"
     if found is None or found is source:
         return
     mine, theirs = source.event_type.value, found.event_type.value
     raise InvalidEventError(
         f"the processor is made for {mine} events (event_type={mine!r}) but this event "
-        f"comes from {theirs} (eventSource {name!r}); make the processor with "
+        f"comes from {theirs} ({where}); make the processor with "
         f"event_type=None to detect the source from each event, or "
         f"event_type={theirs!r} for this one")
 
@@ -140,17 +152,23 @@ def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: 
     """The event's source, a new list of its records (a handler that edits the event does
     not change it) and the plan the scheduler runs, identifiers included.
 
-    ``InvalidEventError`` (malformed event) or ``ConfigurationError`` (an ``ordering`` the
-    source does not take) before any handler runs."""
-    if not isinstance(event, Mapping):
+    An EventBridge pipe's batch (a top-level list of records) is read as the same
+    records under ``"Records"``. ``InvalidEventError`` (malformed event) or
+    ``ConfigurationError`` (an ``ordering`` the source does not take) before any handler
+    runs."""
+    if isinstance(event, list):
+        source, records = read_pipe_batch(event, event_type)
+    elif not isinstance(event, Mapping):
         raise InvalidEventError(
-            f"the event is a {type(event).__name__}, not a mapping with a 'Records' list")
-    if event_type is None:
-        source = _detect(event)
+            f"the event is a {type(event).__name__}, not a mapping with a 'Records' list "
+            "(or an EventBridge pipe's list of records)")
     else:
-        source = SOURCES[event_type]
-        _check_source(event, source)
-    records = source.find(event)
+        if event_type is None:
+            source = _detect(event)
+        else:
+            source = SOURCES[event_type]
+            _check_source(event, source)
+        records = source.find(event)
     if not records and event_type is None:
         ordering = None  # an empty batch names no source: nothing to order
     plan = source.plan(records, fifo_stop_batch=fifo_stop_batch, ordering=ordering)

@@ -12,9 +12,14 @@ from __future__ import annotations
 import enum
 import sys
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, safe_repr
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from .._report import BatchReport
 
 __all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
 
@@ -28,6 +33,8 @@ class EventType(str, enum.Enum):
     KINESIS = "KinesisDataStreams"
     DYNAMODB_STREAMS = "DynamoDBStreams"
     KAFKA = "Kafka"
+    #: Amazon Data Firehose's transformation invocation (its response is Firehose's own)
+    FIREHOSE = "Firehose"
     #: the items of any iterable, through ``stream()`` and ``run()`` (not a Lambda event)
     ITERABLE = "Iterable"
 
@@ -234,6 +241,9 @@ class Source:
     identifier_path: ClassVar[str]
     #: the ``ordering=`` values this source accepts, the default first
     orderings: ClassVar[tuple[str, ...]] = ()
+    #: whether ``envelope=`` applies: the payload may be an SNS notification or an
+    #: EventBridge event wrapping the producer's own
+    envelopes: ClassVar[bool] = False
 
     @property
     def event_source(self) -> str:
@@ -278,6 +288,42 @@ class Source:
     def failure_item(self, identifier: Any) -> dict[str, Any]:
         """One entry of ``batchItemFailures``."""
         return {"itemIdentifier": identifier}
+
+    def response(self, report: BatchReport) -> dict[str, Any]:
+        """What the function returns to the service that invoked it: Lambda's partial
+        batch response, ``{"batchItemFailures": [...]}`` (failed and skipped records in
+        event order, each once), plus ``"state"`` for a tumbling-window event."""
+        failure_item = self.failure_item
+        body: dict[str, Any] = {
+            "batchItemFailures": [failure_item(dict(i) if isinstance(i, dict) else i)
+                                  for i in report.failure_identifiers()]
+        }
+        if report.window is not None:
+            body["state"] = report.state
+        return body
+
+    def checked(self, call: Callable[[Any], Awaitable[Any]]
+                ) -> Callable[[Any], Awaitable[Any]]:
+        """The handler call, checking what the source needs of its return value (a
+        return value the response cannot hold fails its record); by default the call
+        itself: a partial batch response holds no results."""
+        return call
+
+    def check_options(self, *, idempotency: Any = None, envelope: Any = None) -> None:
+        """``ConfigurationError`` for a processor option this source cannot honour."""
+        if envelope is not None and not self.envelopes:
+            raise ConfigurationError(
+                f"envelope={envelope!r} unwraps SQS message bodies (an SNS notification or "
+                f"an EventBridge event delivered through SQS); a {self.event_type.value} "
+                "record has no such envelope: remove envelope=, or give model= a model of "
+                "the payload as it is")
+
+    def pipes_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """The record as an EventBridge pipe hands it to its target (a copy): by default
+        shaped as Lambda's event source mapping shapes it."""
+        import copy
+
+        return copy.deepcopy(dict(raw))
 
     def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
         """The key whose records run one at a time (``None``: independent)."""

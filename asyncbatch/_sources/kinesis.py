@@ -1,7 +1,8 @@
 """Amazon Kinesis Data Streams.
 
 - Records: ``event["Records"]``, ``eventSource`` ``"aws:kinesis"``; one batch comes from
-  one shard.
+  one shard. An EventBridge pipe flattens a record (the fields of ``kinesis`` at its top
+  level): both shapes are read alike.
 - Identifier: ``kinesis.sequenceNumber``, a decimal string compared as an integer.
 - Ordering key: ``kinesis.partitionKey`` (``ordering="key"``, the default);
   ``ordering="partition"`` runs the whole shard batch as one lane.
@@ -34,11 +35,15 @@ class KinesisRecord(Record):
 
     @property
     def _kinesis(self) -> Mapping[str, Any]:
-        return self.raw.get("kinesis") or _EMPTY
+        raw = self.raw
+        inner = raw.get("kinesis")
+        if inner is None:
+            return raw if "sequenceNumber" in raw else _EMPTY  # an EventBridge pipe's
+        return inner or _EMPTY
 
     @property
     def identifier(self) -> str:
-        return self.raw["kinesis"]["sequenceNumber"]  # type: ignore[no-any-return]
+        return self._kinesis["sequenceNumber"]  # type: ignore[no-any-return]
 
     @property
     def sequence_number(self) -> str:
@@ -70,6 +75,15 @@ class KinesisRecord(Record):
 
 
 _kinesis = itemgetter("kinesis")
+
+
+def _inner(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The record's ``kinesis`` fields: nested as Lambda sends them, or at the top level
+    of a record an EventBridge pipe flattened."""
+    inner = raw.get("kinesis")
+    return raw if inner is None else inner
+
+
 _sequence = itemgetter("sequenceNumber")
 _partition_key = itemgetter("partitionKey")
 
@@ -82,27 +96,32 @@ class KinesisSource(Source):
     orderings = ("key", "partition")
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
-        return raw["kinesis"]["sequenceNumber"]
+        return _inner(raw)["sequenceNumber"]
 
     def ordering_key(self, raw: Mapping[str, Any]) -> Optional[Hashable]:
-        return raw["kinesis"]["partitionKey"]  # type: ignore[no-any-return]
+        return _inner(raw)["partitionKey"]  # type: ignore[no-any-return]
 
     def plan(self, records: list[Any], fifo_stop_batch: bool = False, *,
              ordering: Optional[str] = None) -> Plan:
         by_key = self.check_ordering(ordering) == "key"
-        try:  # the common case in a few C-speed passes; a bad batch is walked below
-            inner = list(map(_kinesis, records))
-            ids = list(map(_sequence, inner))
-            keys = list(map(_partition_key, inner)) if by_key else None
-            sources = set(map(dict.get, records, repeat("eventSource"), repeat("aws:kinesis")))
-            if sources == {"aws:kinesis"} and (keys is None or set(map(type, keys)) == {str}):
-                return stream_plan(ids, self.identifier_path, keys)
-        except (KeyError, TypeError):
-            pass
+        for shape in (_kinesis, None):  # as Lambda sends them, then as a pipe does
+            try:  # the common case in a few C-speed passes; a bad batch is walked below
+                inner = records if shape is None else list(map(shape, records))
+                ids = list(map(_sequence, inner))
+                keys = list(map(_partition_key, inner)) if by_key else None
+                sources = set(map(dict.get, records, repeat("eventSource"),
+                                  repeat("aws:kinesis")))
+                if sources == {"aws:kinesis"} and (keys is None
+                                                   or set(map(type, keys)) == {str}):
+                    return stream_plan(ids, self.identifier_path, keys)
+            except (KeyError, TypeError):
+                pass
         self.check_records(records)
         ids, key_list = [], []
         for index, raw in enumerate(records):
             inner = raw.get("kinesis")
+            if inner is None and "sequenceNumber" in raw:
+                inner = raw  # flattened by an EventBridge pipe
             if not isinstance(inner, Mapping):
                 raise bad(index, "has no kinesis.sequenceNumber (its itemIdentifier)")
             ident = inner.get("sequenceNumber")
@@ -117,6 +136,14 @@ class KinesisSource(Source):
 
     def model_input(self, view: Any) -> tuple[Any, bool]:
         return view.data, True
+
+    def pipes_record(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """As an EventBridge pipe hands it on: the fields of ``kinesis`` at the top level."""
+        import copy
+
+        flat = dict(copy.deepcopy(raw.get("kinesis") or {}))
+        flat.update((k, copy.deepcopy(v)) for k, v in raw.items() if k != "kinesis")
+        return flat
 
     def sample_record(self, index: int, payload: Any = None, *, key: Any = None,
                       stream_arn: str = STREAM_ARN, shard: str = "shardId-000000000006",

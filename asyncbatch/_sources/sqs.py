@@ -89,6 +89,7 @@ class SQSSource(Source):
     event_sources = ("aws:sqs",)
     view = SQSRecord
     identifier_path = "messageId"
+    envelopes = True  # an SNS notification or an EventBridge event, delivered through SQS
 
     def identifier(self, raw: Mapping[str, Any]) -> Any:
         return raw["messageId"]

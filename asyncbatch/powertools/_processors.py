@@ -174,7 +174,9 @@ class _EngineProcessor(BasePartialBatchProcessor):
             raise ConfigurationError(
                 f"{', '.join(clash)}: set by the processor itself; give them as "
                 f"{type(self).__name__}'s own arguments")
-        if model is not None:
+        self._parse_payload = _envelope_parser(options.pop("envelope", None), model,
+                                               event_type)
+        if model is not None and self._parse_payload is None:
             from .._processor import check_model_source
 
             check_model_source(model, self.event_type.value)
@@ -233,6 +235,8 @@ class _EngineProcessor(BasePartialBatchProcessor):
         return run_blocking(self._run)
 
     def _convert(self, raw: dict[str, Any]) -> Any:
+        if self._parse_payload is not None:  # the payload inside the body's envelope
+            return self._parse_payload(raw.get("body"), raw.get("messageId"))
         if self.model is not None:
             return self.model.model_validate(raw)
         return self._data_class(raw)  # type: ignore[misc]
@@ -396,6 +400,27 @@ class _EngineProcessor(BasePartialBatchProcessor):
 
 # Powertools' batch module logs each failure at DEBUG on its own logger.
 _POWERTOOLS_LOG = logging.getLogger("aws_lambda_powertools.utilities.batch.base")
+
+
+def _envelope_parser(envelope: Any, model: Any, event_type: Any
+                     ) -> Optional[Callable[[Any, Any], Any]]:
+    """With ``envelope=`` (Powertools' ``envelopes.SnsSqsEnvelope`` or
+    ``EventBridgeEnvelope``, or asyncbatch's ``"sns"`` / ``"eventbridge"``): how the model
+    parses the payload inside an SQS body, as Powertools' parser does with that envelope."""
+    from .._sources.envelopes import ENVELOPES, coerce_envelope, payload_parser
+
+    name = coerce_envelope(envelope)
+    if name is None:
+        return None
+    if event_type != EventType.SQS:
+        raise ConfigurationError(
+            f"envelope={envelope!r} unwraps SQS message bodies; this processor takes "
+            f"{event_type.value} records: remove envelope=")
+    if model is None:
+        raise ConfigurationError(
+            f"envelope={envelope!r} tells model= where the payload is ({ENVELOPES[name]} "
+            "inside the SQS body); give model= too")
+    return payload_parser(name, model)
 
 
 def _takes_record_keyword(handler: Any) -> bool:

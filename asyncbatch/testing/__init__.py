@@ -9,6 +9,9 @@
 
 - ``sqs_event``, ``kinesis_event``, ``dynamodb_event``, ``kafka_event``, ``s3_event``:
   events shaped as Lambda sends them (unique identifiers, increasing sequence numbers).
+- ``firehose_event``, ``pipes_event``, ``sns_sqs_event``, ``eventbridge_sqs_event``: a
+  Firehose transformation, an EventBridge pipe's batch, and SQS messages wrapped in an
+  SNS notification or an EventBridge event.
 - ``LambdaContext(remaining=seconds)``: the context Lambda passes, its remaining time
   counting down on the running event loop's clock (or a clock you give).
 - ``simulate(handler, event)`` / ``simulate_lambda(function, event)``: Lambda's event
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from ._context import ClientContext, CognitoIdentity, LambdaContext
 from ._events import dynamodb_event, kafka_event, kinesis_event, s3_event, sqs_event
+from ._shapes import eventbridge_sqs_event, firehose_event, pipes_event, sns_sqs_event
 from ._simulate import (
     InvalidResponseError,
     Invocation,
@@ -42,11 +46,15 @@ __all__ = [
     "LambdaContext",
     "Simulation",
     "dynamodb_event",
+    "eventbridge_sqs_event",
+    "firehose_event",
     "kafka_event",
     "kinesis_event",
+    "pipes_event",
     "s3_event",
     "simulate",
     "simulate_lambda",
+    "sns_sqs_event",
     "sqs_event",
 ]
 

@@ -200,13 +200,16 @@ def position(record: Any) -> int:
     """The position in its event of a record (a view or its raw dict) built here: the
     ``i`` it was built with."""
     from .._sources.dynamodb import SEQUENCE_BASE as DYNAMODB_BASE
+    from .._sources.firehose import RECORD_BASE
     from .._sources.kinesis import SEQUENCE_BASE as KINESIS_BASE
 
     raw = getattr(record, "raw", record)
     if "messageId" in raw:
         return int(raw["messageId"].rsplit("-", 1)[1])
-    if "kinesis" in raw:
-        return int(raw["kinesis"]["sequenceNumber"]) - KINESIS_BASE
+    if "kinesis" in raw or "sequenceNumber" in raw:  # as Lambda sends it, or a pipe
+        return int(raw.get("kinesis", raw)["sequenceNumber"]) - KINESIS_BASE
+    if "recordId" in raw:  # Firehose: 62 digits, RECORD_BASE + i then six zeros
+        return int(raw["recordId"][:-6]) - RECORD_BASE
     if "dynamodb" in raw:
         return int(raw["dynamodb"]["SequenceNumber"]) - DYNAMODB_BASE
     return int(raw["timestamp"]) - 1_700_000_000_000  # Kafka

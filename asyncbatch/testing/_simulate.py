@@ -13,6 +13,11 @@ Lambda does, redeliver, repeat until every record is acknowledged or dead-letter
   handler: ``BatchFailedError``, every record failed), or returns a response Lambda
   rejects: not a mapping, not JSON, an item without ``itemIdentifier``, or an identifier
   that was not in the batch.
+- An EventBridge pipe's batch (a top-level list) is redelivered as its source's.
+- A Firehose transformation is Firehose's, not Lambda's (see ``_firehose.py``): a record
+  answered ``ProcessingFailed`` goes to the ``processing-failed`` prefix at once
+  (``dead_letters``); a failed invocation is retried whole, ``max_attempts`` invocations
+  in all (Firehose's ``NumberOfRetries`` + 1); ``Ok`` records' data is in ``transformed``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from .._errors import exception_text
 from .._report import identity_key
 from .._response import InvalidResponseError, reported_identifiers
+from .._sources import EventType
 from ._context import LambdaContext
 
 if TYPE_CHECKING:
@@ -49,7 +55,7 @@ class Invocation:
     the batch failed whole (the function raised, or its response was invalid), else
     ``None``."""
 
-    event: dict[str, Any]
+    event: Any
     response: Any
     error: Optional[BaseException]
     delivered: tuple[Hashable, ...]
@@ -72,11 +78,18 @@ class Simulation:
     - ``invocations``: every ``Invocation``, in order.
 
     Identifiers are the records' ``itemIdentifier`` values: the ``messageId`` (SQS), the
-    sequence number (Kinesis, DynamoDB Streams), ``(partition, offset)`` (Kafka)."""
+    sequence number (Kinesis, DynamoDB Streams), ``(partition, offset)`` (Kafka), the
+    ``recordId`` (Firehose).
+
+    A Firehose transformation also has ``transformed`` (recordId -> a ``FirehoseResult``
+    of the data Firehose delivers, as bytes, and its partition keys) and ``dropped``;
+    its ``dead_letters`` are the records written to the ``processing-failed`` prefix."""
 
     deliveries: dict[Hashable, int]
     dead_letters: tuple[dict[str, Any], ...]
     invocations: tuple[Invocation, ...] = field(repr=False)
+    transformed: dict[Hashable, Any] = field(default_factory=dict)
+    dropped: tuple[Hashable, ...] = ()
 
     @property
     def dead_lettered(self) -> tuple[Hashable, ...]:
@@ -118,9 +131,12 @@ class _Batch:
 
 
 def _rebuilder(event: Any, records: list[Any]) -> Callable[[list[int], list[dict[str, Any]]],
-                                                            dict[str, Any]]:
-    """How to make an event holding some of the records: a ``Records`` list, or Kafka's
-    ``records`` mapping (each record goes back under the key it came from)."""
+                                                            Any]:
+    """How to make an event holding some of the records: a ``Records`` list, an
+    EventBridge pipe's list, or Kafka's ``records`` mapping (each record goes back under
+    the key it came from)."""
+    if isinstance(event, list):
+        return lambda indices, raws: raws
     if isinstance(event.get("Records"), list):
         def flat(indices: list[int], raws: list[dict[str, Any]]) -> dict[str, Any]:
             return {**copy.deepcopy({k: v for k, v in event.items() if k != "Records"}),
@@ -154,7 +170,7 @@ def _new_context(context: ContextArg) -> Any:
     return context
 
 
-Invoke = Callable[[dict[str, Any], Any], Awaitable[Any]]
+Invoke = Callable[[Any, Any], Awaitable[Any]]
 
 
 async def _run(invoke: Invoke, event: Any, context: ContextArg,
@@ -164,6 +180,12 @@ async def _run(invoke: Invoke, event: Any, context: ContextArg,
             f"max_attempts={max_attempts!r}: give the number of deliveries before a record "
             "is dead-lettered, an int >= 1 (SQS's maxReceiveCount)")
     batch = _Batch(event)
+    if batch.event_type is EventType.FIREHOSE:  # Firehose's rules, not Lambda's
+        from ._firehose import run_firehose
+
+        simulation: Simulation = await run_firehose(
+            invoke, event, lambda: _new_context(context), max_attempts, _WholeBatchFailure)
+        return simulation
     keys = batch.keys
     n = len(keys)
     known = set(keys)
@@ -273,7 +295,8 @@ async def simulate(
     ``context``: ``None`` (a fresh ``LambdaContext()`` per invocation, as Lambda gives),
     a function returning one per invocation, or one context for every invocation.
     ``max_attempts``: deliveries before a record is dead-lettered (SQS) or the rest of its
-    shard's batch is discarded (streams).
+    shard's batch is discarded (streams); for a Firehose event, invocations before a
+    failing batch goes to ``processing-failed`` (Firehose's ``NumberOfRetries`` + 1).
 
     Every record failing (``BatchFailedError``) fails the whole batch, as Lambda sees it.
     A malformed event or a bad handler raises at once (``InvalidEventError``,
@@ -284,7 +307,7 @@ async def simulate(
     if processor is None:
         processor = AsyncBatchProcessor()
 
-    async def invoke(delivered: dict[str, Any], ctx: Any) -> Any:
+    async def invoke(delivered: Any, ctx: Any) -> Any:
         try:
             return await async_process_partial_response(delivered, handler, processor, ctx)
         except BatchFailedError as exc:
@@ -309,7 +332,7 @@ async def simulate_lambda(
                          "def lambda_handler(event, context)")
     is_async = _is_async(function)
 
-    async def invoke(delivered: dict[str, Any], ctx: Any) -> Any:
+    async def invoke(delivered: Any, ctx: Any) -> Any:
         try:
             if is_async:
                 return await function(delivered, ctx)

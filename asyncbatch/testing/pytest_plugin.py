@@ -8,7 +8,8 @@ Fixtures:
   pytest-asyncio, anyio's plugin (asyncio or trio, ``MockClock`` included) and in sync
   tests. ``@pytest.mark.lambda_context(remaining=2.0, function_name="orders")`` sets its
   arguments.
-- ``sqs_event``, ``kinesis_event``, ``dynamodb_event``, ``kafka_event``, ``s3_event``: the
+- ``sqs_event``, ``kinesis_event``, ``dynamodb_event``, ``kafka_event``, ``s3_event``,
+  ``firehose_event``, ``pipes_event``, ``sns_sqs_event``, ``eventbridge_sqs_event``: the
   event factories of ``asyncbatch.testing`` (``sqs_event({"id": 1}, fifo_group="g")``).
 
 All fixtures are synchronous: nothing here depends on which async plugin runs the test.
@@ -20,11 +21,12 @@ from typing import Any, Callable
 
 import pytest
 
-from . import _events
+from . import _events, _shapes
 from ._context import LambdaContext
 
-__all__ = ["dynamodb_event", "kafka_event", "kinesis_event", "lambda_context",
-           "pytest_configure", "s3_event", "sqs_event"]
+__all__ = ["dynamodb_event", "eventbridge_sqs_event", "firehose_event", "kafka_event",
+           "kinesis_event", "lambda_context", "pipes_event", "pytest_configure", "s3_event",
+           "sns_sqs_event", "sqs_event"]
 
 _MARKER = "lambda_context"
 
@@ -74,3 +76,27 @@ def kafka_event() -> Callable[..., dict[str, Any]]:
 def s3_event() -> Callable[..., dict[str, Any]]:
     """``asyncbatch.testing.s3_event``: ``s3_event(*object_keys, bucket=...)``."""
     return _events.s3_event
+
+
+@pytest.fixture
+def firehose_event() -> Callable[..., dict[str, Any]]:
+    """``asyncbatch.testing.firehose_event``: ``firehose_event(*payloads, origin=...)``."""
+    return _shapes.firehose_event
+
+
+@pytest.fixture
+def pipes_event() -> Callable[..., list[dict[str, Any]]]:
+    """``asyncbatch.testing.pipes_event``: ``pipes_event(sqs_event(...))``."""
+    return _shapes.pipes_event
+
+
+@pytest.fixture
+def sns_sqs_event() -> Callable[..., dict[str, Any]]:
+    """``asyncbatch.testing.sns_sqs_event``: ``sns_sqs_event(*messages)``."""
+    return _shapes.sns_sqs_event
+
+
+@pytest.fixture
+def eventbridge_sqs_event() -> Callable[..., dict[str, Any]]:
+    """``asyncbatch.testing.eventbridge_sqs_event``: ``eventbridge_sqs_event(*details)``."""
+    return _shapes.eventbridge_sqs_event

@@ -29,15 +29,26 @@ except ImportError as exc:  # pragma: no cover - hypothesis is in the test extra
     raise ImportError(
         "asyncbatch.testing.strategies needs hypothesis: pip install hypothesis") from exc
 
-from . import dynamodb_event, kafka_event, kinesis_event, sqs_event
+from . import (
+    dynamodb_event,
+    firehose_event,
+    kafka_event,
+    kinesis_event,
+    pipes_event,
+    sns_sqs_event,
+    sqs_event,
+)
 
 __all__ = [
     "dynamodb_events",
     "events",
+    "firehose_events",
     "kafka_events",
     "kinesis_events",
     "ordering_keys",
     "payloads",
+    "pipes_batches",
+    "sns_sqs_events",
     "sqs_events",
 ]
 
@@ -138,3 +149,52 @@ def events(*, min_size: int = 0, max_size: int = 20) -> SearchStrategy[dict[str,
                      kinesis_events(min_size=min_size, max_size=max_size),
                      dynamodb_events(min_size=min_size, max_size=max_size),
                      kafka_events(min_size=min_size, max_size=max_size))
+
+
+# -- the other batch shapes (not in events(): their responses or payloads differ) ---------
+
+def firehose_events(*, data: Optional[SearchStrategy[Any]] = None,
+                    origin: Optional[str] = None, min_size: int = 0,
+                    max_size: int = 20) -> SearchStrategy[dict[str, Any]]:
+    """Firehose transformation events (``origin``: ``"direct_put"``, ``"kinesis"``,
+    ``"msk"``, or ``None``: any). ``data`` default: ``payloads()``. The response is
+    Firehose's ``{"records": [...]}``, not ``batchItemFailures``."""
+    data = payloads() if data is None else data
+    origins = st.sampled_from(("direct_put", "kinesis", "msk")) if origin is None \
+        else st.just(origin)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        items = draw(st.lists(data, min_size=min_size, max_size=max_size))
+        return firehose_event(*items, origin=draw(origins))
+
+    return build()
+
+
+def pipes_batches(*, min_size: int = 0, max_size: int = 20) -> SearchStrategy[list[Any]]:
+    """EventBridge Pipes batches: the records of an SQS (standard or FIFO), Kinesis or
+    DynamoDB Streams event as a top-level list (``asyncbatch.testing.pipes_event``)."""
+    return st.one_of(sqs_events(min_size=min_size, max_size=max_size),
+                     kinesis_events(min_size=min_size, max_size=max_size),
+                     dynamodb_events(min_size=min_size, max_size=max_size)).map(pipes_event)
+
+
+def sns_sqs_events(*, messages: Optional[SearchStrategy[Any]] = None,
+                   fifo: Optional[bool] = None, min_size: int = 0,
+                   max_size: int = 20) -> SearchStrategy[dict[str, Any]]:
+    """SQS events whose bodies are SNS notifications (``envelope="sns"``) of ``messages``
+    (default: ``payloads()``); FIFO (one of ``ordering_keys()`` per message) when
+    ``fifo`` is true, either when ``None``."""
+    messages = payloads() if messages is None else messages
+    fifo_flags = st.booleans() if fifo is None else st.just(fifo)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        if not draw(fifo_flags):
+            return sns_sqs_event(*draw(st.lists(messages, min_size=min_size,
+                                                max_size=max_size)))
+        pairs = draw(st.lists(st.tuples(ordering_keys(), messages), min_size=min_size,
+                              max_size=max_size))
+        return sns_sqs_event(*(m for _, m in pairs), fifo_group=[g for g, _ in pairs])
+
+    return build()
