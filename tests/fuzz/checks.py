@@ -99,6 +99,7 @@ def _check_call(world: World, call: CallRun) -> Iterable[str]:
     if world.scenario.idempotency is None and world.scenario.mode == "concurrent" \
             and len(world.scenario.calls) == 1:
         yield from _reach(call)
+    yield from _one_at_a_time(world, call)
 
 
 def _cancel_explained(call: CallRun, attempt: Attempt) -> bool:
@@ -474,6 +475,19 @@ def _reach(call: CallRun) -> Iterable[str]:
     want = min(spec.concurrency, ready)
     if at_start != want:
         yield f"{at_start} records started at once at the start, not min(bound, ready)={want}"
+
+
+def _one_at_a_time(world: World, call: CallRun) -> Iterable[str]:
+    """At ``concurrency=1`` processing is exactly event order (sequence order for
+    Kinesis and DynamoDB): records start in increasing rank."""
+    spec = call.spec
+    if spec.concurrency != 1 or spec.limit is not None or world.scenario.shared_limit:
+        return
+    by_seq = spec.source in ("kinesis", "dynamodb")
+    ranks = [call.infos[a.pos].seq if by_seq else a.pos
+             for a in sorted(call.attempts, key=lambda a: a.start) if a.number == 1]
+    if ranks != sorted(ranks):
+        yield f"at concurrency 1, records started out of order: {ranks}"
 
 
 # -- across calls ----------------------------------------------------------------------------

@@ -16,10 +16,12 @@ from asyncbatch.testing import dynamodb_event, kafka_event, kinesis_event, sqs_e
 
 from .scenario import CallSpec
 
-__all__ = ["RecInfo", "build_event", "ident_key", "read"]
+__all__ = ["RecInfo", "build_event", "ident_key", "raws", "read"]
 
 #: call ``n``'s identifiers start at ``n * ID_STRIDE`` (distinct events, distinct ids)
 ID_STRIDE = 10_000
+#: a standard queue (no ``.fifo``): message group ids there are a fair queue's tenants
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,14 @@ def build_event(call: CallSpec, number: int, seed: int) -> dict[str, Any]:
     recs = call.records
     if call.source in ("sqs", "fifo"):
         bodies = [{"spec": i} for i in range(len(recs))]
-        groups = [r.key for r in recs] if call.source == "fifo" else None
         if not recs:
             return {"Records": []}
-        return sqs_event(*bodies, fifo_group=groups, start=start)
+        if call.source == "fifo":
+            return sqs_event(*bodies, fifo_group=[r.key for r in recs], start=start)
+        if call.fair:  # a standard (fair) queue whose messages carry a MessageGroupId
+            return sqs_event(*bodies, fifo_group=[r.key for r in recs], queue_arn=QUEUE_ARN,
+                             start=start)
+        return sqs_event(*bodies, start=start)
     if call.source == "kinesis":
         event = kinesis_event(*((r.key, {"spec": i}) for i, r in enumerate(recs)), start=start)
     elif call.source == "dynamodb":
@@ -101,14 +107,17 @@ def _b64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+def raws(source: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event's records, in event order (Kafka: its topic-partition groups in turn)."""
+    if source == "kafka":
+        return [raw for part in (event.get("records") or {}).values() for raw in part]
+    return list(event["Records"])
+
+
 def read(source: str, event: dict[str, Any], ordering: Optional[str]) -> list[RecInfo]:
     """Every record of ``event``, in event order."""
-    if source == "kafka":
-        raws = [raw for part in (event.get("records") or {}).values() for raw in part]
-    else:
-        raws = list(event["Records"])
     out = []
-    for position, raw in enumerate(raws):
+    for position, raw in enumerate(raws(source, event)):
         if source in ("sqs", "fifo"):
             ident = raw["messageId"]
             seq = position

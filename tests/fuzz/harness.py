@@ -29,7 +29,7 @@ import asyncbatch
 from asyncbatch.testing import LambdaContext, simulate
 
 from . import vtime
-from .events import RecInfo, build_event, ident_key, read
+from .events import RecInfo, build_event, ident_key, raws, read
 from .faults import bad_exception, make, origins
 from .scenario import HANG, VIRTUAL_CAP, CallSpec, LimitSpec, Scenario, StoreSpec
 
@@ -129,9 +129,13 @@ class CallRun:
     attempts: list[Attempt] = field(default_factory=list)
     by_key: dict[Hashable, RecInfo] = field(default_factory=dict)
     by_text: dict[str, RecInfo] = field(default_factory=dict)
+    by_raw: dict[int, RecInfo] = field(default_factory=dict)
 
     def info(self, record: Any) -> RecInfo:
-        return self.by_key[ident_key(record.identifier)]
+        """The record a view is of: found by its raw dict (a handler may have edited the
+        identifier in it), else by its identifier."""
+        found = self.by_raw.get(id(record.raw))
+        return found if found is not None else self.by_key[ident_key(record.identifier)]
 
     def locate(self, exc: BaseException) -> Optional[int]:
         """The position of the record an exception is about, if it can be told."""
@@ -253,6 +257,7 @@ class World:
                        infos=infos, context=context, start=self.tick(), start_t=now)
         call.by_key = {info.key: info for info in infos}
         call.by_text = {str(info.ident): info for info in infos}
+        call.by_raw = {id(raw): info for raw, info in zip(raws(spec.source, event), infos)}
         if context is not None:
             remaining = context.get_remaining_time_in_millis() / 1000.0
             if spec.margins == "auto":
@@ -318,6 +323,9 @@ class World:
         except BaseException as exc:
             self.finish(attempt, exc)
             raise
+        finally:
+            if call.spec.mutate:
+                _mutate(call.spec.source, record.raw)
         self.finish(attempt, None)
         return result
 
@@ -369,6 +377,8 @@ class World:
                 raise attempt.raised
             raise make(kind, ("handler", attempt.call.id, attempt.pos, attempt.number))
         finally:
+            if attempt.call.spec.mutate:
+                _mutate(attempt.call.spec.source, record.raw)
             attempt.thread_end = self.tick()
 
     def _dispatch(self, args: tuple[Any, ...]) -> Optional[Attempt]:
@@ -653,6 +663,20 @@ class World:
     def _loop_error(self, loop: Any, context: dict[str, Any]) -> None:
         self.problem(f"asyncio loop error: {context.get('message')!r} "
                      f"{_describe(context.get('exception'))}")
+
+
+def _mutate(source: str, raw: dict[str, Any]) -> None:
+    """What a careless handler does: edit its record's identifier (and payload)."""
+    if source in ("sqs", "fifo"):
+        raw["messageId"] = "edited-by-the-handler"
+        raw["body"] = "{}"
+    elif source == "kinesis":
+        raw["kinesis"]["sequenceNumber"] = "1"
+    elif source == "dynamodb":
+        raw["dynamodb"]["SequenceNumber"] = "1"
+    else:
+        raw["offset"] = -1
+        raw["partition"] = 99
 
 
 def _describe(exc: Any) -> str:

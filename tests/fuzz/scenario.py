@@ -167,6 +167,8 @@ class CallSpec:
     log_summary: bool = True
     log_failures: int = 10
     duplicate_of: Optional[int] = None  # the same event as that call (a duplicate delivery)
+    mutate: bool = False  # handlers edit their record's identifier (and payload)
+    fair: bool = False  # SQS standard: messages carry a MessageGroupId (a fair queue)
 
 
 @dataclass
@@ -353,6 +355,8 @@ def _call(rng: random.Random, backend: str, sync: bool, idem: bool, big: bool,
                        else ("time", rng.choice((0.005, 0.03, 0.2, 1.1))))
     call.entry = "partial" if rng.random() < 0.2 else "process"
     call.timings = rng.random() < 0.2
+    call.mutate = rng.random() < 0.1
+    call.fair = source == "sqs" and rng.random() < 0.3
     call.log_summary = rng.random() < 0.8
     call.log_failures = rng.choice((0, 1, 3, 10))
     bounded = call.timeout is not None or (call.remaining is not None) \
@@ -410,7 +414,7 @@ def _duplicate(rng: random.Random, first: CallSpec, backend: str, sync: bool, id
     options, the same record plans."""
     call = _call(rng, backend, sync, idem, False, avoid, odds, sources)
     for name in ("source", "records", "fifo_stop", "ordering", "shuffle", "small_sequences",
-                 "kafka_topics", "window", "log_summary", "log_failures",
+                 "kafka_topics", "window", "log_summary", "log_failures", "fair",
                  # what bounds a hang: the same plans need the same bounds
                  "timeout", "remaining", "margins", "cancel"):
         setattr(call, name, getattr(first, name))

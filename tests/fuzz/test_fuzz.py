@@ -213,3 +213,46 @@ def test_keyboard_interrupt_and_system_exit_propagate_unwrapped(
         result = request.getfixturevalue("fatal_in_a_child")[seed]
     assert result["same"], f"{result['caught']} propagated instead of {result['fatal']}"
     assert result["running"] == 0
+
+
+# -- the checks themselves -----------------------------------------------------------------------
+
+
+def _sabotage(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Break the engine on purpose; return what the checks must then say."""
+    import asyncbatch._report
+    import asyncbatch._scheduler
+
+    if name == "the response drops a failure":
+        real = asyncbatch._report.BatchReport.failure_identifiers
+        monkeypatch.setattr(asyncbatch._report.BatchReport, "failure_identifiers",
+                            lambda self: real(self)[:-1])
+        return "batchItemFailures"
+    if name == "twice the workers":
+        real_run = asyncbatch._scheduler.run_workers
+
+        async def more(body: Any, limit: int, *args: Any, **kwargs: Any) -> None:
+            await real_run(body, 2 * limit, *args, **kwargs)
+
+        monkeypatch.setattr(asyncbatch._scheduler, "run_workers", more)
+        return "handlers ran at once"
+    real_failed = asyncbatch._scheduler.BatchRun._failed
+
+    async def lane_goes_on(self: Any, *args: Any) -> bool:
+        await real_failed(self, *args)
+        return True
+
+    monkeypatch.setattr(asyncbatch._scheduler.BatchRun, "_failed", lane_goes_on)
+    return "did not succeed"
+
+
+@pytest.mark.parametrize("name", ["the response drops a failure", "twice the workers",
+                                  "lanes go on after a failure"])
+def test_the_checks_catch_a_broken_engine(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each check is only worth what it catches: with the engine broken on purpose, the
+    first few hundred seeds show it."""
+    marker = _sabotage(name, monkeypatch)
+    for seed in range(400):
+        if any(marker in violation for violation in check(run(generate(seed)))):
+            return
+    pytest.fail(f"no seed caught the sabotage {name!r}")

@@ -316,10 +316,6 @@ def test_a_sync_handler_past_its_timeout_is_not_retried_while_its_thread_runs() 
         concurrency=2, timeout=0.05, log_summary=False,
         retry=asyncbatch.Retry(attempts=2, base=0.0))
     event = sqs_event({"n": 0}, fifo_group="a")
-
-    def second_call_releases(record: Any) -> None:
-        handle(record)
-
     try:
         async def main() -> None:
             await processor.process(event, handle)
