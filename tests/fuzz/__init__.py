@@ -42,13 +42,19 @@ coroutine, every log record formattable, no idempotency key running twice at onc
 idempotent effect at most once per key across calls and redeliveries.
 
 Known breaks of today's engine are stepped around by ``scenario.KNOWN_BREAKS`` (one entry
-per break, each pinned by a strict-xfail test in ``test_regressions.py``); delete an entry
-when its fix lands.
+per break, each naming the strict-xfail test in ``test_regressions.py`` that pins it);
+when a fix lands, delete the entry and the test's xfail mark.
+
+Adding a source (Firehose, EventBridge Pipes, ...): a name in ``scenario.SOURCES``, its
+event in ``events.build_event`` and its reading (identifier, sequence, checkpoint group,
+lane) in ``events.read``, and its response rule in ``checks._source_rule``.
 
 Run and replay::
 
     pytest tests/fuzz                              # the CI budget (>= 2,000 batches)
     ASYNCBATCH_FUZZ=long pytest tests/fuzz         # 50,000 batches
     ASYNCBATCH_FUZZ=long FUZZ_START=100000 pytest tests/fuzz   # other seeds
-    FUZZ_SEED=1234 pytest tests/fuzz -k invariant  # replay one seed, scenario printed
+    FUZZ_SEED=1234 pytest tests/fuzz -k invariant -s   # replay one seed, scenario printed
+
+A failure names its seeds, the first violations and the scenario.
 """

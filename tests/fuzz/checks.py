@@ -47,6 +47,8 @@ def check(world: World) -> list[str]:
         prefix = f"call {call.id} ({call.spec.source}, spec {call.number})"
         out.extend(f"{prefix}: {text}" for text in _check_call(world, call))
     out.extend(_shared_bound(world))
+    if world.simulation is not None:
+        out.extend(_simulation(world))
     if world.scenario.idempotency is not None:
         out.extend(_idempotency(world))
     return out
@@ -500,6 +502,19 @@ def _shared_bound(world: World) -> Iterable[str]:
     peak = _peak((a.start, a.end if a.end is not None else math.inf) for a in world.attempts)
     if peak > spec.max:
         yield f"{peak} handlers ran at once across processors sharing a limit of max {spec.max}"
+
+
+def _simulation(world: World) -> Iterable[str]:
+    """Under redelivery every record ends acknowledged or dead-lettered, not both."""
+    sim = world.simulation
+    done = set(sim.acknowledged)
+    dead = set(sim.dead_lettered)
+    everyone = set(sim.deliveries)
+    if done & dead:
+        yield f"simulate: records both acknowledged and dead-lettered: {sorted(done & dead)[:5]}"
+    if done | dead != everyone:
+        yield f"simulate: records neither acknowledged nor dead-lettered: " \
+              f"{sorted(everyone - done - dead, key=repr)[:5]}"
 
 
 def _idempotency(world: World) -> Iterable[str]:

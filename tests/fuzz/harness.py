@@ -130,6 +130,7 @@ class CallRun:
     by_key: dict[Hashable, RecInfo] = field(default_factory=dict)
     by_text: dict[str, RecInfo] = field(default_factory=dict)
     by_raw: dict[int, RecInfo] = field(default_factory=dict)
+    calls_of: dict[int, int] = field(default_factory=dict)  # position -> handler calls
 
     def info(self, record: Any) -> RecInfo:
         """The record a view is of: found by its raw dict (a handler may have edited the
@@ -213,7 +214,6 @@ class World:
         self.rng = random.Random(scenario.seed ^ 0x5EED)
         self.shared_limit = _limit(scenario.shared_limit, scenario.seed) \
             if scenario.shared_limit else None
-        self.limits: list[Any] = []
         self.store: Optional[FaultyStore] = None
         self.idempotency_object: Any = None
         self.preseeded: dict[str, str] = {}  # store key -> what was seeded
@@ -293,7 +293,7 @@ class World:
         plan_key = (call.number, info.spec)
         total = self.plan_count[plan_key] = self.plan_count.get(plan_key, 0) + 1
         kind, latency = rec.attempts[min(total, len(rec.attempts)) - 1]
-        number = 1 + sum(1 for a in call.attempts if a.pos == info.position)
+        number = call.calls_of[info.position] = call.calls_of.get(info.position, 0) + 1
         attempt = Attempt(call, info.position, info.spec, number, kind, latency, sync,
                           self.tick(), anyio.current_time())
         call.attempts.append(attempt)
@@ -476,7 +476,6 @@ class World:
         limit = self.shared_limit
         if limit is None and spec.limit is not None:
             limit = _limit(spec.limit, self.scenario.seed + number)
-            self.limits.append(limit)
         options: dict[str, Any] = {
             "concurrency": limit if limit is not None else spec.concurrency,
             "fifo_stop_on_failure": spec.fifo_stop, "ordering": spec.ordering,

@@ -22,7 +22,7 @@ from asyncbatch.testing import kafka_event, kinesis_event, sqs_event
 from . import fatal
 from .checks import check
 from .harness import fingerprint, run
-from .scenario import generate, known
+from .scenario import KNOWN_BREAKS, generate, known
 
 #: the CI budget: at least this many process() calls (batches)
 CI_BATCHES = 4_000
@@ -256,3 +256,16 @@ def test_the_checks_catch_a_broken_engine(name: str, monkeypatch: pytest.MonkeyP
         if any(marker in violation for violation in check(run(generate(seed)))):
             return
     pytest.fail(f"no seed caught the sabotage {name!r}")
+
+
+def test_every_known_break_is_pinned_by_a_strict_xfail_regression_test() -> None:
+    """Each exclusion of the CI run names the regression test that shows its break, and
+    that test is marked ``xfail(strict=True)``: a fix turns it red, and then the exclusion
+    goes too."""
+    from . import test_regressions
+
+    for name, (_, test_name) in KNOWN_BREAKS.items():
+        test = getattr(test_regressions, test_name, None)
+        assert test is not None, f"{name}: no test {test_name} in test_regressions.py"
+        marks = [m for m in getattr(test, "pytestmark", []) if m.name == "xfail"]
+        assert marks and marks[0].kwargs.get("strict") is True, f"{test_name} is not strict"

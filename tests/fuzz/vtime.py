@@ -20,6 +20,8 @@ import asyncio
 import math
 import selectors
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Callable, Optional
 
@@ -34,11 +36,17 @@ __all__ = ["BACKENDS", "Deadlock", "ThreadJob", "Tracker", "VirtualLoop", "curre
 BACKENDS = ("trio", "asyncio", "anyio")
 
 
-def use_backend(backend: str) -> None:
-    """The one place that chooses asyncbatch's backend for the next runs: native asyncio
-    (``"asyncio"``), anyio on asyncio (``"anyio"``), or trio (anyio on trio, chosen by
-    the running loop)."""
+@contextmanager
+def use_backend(backend: str) -> Iterator[None]:
+    """The one place that chooses asyncbatch's backend (and puts the choice back after):
+    native asyncio (``"asyncio"``), anyio on asyncio (``"anyio"``), or trio (anyio on
+    trio, chosen by the running loop)."""
+    saved = asyncbatch._backends.FORCE_ANYIO
     asyncbatch._backends.FORCE_ANYIO = backend == "anyio"
+    try:
+        yield
+    finally:
+        asyncbatch._backends.FORCE_ANYIO = saved
 
 
 class Deadlock(RuntimeError):
@@ -272,17 +280,19 @@ def run_on(backend: str, main: Callable[[], Any], *, seed: int,
            tracker: Optional[Tracker] = None) -> Any:
     """Run ``main()`` on ``backend`` in virtual time; with ``tracker``, thread jobs are
     tracked (and virtual time waits for them). Trio's scheduler is seeded by ``seed``."""
-    use_backend(backend)
+    with use_backend(backend):
+        return _run(backend, main, seed, tracker)
+
+
+def _run(backend: str, main: Callable[[], Any], seed: int,
+         tracker: Optional[Tracker]) -> Any:
     token = _TRACKER.set(tracker)
     try:
         if backend == "trio":
             return _run_trio(main, seed, tracker)
-        loop_holder: list[VirtualLoop] = []
-
         def factory() -> VirtualLoop:
             loop = VirtualLoop()
             loop.tracker = tracker
-            loop_holder.append(loop)
             return loop
 
         if tracker is not None:
@@ -296,7 +306,6 @@ def run_on(backend: str, main: Callable[[], Any], *, seed: int,
         return anyio.run(main, backend="asyncio", backend_options={"loop_factory": factory})
     finally:
         _TRACKER.reset(token)
-        use_backend("asyncio")
 
 
 def _threadsafe_nudge(loop: asyncio.AbstractEventLoop) -> None:
@@ -314,9 +323,16 @@ def _run_trio(main: Callable[[], Any], seed: int, tracker: Optional[Tracker]) ->
     import trio
     from trio.testing import MockClock
 
-    _seed_trio_scheduler(seed)
-    if tracker is None:
-        return trio.run(main, clock=MockClock(autojump_threshold=0))
+    with _deterministic_trio(seed):
+        if tracker is None:
+            return trio.run(main, clock=MockClock(autojump_threshold=0))
+        return _run_driven(main, tracker)
+
+
+def _run_driven(main: Callable[[], Any], tracker: Tracker) -> Any:
+    import trio
+    from trio.testing import MockClock
+
     clock = MockClock()
 
     async def driven() -> Any:
@@ -330,18 +346,26 @@ def _run_trio(main: Callable[[], Any], seed: int, tracker: Optional[Tracker]) ->
     return trio.run(driven, clock=clock)
 
 
-def _seed_trio_scheduler(seed: int) -> None:
+@contextmanager
+def _deterministic_trio(seed: int) -> Iterator[None]:
     """Trio shuffles the order of runnable tasks with a module-level RNG (to surface
     ordering assumptions). Seed it, and turn on the deterministic mode trio keeps for
     hypothesis (each batch sorted by task creation before the shuffle, so that tasks woken
     together, e.g. by equal deadlines, do not run in an order set by object ids): a
-    scenario then replays exactly."""
+    scenario then replays exactly. The mode is put back after the run."""
     try:
         import trio._core._run as run_module
     except ImportError:  # pragma: no cover - trio moved it: runs stay valid, less repeatable
+        yield
         return
     rng = getattr(run_module, "_r", None)
     if rng is not None:
         rng.seed(seed)
-    if hasattr(run_module, "_ALLOW_DETERMINISTIC_SCHEDULING"):
+    saved = getattr(run_module, "_ALLOW_DETERMINISTIC_SCHEDULING", None)
+    if saved is not None:
         run_module._ALLOW_DETERMINISTIC_SCHEDULING = True
+    try:
+        yield
+    finally:
+        if saved is not None:
+            run_module._ALLOW_DETERMINISTIC_SCHEDULING = saved
