@@ -42,6 +42,9 @@ def _plan() -> tuple[range, int, bool]:
 
 
 def test_random_batches_keep_every_invariant() -> None:
+    """Scenario after scenario until the budget of batches is reached (CI: 4,000; long:
+    50,000; ``FUZZ_SEED``: that one); every invariant checked on every batch. A failure
+    lists the failing seeds, the first violations and the scenarios."""
     seeds, budget, verbose = _plan()
     started = time.perf_counter()
     batches = 0
