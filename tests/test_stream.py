@@ -683,3 +683,23 @@ def test_a_rate_limit_paces_a_stream() -> None:
 
     virtual(main)
     assert max(starts) - min(starts) == pytest.approx(2.0)
+
+
+async def test_a_model_with_a_records_fields_validates_items_as_they_are() -> None:
+    """Items shaped like SQS messages are items: a model with those fields validates them
+    (it is not refused as a model of another source's record)."""
+    from pydantic import BaseModel
+
+    class Message(BaseModel):
+        messageId: str
+        body: str
+
+    got: list[Message] = []
+
+    async def handle(message: Message) -> None:
+        got.append(message)
+
+    report = await AsyncBatchProcessor(model=Message).run(
+        [{"messageId": "m1", "body": "b"}, {"messageId": 2}], handle)
+    assert [m.messageId for m in got] == ["m1"]
+    assert report.failed[0].exception.fields == ("messageId", "body")  # type: ignore[union-attr]
