@@ -271,8 +271,9 @@ _ABANDONED: ContextVar[Optional[ThreadCall]] = ContextVar("asyncbatch_abandoned"
 
 
 def abandoned_thread() -> Optional[ThreadCall]:
-    """The ``ThreadCall`` the last sync handler call of this task abandoned while its
-    thread still ran (``None``: none), forgotten once read."""
+    """The ``ThreadCall`` the last sync handler call of this task abandoned (cancelled)
+    while its thread still ran, or before its thread started (``dropped``: the handler
+    never ran); ``None``: none. Forgotten once read."""
     call = _ABANDONED.get()
     if call is not None:
         _ABANDONED.set(None)
@@ -317,7 +318,8 @@ def in_thread(fn: Callable[[Any], Any], concurrency: Optional[int] = None) -> Ca
             result = await anyio.to_thread.run_sync(run, record, job, limiter=limiter,
                                                     abandon_on_cancel=True)
         except BaseException:
-            if job.abandon():  # cancelled while the thread runs on
+            job.abandon()
+            if job.dropped or not job.done:  # never ran, or runs on: the caller is told
                 _ABANDONED.set(job)
             raise
         if type(result) is _Awaitable:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -320,6 +321,8 @@ class Replay(Frozen):
 
 _NO_KEY = object()
 _ORPHANS_LOCK = threading.Lock()
+# keys whose claim an abandoned thread holds in this process, to the thread
+_RUNNING: dict[str, ThreadCall] = {}
 
 
 class Idempotency:
@@ -469,9 +472,23 @@ class Idempotency:
 
     def _orphan(self, claim: IdempotencyItem, thread: ThreadCall, label: Optional[str]) -> None:
         """A batch ended while a sync handler's abandoned thread still ran: its claim is
-        kept, and settled by the first batch that starts after the thread ended."""
+        kept, and settled by the first batch that starts after the thread ended; meanwhile
+        its key is in progress for every batch of this process (``_running_orphan``)."""
         with _ORPHANS_LOCK:
             self._orphans.append((claim, thread, label))
+            _RUNNING[claim.key] = thread
+
+    @staticmethod
+    def _running_orphan(key: str) -> bool:
+        """Whether an earlier batch's abandoned thread on ``key`` still runs in this
+        process, whichever ``Idempotency`` made it (its claim may have expired in the
+        store, at the end of its invocation: the thread has not)."""
+        with _ORPHANS_LOCK:
+            thread = _RUNNING.get(key)
+            if thread is not None and thread.done:
+                del _RUNNING[key]
+                return False
+            return thread is not None
 
     async def _settle_orphans(self, deadline: Optional[float]) -> None:
         """Complete (the thread returned: its effects happened) or release (it raised)
@@ -516,13 +533,33 @@ class Idempotency:
             await self._settle_orphans(deadline)
         return BatchIdempotency(self, None, {}, deadline)
 
-    async def prepare(self, views: Sequence[Record], deadline: Optional[float]
-                      ) -> BatchIdempotency:
+    async def prepare(self, views: Sequence[Record], deadline: Optional[float], *,
+                      within: Optional[float] = None) -> BatchIdempotency:
         """Compute every record's key and look up, in one go, those this process has not
         seen completed. ``deadline`` is the Lambda deadline (UNIX seconds; ``None``: no
         context): the in-progress expiry of this batch's claims. A failed lookup is
         logged and left to the claims (which are conditional) to decide; a
-        ``ConfigurationError`` from the store (it cannot work here) is raised."""
+        ``ConfigurationError`` from the store (it cannot work here) is raised.
+        ``within``: seconds the store may take (the time left before records must stop
+        starting); a lookup that takes longer is given up, and the claims decide."""
+        import anyio
+
+        with anyio.move_on_after(math.inf if within is None else max(0.0, within)):
+            return await self._prepare(views, deadline)
+        logger.warning("idempotency: looking the batch's keys up took longer than the %.3fs "
+                       "left before the deadline's stop margin; every record will claim its "
+                       "key instead", within)
+        return BatchIdempotency(self, [self._key_or_error(view) for view in views], {},
+                                deadline)
+
+    def _key_or_error(self, view: Record) -> Union[str, IdempotencyKeyError]:
+        try:
+            return self.key_of(view)
+        except IdempotencyKeyError as exc:
+            return exc
+
+    async def _prepare(self, views: Sequence[Record], deadline: Optional[float]
+                       ) -> BatchIdempotency:
         if self._orphans:
             await self._settle_orphans(deadline)
         keys: list[Union[str, IdempotencyKeyError]] = []
@@ -562,8 +599,8 @@ class BatchIdempotency:
     """One ``process()`` call's idempotency: the keys, what the lookup found, the claims
     this batch holds. Made by ``Idempotency.prepare``."""
 
-    __slots__ = ("_claims", "_deadline", "_found", "_inflight", "_keys", "_owner", "_threads",
-                 "_views")
+    __slots__ = ("_claims", "_deadline", "_found", "_inflight", "_keys", "_owner", "_results",
+                 "_threads", "_views")
 
     def __init__(self, owner: Idempotency,
                  keys: Optional[list[Union[str, IdempotencyKeyError]]],
@@ -574,6 +611,8 @@ class BatchIdempotency:
         self._deadline = deadline
         self._claims: dict[int, IdempotencyItem] = {}
         self._views: dict[int, Record] = {}
+        # results of records whose claim is being completed (for give_back, if cut short)
+        self._results: dict[int, Any] = {}
         self._inflight: dict[str, _Hold] = {}
         # claims kept for calls abandoned while their sync handler's thread still runs
         self._threads: dict[int, ThreadCall] = {}
@@ -599,6 +638,11 @@ class BatchIdempotency:
             raise key
         owner = self._owner
         store = owner.store
+        if _RUNNING and owner._running_orphan(key):
+            raise IdempotencyInProgressError(
+                f"record {_identifier(view)}: its idempotency key {key} is held by a handler "
+                "call of an earlier batch still running on a thread that outlived its "
+                "timeout; it will be redelivered", identifier=_identifier(view), key=key)
         for _ in range(4):
             hold = self._inflight.get(key)
             while hold is not None:  # a key-mate of this batch holds the claim: wait
@@ -627,9 +671,15 @@ class BatchIdempotency:
                 None if self._deadline is None else int(self._deadline * 1000),
                 None, validation)
             hold = self._inflight[key] = _Hold()
+            # held from before the write: a cancellation that lands while the store writes
+            # leaves it to give_back (whose release deletes it only if it was written)
+            self._claims[index] = claim
+            self._views[index] = view
             try:
                 other = await _call(owner.retry, self._deadline, store, store.claim, claim)
             except Exception as exc:
+                self._claims.pop(index, None)
+                self._views.pop(index, None)
                 self._done(key, hold)
                 raise IdempotencyStoreError(
                     f"record {_identifier(view)}: claiming its idempotency key {key} failed "
@@ -639,10 +689,10 @@ class BatchIdempotency:
                 self._done(key, hold)
                 raise
             if other is None:
-                self._claims[index] = claim
-                self._views[index] = view
                 hold.index = index
                 return None
+            self._claims.pop(index, None)
+            self._views.pop(index, None)
             self._done(key, hold)
             if not isinstance(other, IdempotencyItem):
                 raise IdempotencyStoreError(
@@ -681,28 +731,32 @@ class BatchIdempotency:
     async def complete(self, index: int, view: Record, result: Any) -> None:
         """After record ``index``'s handler succeeded: mark its key COMPLETED with
         ``result`` (stored when JSON can hold it). Never raises: a failed write is
-        logged and the claim expires with its deadline."""
-        claim = self._claims.pop(index, None)
-        self._views.pop(index, None)
+        logged and the claim expires with its deadline. Cancelled meanwhile, the claim
+        stays for ``give_back``, which completes it (the handler's effects happened)."""
+        claim = self._claims.get(index)
         if claim is None:
             return
-        try:
-            await self._owner._complete(claim, result, self._deadline, _identifier(view))
-        finally:
-            self._done(claim.key, self._inflight.get(claim.key))
+        self._results[index] = result
+        await self._owner._complete(claim, result, self._deadline, _identifier(view))
+        self._forget(index, claim)
 
     async def release(self, index: int, view: Record, error: BaseException) -> None:
         """After record ``index`` finally failed (or was cancelled): delete its claim so
         that a redelivery can run it. Never raises (a failed delete is logged; the claim
-        then expires with the deadline)."""
-        claim = self._claims.pop(index, None)
-        self._views.pop(index, None)
+        then expires with the deadline). Cancelled meanwhile, the claim stays for
+        ``give_back``."""
+        claim = self._claims.get(index)
         if claim is None:
             return
-        try:
-            await self._owner._release(claim, self._deadline, _identifier(view))
-        finally:
-            self._done(claim.key, self._inflight.get(claim.key))
+        await self._owner._release(claim, self._deadline, _identifier(view))
+        self._forget(index, claim)
+
+    def _forget(self, index: int, claim: IdempotencyItem) -> None:
+        """Record ``index``'s claim is settled: none of it stays in the batch."""
+        self._claims.pop(index, None)
+        self._views.pop(index, None)
+        self._results.pop(index, None)
+        self._done(claim.key, self._inflight.get(claim.key))
 
     def keep(self, index: int, view: Record, thread: ThreadCall) -> None:
         """Record ``index``'s call was abandoned (timeout, deadline) while its sync
@@ -730,15 +784,24 @@ class BatchIdempotency:
         else:
             await self.release(index, view, thread.error)  # type: ignore[arg-type]
 
-    async def give_back(self) -> None:
+    async def give_back(self, threads: Optional[Mapping[int, ThreadCall]] = None) -> None:
         """After the run: settle the claims of abandoned threads that have ended, and
         release the claims of records that never finished (cancelled at the deadline or
-        with the caller). Claims of threads still running are kept: the ``Idempotency``
-        settles them in a later batch once their thread ended (or they expire)."""
+        with the caller). Claims of threads still running (``threads``: the run's calls
+        abandoned by a cancellation, beside those ``keep`` was told of) are kept: the
+        ``Idempotency`` settles them in a later batch once their thread ended (or they
+        expire)."""
+        for index, thread in (threads or {}).items():
+            if index in self._claims and index not in self._threads:
+                self.keep(index, self._views.get(index), thread)  # type: ignore[arg-type]
         for index in [i for i, thread in self._threads.items() if thread.done]:
             await self._settle_thread(index)
         for index in [i for i in self._claims if i not in self._threads]:
-            await self.release(index, self._views.get(index), None)  # type: ignore[arg-type]
+            view = self._views.get(index)
+            if index in self._results:  # its handler succeeded; completing was cut short
+                await self.complete(index, view, self._results[index])  # type: ignore[arg-type]
+            else:
+                await self.release(index, view, None)  # type: ignore[arg-type]
         for index, thread in list(self._threads.items()):
             claim = self._claims.pop(index)
             self._owner._orphan(claim, thread, _identifier(self._views.pop(index, None)))

@@ -360,7 +360,8 @@ class AsyncBatchProcessor:
         views = [run.view(raw) for raw in run.records]
         try:
             run.idempotency = await self.idempotency.prepare(
-                views, None if deadline is None else deadline.epoch)
+                views, None if deadline is None else deadline.epoch,
+                within=None if deadline is None else deadline.soft - deadline.clock())
         except Exception as exc:
             _logger().warning("asyncbatch: the idempotency store could not be read: %s",
                               describe(exc))

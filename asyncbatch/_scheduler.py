@@ -176,6 +176,8 @@ class Run:
         self.gate: Optional[Gate] = None
         # sync handlers' threads abandoned (timeout, deadline) while they still run, by record
         self.threads: dict[int, Any] = {}
+        # records whose last sync call was cancelled before a thread took it (never ran)
+        self.dropped: dict[int, bool] = {}
         self.simple = parse is None and not settings.full
         self.finished = False
 
@@ -211,7 +213,7 @@ class Run:
             # (shielded, bounded), or every redelivery would find them in progress until
             # they expire.
             if self.idempotency is not None:
-                await self._give_back_claims(CLAIMS_BOUND)
+                await self._give_back_claims(self._time_left(CLAIMS_BOUND))
             raise
         finally:
             if gate_key is not None:
@@ -260,7 +262,7 @@ class Run:
         assert idem is not None
         try:
             async with self.backend.shielded(seconds):
-                await idem.give_back()
+                await idem.give_back(self.threads)
         except TimeoutError:
             _logger().warning(
                 "asyncbatch: idempotency claims not given back within %.1fs; they expire "
@@ -361,7 +363,8 @@ class Run:
             return await self._failed(index, record, exc, 0)
         idem = self.idempotency
         if idem is not None:
-            self.status[index] = RUNNING
+            # (the record stays PENDING while it waits for its claim: cut there by the
+            # deadline, it never started, and its claim, if made, is given back)
             try:
                 replay = await idem.begin(index, record)
             except Exception as exc:
@@ -379,32 +382,35 @@ class Run:
                     self.results[index] = replay.result
                 return True
         retry = self.retry
-        attempt = 0
+        attempt = 0  # calls tried, for the retry policy and the hooks
+        calls = 0  # calls whose handler ran (a sync call dropped before its thread: not)
         elapsed = 0.0
         error: Optional[BaseException] = None
         while True:
             attempt += 1
             if not await self._admit(index):  # re-checked after every wait
-                if attempt == 1:
-                    self.status[index] = PENDING  # never started: reported as skipped
+                if attempt == 1:  # never started: reported as skipped
                     if idem is not None:  # give its claim back: a redelivery may run it
                         await self._idempotency_done(idem.release, index, record,
                                                      self.stop_reason)
                     return True
-                self._count(index, attempt - 1)
+                self._count(index, calls)
                 assert error is not None
-                return await self._settle_failure(index, record, error, attempt - 1)
+                return await self._settle_failure(index, record, error, calls)
             if hooks is not None:
                 hook_error = self._hook(index, "record_started", record, attempt)
                 if hook_error is not None:
                     self._unadmit()
-                    self._count(index, attempt - 1)
+                    self._count(index, calls)
                     failure = self._callback_error(index, "hooks.record_started", hook_error,
                                                    error)
-                    return await self._settle_failure(index, record, failure, attempt - 1)
+                    return await self._settle_failure(index, record, failure, calls)
             # counted before the call: a call that the deadline cancels still counts
-            self._count(index, attempt)
+            calls += 1
+            self._count(index, calls)
             error, rtt, result = await self._attempt(index, arg)
+            if self.dropped.pop(index, False):  # its thread never started: not a call
+                calls -= 1
             elapsed += rtt
             if self.durations is not None:
                 self.durations[index] = elapsed
@@ -413,12 +419,12 @@ class Run:
                 if result is not None:
                     self.results[index] = result
                 if hooks is not None:
-                    self._hook(index, "record_succeeded", record, attempt, elapsed)
+                    self._hook(index, "record_succeeded", record, calls, elapsed)
                 if idem is not None:
                     await self._idempotency_done(idem.complete, index, record, result)
                 return True
-            if retry is not None and not self.stop.is_set and not (
-                    idem is not None and index in self.threads):  # its thread still runs
+            if retry is not None and not self.stop.is_set \
+                    and index not in self.threads:  # not while its thread still runs
                 try:
                     again = retry.should_retry(error, attempt)
                 except Exception as exc:
@@ -436,10 +442,10 @@ class Run:
                                 error = self._callback_error(
                                     index, "hooks.record_retried", hook_error, error)
                                 return await self._settle_failure(index, record, error,
-                                                                  attempt)
+                                                                  calls)
                         await self.backend.sleep(delay)
                         continue
-            return await self._settle_failure(index, record, error, attempt)
+            return await self._settle_failure(index, record, error, calls)
 
     # -- the stop rules, through every await ------------------------------------------
 
@@ -648,7 +654,12 @@ class Run:
         """Remember a sync handler's thread that its call abandoned (timeout, deadline,
         cancellation) while it still runs: its idempotency claim is kept until it ends."""
         thread = abandoned_thread()
-        if thread is not None:
+        if thread is None:
+            return
+        if thread.dropped:  # cancelled before its thread started: the handler never ran
+            self.dropped[index] = True
+            self._count(index, self.attempts.get(index, 1) - 1)  # (counted before the call)
+        elif not thread.done:
             self.threads[index] = thread
 
     async def _absorb_leak(self) -> None:
@@ -682,9 +693,11 @@ class Run:
 
     def _sink_decision(self, index: int, exc: BaseException) -> tuple[bool, BaseException]:
         """Whether the failure goes to the sink (``sink_when``), and the record's error
-        (a ``CallbackError`` when ``sink_when`` raised)."""
+        (a ``CallbackError`` when ``sink_when`` raised). A record whose handler's thread
+        outlived its call never goes to the sink: it is not known to have failed, and
+        taken as handled it would let the next record of its key start beside it."""
         self.errors[index] = exc
-        if self.sink is None:
+        if self.sink is None or index in self.threads:
             return False, exc
         try:
             return bool(self.sink_when(exc)), exc

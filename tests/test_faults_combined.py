@@ -689,3 +689,178 @@ def test_sys_exit_in_a_handler_under_asyncio_run_exits_quietly(entry: str) -> No
     assert "never retrieved" not in done.stderr
     assert "destroyed but it is pending" not in done.stderr
     assert done.stderr == ""
+
+
+# -- found by the fuzzer ----------------------------------------------------------------------
+
+
+def test_a_record_cut_by_the_deadline_while_it_waits_for_a_slot_after_its_claim_is_skipped(
+        ) -> None:
+    """It never ran: skipped (not "cancelled at the deadline", attempts 0), its claim
+    given back."""
+    from asyncbatch.testing import LambdaContext
+
+    store = asyncbatch.InMemoryIdempotencyStore()
+
+    async def handle(record: Any) -> None:
+        await anyio.sleep(3600)  # holds the only slot
+
+    async def main() -> asyncbatch.BatchReport:
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=asyncbatch.AIMDLimit(initial=1, max=4),
+            idempotency=asyncbatch.Idempotency(store))
+        return await processor.process(numbered_sqs(3), handle, LambdaContext(6.0))
+
+    report = on_virtual_clock(main)
+    (running,) = report.failed
+    assert isinstance(running.exception, asyncbatch.DeadlineExceededError)
+    assert running.attempts == 1
+    assert [o.attempts for o in report.skipped] == [0, 0]
+    assert store.items == {}  # every claim given back
+
+
+def test_a_thread_left_running_by_one_processor_holds_its_key_for_another() -> None:
+    """Two invocations in one process, each with its own Idempotency over one store: the
+    first's handler is abandoned at the deadline and runs on; its claim expires with the
+    invocation, but the second must not run the key beside the thread."""
+    import threading
+
+    from asyncbatch.testing import LambdaContext
+
+    store = asyncbatch.InMemoryIdempotencyStore()
+    started = threading.Event()
+    release = threading.Event()
+    runs: list[int] = []
+
+    def handle(record: Any) -> None:
+        runs.append(number(record))
+        started.set()
+        assert release.wait(30)
+
+    event = numbered_sqs(1)
+    first = asyncbatch.AsyncBatchProcessor(idempotency=asyncbatch.Idempotency(
+        store, key_prefix="fn"))
+    second = asyncbatch.AsyncBatchProcessor(idempotency=asyncbatch.Idempotency(
+        store, key_prefix="fn"), raise_on_all_failed=False)
+    try:
+        import trio
+        import trio.testing
+
+        clock = trio.testing.MockClock()
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(first.process, event, handle, LambdaContext(2.0))
+                assert await trio.to_thread.run_sync(started.wait, 30)
+                clock.jump(2.0)  # the deadline abandons the thread
+
+        trio.run(main, clock=clock)
+        (claim,) = store.items.values()
+        # the claim expired with the first invocation: without the thread's own record,
+        # the second would claim it and run the handler beside the thread
+        store.items[claim.key] = type(claim)(claim.key, claim.status, claim.expiration, 0,
+                                             claim.data, claim.validation)
+        response = asyncbatch.process_partial_response(event, handle, second)
+        assert response == {"batchItemFailures": [
+            {"itemIdentifier": event["Records"][0]["messageId"]}]}
+        assert runs == [0]  # not run again while the first thread runs
+    finally:
+        release.set()
+
+
+def test_a_claim_whose_completion_a_cancellation_cut_short_is_completed() -> None:
+    """The handler succeeded; the caller is cancelled while the store marks the key
+    COMPLETED: the claim is completed on the way out (releasing it would let a
+    redelivery run the handler again)."""
+    writing = anyio.Event()
+
+    class SlowComplete(asyncbatch.InMemoryIdempotencyStore):
+        async def complete(self, item: Any) -> None:
+            writing.set()
+            await anyio.sleep(1)
+            await super().complete(item)
+
+    store = SlowComplete()
+    processor = asyncbatch.AsyncBatchProcessor(idempotency=asyncbatch.Idempotency(store))
+
+    async def handle(record: Any) -> str:
+        return "done"
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(processor.process, numbered_sqs(1), handle)
+            await writing.wait()
+            tg.cancel_scope.cancel()
+
+    on_virtual_clock(main)
+    (item,) = store.items.values()
+    assert item.status == "COMPLETED" and item.data == '"done"'
+
+
+def test_a_cancelled_callers_claims_are_given_back_within_the_deadline() -> None:
+    """Giving claims back after the caller's cancellation is bounded by the Lambda
+    deadline, not only by its own five seconds."""
+    from asyncbatch.testing import LambdaContext
+
+    class SlowRelease(asyncbatch.InMemoryIdempotencyStore):
+        async def release(self, claim: Any) -> None:
+            await anyio.sleep(60)
+
+    running = anyio.Event()
+
+    async def handle(record: Any) -> None:
+        running.set()
+        await anyio.sleep_forever()
+
+    returned: list[float] = []
+
+    async def main() -> None:
+        processor = asyncbatch.AsyncBatchProcessor(
+            idempotency=asyncbatch.Idempotency(SlowRelease()))
+        async with anyio.create_task_group() as tg:
+            async def caller() -> None:
+                try:
+                    await processor.process(numbered_sqs(1), handle, LambdaContext(2.0))
+                finally:
+                    returned.append(anyio.current_time())
+
+            began = anyio.current_time()
+            tg.start_soon(caller)
+            await running.wait()
+            tg.cancel_scope.cancel()
+        returned[0] -= began
+
+    on_virtual_clock(main)
+    assert returned[0] < 2.0  # before Lambda's timeout
+
+
+def test_a_failed_record_whose_thread_runs_on_is_not_handed_to_the_sink() -> None:
+    """Taken by the sink, it would count as handled and let the next record of its FIFO
+    group start beside its thread: it stays failed, the group stops."""
+    import threading
+
+    started = threading.Event()
+    release = threading.Event()
+    sunk: list[Any] = []
+
+    async def sink(failure: asyncbatch.Failure) -> None:
+        sunk.append(failure.identifier)
+
+    ran: list[int] = []
+
+    def handle(record: Any) -> None:
+        ran.append(number(record))
+        if number(record) == 0:
+            started.set()
+            assert release.wait(30)
+
+    processor = asyncbatch.AsyncBatchProcessor(timeout=5.0, sink=sink,
+                                               sink_when=lambda exc: True)
+    event = numbered_sqs(3, fifo_group="g")
+    try:
+        report = past_the_timeout(processor, event, handle, started)
+    finally:
+        release.set()
+    assert ran == [0] and sunk == []
+    assert isinstance(report.failed[0].exception, asyncbatch.RecordTimeoutError)
+    assert [o.index for o in report.skipped] == [1, 2]
