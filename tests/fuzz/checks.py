@@ -223,10 +223,12 @@ def _record(world: World, call: CallRun, outcome: Any,
     last = attempts[-1] if attempts else None
     exc = outcome.exception
     deadline_cut = isinstance(exc, asyncbatch.DeadlineExceededError)
-    if outcome.attempts != len(attempts) and not (
+    # a sync call cancelled before a thread took it never ran its handler: not counted
+    ran = [a for a in attempts if not a.sync or a.thread_start is not None]
+    if outcome.attempts != len(ran) and not (
             deadline_cut and known("attempts-miss-deadline-cancel")):
         yield (f"record {pos}: Outcome.attempts is {outcome.attempts}, its handler was "
-               f"called {len(attempts)} times")
+               f"called {len(ran)} times")
     limit = spec.retry[0] if spec.retry else 1
     if len(attempts) > limit:
         yield f"record {pos}: {len(attempts)} handler calls, more than the {limit} allowed"
@@ -415,6 +417,11 @@ def _decided(call: CallRun, pos: int, exc: Any,
         return None
     if isinstance(exc, asyncbatch.DeadlineExceededError) or _is_reducer_failure(call, pos, exc):
         return None
+    retry = call.spec.retry
+    if retry is not None and len(attempts) < retry[0] and _retryable(call, attempts[-1]):
+        # A retry was due: the record waited out its backoff, then a stop or the deadline
+        # kept the next call from being made. Its failure was decided then (not seen here).
+        return None
     return attempts[-1].end
 
 
@@ -448,12 +455,19 @@ def _claims_left(world: World, call: CallRun) -> Iterable[str]:
         return
     faulted = {key for op in world.store_ops if op.call_id == call.id and op.fault != "ok"
                and op.fault != "slow" for key in op.keys}
+    # a claim is kept while the thread of a sync call abandoned at its timeout (or the
+    # deadline) runs on: no other call for its key may start meanwhile
+    running = {world.idem_key(call, a.pos) for a in call.attempts
+               if a.sync and a.thread_start is not None and call.end is not None
+               and (a.thread_end is None or a.thread_end > call.end)}
     for op in world.store_ops:
         if op.call_id != call.id or op.method != "claim" or not op.written:
             continue
         left = call.store_after.get(op.item.key)
         if left is not op.item or op.item.key in faulted:
             continue  # completed, released, replaced, or excused by a store fault
+        if world.store_key_names.get(op.item.key) in running:
+            continue  # kept for a thread still running
         cut = call.cancelled or (call.hard is not None and call.end_t is not None
                                  and call.end_t >= call.hard - EPS)
         expires = left.in_progress_expiration is not None

@@ -19,76 +19,7 @@ __all__ = ["KNOWN_BREAKS", "CallSpec", "LimitSpec", "RecordSpec", "Scenario", "S
 # what triggers it, or the check it breaks is waived), and the test in test_regressions.py
 # that pins it (xfail, strict). When the engine is fixed, delete the entry and the test's
 # xfail mark: the fuzzer then covers that ground again.
-KNOWN_BREAKS: dict[str, tuple[str, str]] = {
-    "failure-log-str-raises": (
-        "a handler exception whose __str__ raises makes process() raise (the failure log "
-        "calls str()); not generated while the call logs failures",
-        "test_a_handler_error_whose_str_raises_costs_only_its_record"),
-    "callback-error-repr-raises": (
-        "a hook, Retry(on=), sink_when or sink raising an exception whose __repr__ raises "
-        "makes process() raise an ExceptionGroup; such callbacks are not generated",
-        "test_a_callback_error_whose_repr_raises_costs_only_its_record"),
-    "log-lines-format-exceptions-lazily": (
-        "warnings about a raising hook log the exception with %r: one whose __repr__ raises "
-        "loses the log line; the log-format check is waived for it",
-        "test_the_warning_about_a_hook_error_whose_repr_raises_can_be_formatted"),
-    "stop-rules-through-awaits": (
-        "a record waiting at an adaptive gate, or started while a failing sink or an "
-        "idempotency release is awaited, starts above a decided checkpoint or after a FIFO "
-        "stop; the start-after-decision check is waived for calls with a limit, a sink or "
-        "idempotency",
-        "test_a_record_waiting_through_an_await_does_not_start_after_a_decided_stop"),
-    "cancelled-caller-leaves-claims": (
-        "cancelling the caller of process() leaves idempotency claims IN PROGRESS (without a "
-        "deadline, until expires_after); the leftover-claim check is waived for cancelled "
-        "calls",
-        "test_cancelling_the_caller_releases_idempotency_claims"),
-    "leaked-cancel-costs-other-records": (
-        "a handler that leaks a cancel request onto its worker (task.cancel(), then returns) "
-        "costs another record its result, or the rest of the batch; not generated",
-        "test_a_leaked_cancel_request_costs_only_its_own_record"),
-    "shared-limit-across-threads": (
-        "an adaptive limit's gate is per thread: processors in N threads sharing one limit "
-        "object run up to N times its max; the cross-thread test allows N times the max",
-        "test_a_limit_shared_by_processors_in_three_threads_holds_its_max"),
-    "get-many-garbage-fails-batch": (
-        "an idempotency store whose get_many returns garbage (None, a string) fails every "
-        "record; not generated",
-        "test_a_store_answering_garbage_is_tolerated_like_one_that_raises"),
-    "attempts-miss-deadline-cancel": (
-        "Outcome.attempts / report.retries miss the attempt the deadline cancelled; the "
-        "attempt count is not checked for records cut by the deadline",
-        "test_attempts_count_the_call_the_deadline_cancelled"),
-    "empty-batch-with-ordering": (
-        "an empty batch ({'Records': []}) given to a processor with ordering= set raises "
-        "ConfigurationError instead of returning no failures; empty calls get no ordering",
-        "test_an_empty_batch_is_valid_for_a_processor_with_an_ordering"),
-    "claim-wait-starts-after-deadline-stop": (
-        "a record that waited for its idempotency claim (a slow store, or a key-mate of the "
-        "batch holding the key) starts after the deadline's stop time: the stop is checked "
-        "before the claim, not after; the start-time check is waived with idempotency",
-        "test_a_record_that_waited_for_its_claim_does_not_start_after_the_stop_time"),
-    "caller-cancel-during-crew-growth": (
-        "cancelling the caller while the worker crew grows logs asyncio's 'Exception in "
-        "callback' and leaves a never-awaited worker coroutine; those two problems are waived "
-        "in scenarios that cancel a caller",
-        "test_cancelling_the_caller_while_the_crew_grows_leaves_no_loop_error"),
-    "abandoned-thread-overlaps-its-key": (
-        "a sync handler abandoned by its timeout runs on while the engine retries the same "
-        "record, or starts the next record of its lane, so one key runs twice at once; "
-        "overlaps with an abandoned thread are waived in the lane check",
-        "test_a_sync_handler_past_its_timeout_is_not_retried_while_its_thread_runs"),
-    "sync-timeout-releases-claim": (
-        "a sync handler past its timeout has its idempotency claim released at once while the "
-        "thread still runs, so a same-key record runs concurrently; overlaps with an "
-        "abandoned thread are waived in the idempotency-key check",
-        "test_a_sync_handler_past_its_timeout_keeps_its_claim_until_its_thread_ends"),
-    "slow-idempotency-lookup-outlives-deadline": (
-        "the idempotency lookup (get_many) runs before the deadline timers: a slow one makes "
-        "process() return after Lambda's timeout; the return-time check is waived for calls "
-        "whose lookup was slow",
-        "test_a_slow_idempotency_lookup_does_not_outlive_the_deadline"),
-}
+KNOWN_BREAKS: dict[str, tuple[str, str]] = {}
 
 
 def known(name: str) -> bool:

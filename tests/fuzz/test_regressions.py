@@ -57,7 +57,6 @@ class BadRepr(ValueError):
 # -- exceptions that cannot be formatted --------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the failure log calls str() on the handler's exception")
 def test_a_handler_error_whose_str_raises_costs_only_its_record() -> None:
     async def handle(record: Any) -> None:
         if record.json()["n"] == 1:
@@ -72,8 +71,6 @@ def test_a_handler_error_whose_str_raises_costs_only_its_record() -> None:
     assert [o.index for o in report.succeeded] == [0]
 
 
-@pytest.mark.xfail(strict=True, reason="CallbackError's message formats the callback's "
-                                       "exception with repr(), which raises out of process()")
 @pytest.mark.parametrize("callback", ["hook", "sink_when", "retry_on", "sink"])
 def test_a_callback_error_whose_repr_raises_costs_only_its_record(callback: str) -> None:
     def raise_bad(*args: Any) -> Any:
@@ -114,8 +111,6 @@ class _Formats(logging.Handler):
             self.unformattable.append(str(record.msg))
 
 
-@pytest.mark.xfail(strict=True, reason="the warning about a raising hook logs its exception "
-                                       "with %r, formatted lazily by the handler: it raises")
 def test_the_warning_about_a_hook_error_whose_repr_raises_can_be_formatted() -> None:
     class Hooks(asyncbatch.Hooks):
         def record_succeeded(self, record: Any, attempts: int, duration: float) -> None:
@@ -158,9 +153,6 @@ def _stop_case(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return kinesis_event(("a", {"n": 0}), ("b", {"n": 1}), ("b", {"n": 2})), {}
 
 
-@pytest.mark.xfail(strict=True, reason="a record waiting behind an await (adaptive gate, "
-                                       "failing sink, idempotency release) starts after a "
-                                       "failure decided the stop")
 @pytest.mark.parametrize("kind", ["kinesis-gate", "kafka-gate", "kinesis-sink", "kafka-sink",
                                   "fifo-sink", "kinesis-release", "fifo-release"])
 def test_a_record_waiting_through_an_await_does_not_start_after_a_decided_stop(
@@ -204,9 +196,6 @@ def test_a_record_waiting_through_an_await_does_not_start_after_a_decided_stop(
 # -- cancellation and idempotency claims ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="cancelling the caller leaves the running records' "
-                                       "claims IN PROGRESS (without a deadline: for "
-                                       "expires_after)")
 def test_cancelling_the_caller_releases_idempotency_claims() -> None:
     store = asyncbatch.InMemoryIdempotencyStore()
 
@@ -224,8 +213,6 @@ def test_cancelling_the_caller_releases_idempotency_claims() -> None:
     assert left == []
 
 
-@pytest.mark.xfail(strict=True, reason="cancelling the caller while the worker crew grows: "
-                                       "a crew callback meets a closed task group")
 def test_cancelling_the_caller_while_the_crew_grows_leaves_no_loop_error() -> None:
     problems: list[str] = []
 
@@ -273,9 +260,6 @@ class _Threads:
             self.running[key] -= 1
 
 
-@pytest.mark.xfail(strict=True, reason="a sync handler past its timeout has its claim "
-                                       "released while its thread runs on: a same-key "
-                                       "record runs concurrently")
 def test_a_sync_handler_past_its_timeout_keeps_its_claim_until_its_thread_ends() -> None:
     threads = _Threads()
 
@@ -299,8 +283,6 @@ def test_a_sync_handler_past_its_timeout_keeps_its_claim_until_its_thread_ends()
     assert threads.peak["order-1"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="a sync handler abandoned by its timeout runs on while "
-                                       "the engine retries the same record")
 def test_a_sync_handler_past_its_timeout_is_not_retried_while_its_thread_runs() -> None:
     threads = _Threads()
 
@@ -330,8 +312,6 @@ def test_a_sync_handler_past_its_timeout_is_not_retried_while_its_thread_runs() 
 # -- leaked cancellations ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a handler leaving a cancel request on its worker "
-                                       "(task.cancel(), then return) costs another record")
 @pytest.mark.parametrize("backend", ["asyncio", "anyio"])
 def test_a_leaked_cancel_request_costs_only_its_own_record(backend: str) -> None:
     async def handle(record: Any) -> None:
@@ -353,8 +333,6 @@ def test_a_leaked_cancel_request_costs_only_its_own_record(backend: str) -> None
 # -- idempotency store faults ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a get_many answering garbage fails every record, "
-                                       "one that raises is tolerated")
 @pytest.mark.parametrize("garbage", [None, "garbage", ["a", "list"]])
 def test_a_store_answering_garbage_is_tolerated_like_one_that_raises(garbage: Any) -> None:
     class Garbage(asyncbatch.InMemoryIdempotencyStore):
@@ -373,8 +351,6 @@ def test_a_store_answering_garbage_is_tolerated_like_one_that_raises(garbage: An
     assert len(report.succeeded) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the idempotency lookup runs before the deadline's "
-                                       "timers: a slow one outlives Lambda's timeout")
 def test_a_slow_idempotency_lookup_does_not_outlive_the_deadline() -> None:
     class Slow(asyncbatch.InMemoryIdempotencyStore):
         async def get_many(self, keys: Any) -> Any:
@@ -394,9 +370,6 @@ def test_a_slow_idempotency_lookup_does_not_outlive_the_deadline() -> None:
     assert run_virtual(main) < 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="the deadline's stop is checked before the idempotency "
-                                       "claim, not after: a record that waited for its claim "
-                                       "starts after the stop time")
 def test_a_record_that_waited_for_its_claim_does_not_start_after_the_stop_time() -> None:
     class SlowClaim(asyncbatch.InMemoryIdempotencyStore):
         async def claim(self, item: Any) -> Any:
@@ -424,8 +397,6 @@ def test_a_record_that_waited_for_its_claim_does_not_start_after_the_stop_time()
 # -- counting attempts ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="Outcome.attempts and report.retries miss the attempt "
-                                       "the deadline cancelled")
 def test_attempts_count_the_call_the_deadline_cancelled() -> None:
     calls: list[int] = []
 
@@ -450,8 +421,6 @@ def test_attempts_count_the_call_the_deadline_cancelled() -> None:
 # -- the empty batch ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="with ordering= set, {'Records': []} is detected as "
-                                       "SQS, which refuses the ordering")
 @pytest.mark.parametrize("ordering", ["key", "partition"])
 def test_an_empty_batch_is_valid_for_a_processor_with_an_ordering(ordering: str) -> None:
     async def handle(record: Any) -> None:
@@ -467,8 +436,6 @@ def test_an_empty_batch_is_valid_for_a_processor_with_an_ordering(ordering: str)
 # -- a limit shared across threads ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="an adaptive limit's gate is per thread: processors "
-                                       "in N threads sharing one limit run N times its max")
 def test_a_limit_shared_by_processors_in_three_threads_holds_its_max() -> None:
     """Each handler waits (real time, bounded) until one more than ``max`` run at once:
     an engine that keeps the bound never gets there and the waits time out once; one
