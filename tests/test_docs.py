@@ -115,6 +115,32 @@ def test_the_docs_have_their_sam_templates() -> None:
     assert any("IdempotencyTable" in block for _, block in TEMPLATES)
 
 
+def test_deploying_template_reports_partial_failures() -> None:
+    """cfn-lint checks a SAM function's properties, not those of its events or the
+    resources they name: the Deploying page's SQS function is checked here."""
+    decode = pytest.importorskip("cfnlint.decode")
+    (template,) = [block for name, block in TEMPLATES if name.startswith("deploying.md:")]
+    parsed, problems = decode.decode_str(template)
+    assert problems == []
+    resources = parsed["Resources"]
+    (function,) = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    (event,) = function["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    dead_letters = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert resources[dead_letters]["Type"] == "AWS::SQS::Queue"
+    # six times the function's timeout (AWS's advice for an SQS event source)
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
+    for ref in function["Properties"]["Layers"]:
+        layer = resources[ref["Ref"]]
+        assert layer["Type"] == "AWS::Serverless::LayerVersion"
+        assert function["Properties"]["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
+        assert set(function["Properties"]["Architectures"]) <= \
+            set(layer["Properties"]["CompatibleArchitectures"])
+
+
 @pytest.mark.parametrize(("name", "template"), TEMPLATES, ids=[n for n, _ in TEMPLATES])
 def test_sam_template_passes_cfn_lint(name: str, template: str, tmp_path: Path) -> None:
     api = pytest.importorskip("cfnlint.api")
