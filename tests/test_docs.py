@@ -96,9 +96,12 @@ def test_test_module_passes(name: str, code: str, tmp_path: Path) -> None:
     match = TEST_MARK.match(code)
     assert match is not None
     (tmp_path / match.group(1)).write_text(code, encoding="utf-8")
+    # (the suite's asyncio_default_fixture_loop_scope: unset, pytest-asyncio warns, and the
+    # warning is a DeprecationWarning)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-         "error::pytest.PytestUnraisableExceptionWarning", match.group(1)],
+         "error::pytest.PytestUnraisableExceptionWarning",
+         "-o", "asyncio_default_fixture_loop_scope=function", match.group(1)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
