@@ -295,7 +295,9 @@ class RecordSkippedError(RecordError):
         self.cause = cause
 
 
-class BatchFailedError(AsyncBatchError, ExceptionGroup):  # type: ignore[misc]
+# (misc: where the exceptiongroup backport is not installed, mypy sees its ExceptionGroup
+# as Any; override: ExceptionGroup.derive is generic in the exceptions it takes)
+class BatchFailedError(AsyncBatchError, ExceptionGroup):  # type: ignore[misc,unused-ignore]
     """No record of the batch succeeded. Raised by ``process_partial_response`` so that
     Lambda retries the whole batch and error alarms fire; ``exceptions`` holds every
     record's exception (each distinct skip cause once) and ``report`` the full report."""
@@ -314,7 +316,7 @@ class BatchFailedError(AsyncBatchError, ExceptionGroup):  # type: ignore[misc]
     ) -> None:
         super().__init__(message, exceptions)
 
-    def derive(self, excs: Sequence[Exception]) -> BatchFailedError:
+    def derive(self, excs: Sequence[Exception]) -> BatchFailedError:  # type: ignore[override,unused-ignore]
         return BatchFailedError(self.message, excs, self.report)
 
     def __reduce__(self) -> tuple[Any, ...]:

@@ -120,8 +120,12 @@ async def bare_pool(items: Any, work: Callable[[Any], Awaitable[Any]], concurren
         for item in iterator:
             await work(item)
 
+    workers = min(concurrency, len(items))
+    if sys.version_info < (3, 11):  # no TaskGroup; the floor's handlers never fail
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return
     async with asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, len(items))):
+        for _ in range(workers):
             tg.create_task(worker())
 
 

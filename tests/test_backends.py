@@ -48,6 +48,8 @@ async def test_the_backend_is_native_on_asyncio_and_anyio_on_trio(anyio_backend:
         assert isinstance(chosen, _backends.AnyIO)
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="no native path before 3.11 (no "
+                    "asyncio.TaskGroup): asyncio runs on the anyio backend")
 def test_the_native_path_imports_no_anyio_on_the_first_batch() -> None:
     code = textwrap.dedent("""
         import sys, time

@@ -75,8 +75,9 @@ def test_cold_start_and_import_run_from_pyc(quick_run: Path) -> None:
         assert result["dont_write_bytecode"] is False, run
         assert result["failures"] == 0 and result["records"] == 200, run
         assert result["wall"] >= result["first_wall"] > 0, run
-    assert not any(r["result"]["anyio_imported"] for r in cold
-                   if r["contender"] in ("floor", "asyncbatch"))
+    # (before 3.11 asyncio has no TaskGroup: asyncbatch runs on it through anyio)
+    native = ("floor", "asyncbatch") if sys.version_info >= (3, 11) else ("floor",)
+    assert not any(r["result"]["anyio_imported"] for r in cold if r["contender"] in native)
     imports = [r for r in data["runs"] if r["task"] == "import"]
     assert all(r["pyc"] is (r["target"] != "asyncbatch without .pyc") for r in imports)
 

@@ -96,9 +96,12 @@ def test_test_module_passes(name: str, code: str, tmp_path: Path) -> None:
     match = TEST_MARK.match(code)
     assert match is not None
     (tmp_path / match.group(1)).write_text(code, encoding="utf-8")
+    # (the suite's asyncio_default_fixture_loop_scope: unset, pytest-asyncio warns, and the
+    # warning is a DeprecationWarning)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-         "error::pytest.PytestUnraisableExceptionWarning", match.group(1)],
+         "error::pytest.PytestUnraisableExceptionWarning",
+         "-o", "asyncio_default_fixture_loop_scope=function", match.group(1)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
@@ -113,6 +116,32 @@ TEMPLATES = [(f"{page.relative_to(DOCS).as_posix()}:{i}", block) for page in PAG
 
 def test_the_docs_have_their_sam_templates() -> None:
     assert any("IdempotencyTable" in block for _, block in TEMPLATES)
+
+
+def test_deploying_template_reports_partial_failures() -> None:
+    """cfn-lint checks a SAM function's properties, not those of its events or the
+    resources they name: the Deploying page's SQS function is checked here."""
+    decode = pytest.importorskip("cfnlint.decode")
+    (template,) = [block for name, block in TEMPLATES if name.startswith("deploying.md:")]
+    parsed, problems = decode.decode_str(template)
+    assert problems == []
+    resources = parsed["Resources"]
+    (function,) = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    (event,) = function["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    dead_letters = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert resources[dead_letters]["Type"] == "AWS::SQS::Queue"
+    # six times the function's timeout (AWS's advice for an SQS event source)
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
+    for ref in function["Properties"]["Layers"]:
+        layer = resources[ref["Ref"]]
+        assert layer["Type"] == "AWS::Serverless::LayerVersion"
+        assert function["Properties"]["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
+        assert set(function["Properties"]["Architectures"]) <= \
+            set(layer["Properties"]["CompatibleArchitectures"])
 
 
 @pytest.mark.parametrize(("name", "template"), TEMPLATES, ids=[n for n, _ in TEMPLATES])

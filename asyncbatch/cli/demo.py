@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import anyio
+    from ._interrupt import run_interruptible
 
     out: Out = _print
-    anyio.run(event_samples, out)
+    run_interruptible(event_samples, out)
     if args.no_s3:
         return 0
     try:
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     out("\n== S3 CSV import: S3 -> validate -> DynamoDB -> SNS, on a local moto server ==")
     with local_aws() as endpoint:
         out(f"moto server at {endpoint}")
-        anyio.run(_s3, run_s3_demo, args.rows, out)
+        run_interruptible(_s3, run_s3_demo, args.rows, out)
     return 0
 
 

@@ -32,6 +32,7 @@ from .._handlers import Handler
 from .._hooks import Hooks
 from .._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
 from .._retry import Retry, TransientError
+from ._interrupt import run_interruptible
 
 if TYPE_CHECKING:
     from .._records import Record
@@ -647,7 +648,7 @@ def run_sweep(
                 if progress is not None:
                     progress(rep, level, result.records, result.records, result)
 
-    anyio.run(main, backend=sweep.backend)
+    run_interruptible(main, backend=sweep.backend)
     sweep.results = [_median_run(runs[(str(level), rate)]) for level, rate in sweep.runs]
     return sweep
 

@@ -12,11 +12,15 @@ event finishes the move instead of making a second copy."""
 from __future__ import annotations
 
 import datetime
+import io
 import posixpath
 import uuid
-from typing import IO, Any, Optional
+from typing import IO, TYPE_CHECKING, Any, Optional
 
 from ._backoff import Backoff, error_code
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["Mover", "unique_key"]
 
@@ -40,6 +44,40 @@ def unique_key(key: str) -> str:
 
 def _etag(value: Any) -> str:
     return str(value or "").strip('"')
+
+
+class _Upload(io.RawIOBase):
+    """A body to upload, as an ``io.IOBase``: aiobotocore streams only those (anything
+    else goes to aiohttp's form encoder, which refuses it), and the errors report's
+    ``tempfile.SpooledTemporaryFile`` is one only from Python 3.11. Reads, seeks and
+    tells go to ``body``, which stays open (its owner closes it). No ``fileno()``: aiohttp
+    would ask for one to size the body, and a spool asked for one rolls over to disk;
+    botocore's ``Content-Length`` sizes it."""
+
+    def __init__(self, body: IO[bytes]) -> None:
+        super().__init__()
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        return self._body.read(-1 if size is None else size)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._body.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._body.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._body.tell()
 
 
 class Mover:
@@ -66,7 +104,7 @@ class Mover:
 
         async def put() -> Any:
             body.seek(0)  # every attempt sends the whole body
-            return await self.s3.put_object(Bucket=self.bucket, Key=target, Body=body,
+            return await self.s3.put_object(Bucket=self.bucket, Key=target, Body=_Upload(body),
                                             ContentType=content_type, IfNoneMatch="*")
 
         for _ in range(_TRIES):
