@@ -302,10 +302,13 @@ class AnyIO:
     def is_cancelling(self, scope: Optional[Scope]) -> bool:
         if self._anyio.current_effective_deadline() == -math.inf:
             return True
-        if sys.version_info >= (3, 11) and running_library() == "asyncio":
+        if running_library() == "asyncio":
             import asyncio
 
-            _forget_own_cancel(asyncio)
+            if _closing and asyncio.get_running_loop() in _closing:
+                return True  # the loop's tasks are all cancelled as it closes
+            if sys.version_info >= (3, 11):
+                _forget_own_cancel(asyncio)
         return False
 
     def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
@@ -344,6 +347,22 @@ class AnyIO:
 
     def lock(self) -> Any:
         return self._anyio.Lock()
+
+
+# Event loops being closed with their tasks cancelled (after a KeyboardInterrupt escaped
+# them): on Python 3.10 a task cannot tell who cancelled it, so the anyio backend asks here.
+_closing: Any = None
+
+
+def closing(loop: Any) -> None:
+    """Say that ``loop``'s tasks are being cancelled for good: every ``CancelledError`` on
+    it is a real cancellation from now on."""
+    global _closing
+    if _closing is None:
+        import weakref
+
+        _closing = weakref.WeakSet()
+    _closing.add(loop)
 
 
 # Tests set this to run the anyio backend on asyncio too.

@@ -261,7 +261,8 @@ class ThreadCall:
             return not self.done
 
     def __repr__(self) -> str:
-        state = "running" if not self.done else "returned" if self.ok else "raised"
+        state = ("dropped" if self.dropped else "running" if not self.done
+                 else "returned" if self.ok else "raised")
         return f"<ThreadCall {state}>"
 
 

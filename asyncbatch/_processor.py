@@ -603,6 +603,9 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         return
     import asyncio
 
+    from ._backends import closing
+
+    closing(loop)
     try:
         pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
         for task in pending:

@@ -10,8 +10,8 @@ Three measurements, written to ``benchmarks/results/streams.md`` and ``streams.p
    ratio to the bare pool of the same round, and the table gives the median ratio with
    its spread over the rounds. Contenders:
 
-   - ``bare pool`` (the floor): 100 workers pulling from the generator under a lock, and
-     nothing else (no outcome, no report);
+   - ``bare pool`` (the floor): 100 workers (``asyncio.gather``) pulling from the
+     generator under a lock, and nothing else (no outcome, no report);
    - ``stream()``: ``async with processor.stream(items, handle) as outcomes`` consumed
      as they settle; ``stream(ordered=True)``; ``stream(key=)`` with 100 keys;
    - ``TaskGroup + Semaphore``: a task per item, at most 100 at once (the hand-written
@@ -71,9 +71,7 @@ async def bare_pool(n: int) -> int:
             await _noop(item)
             done += 1
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(CONCURRENCY):
-            group.create_task(worker())
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     return done
 
 
@@ -142,9 +140,12 @@ RUNNERS: dict[str, Callable[[int], Any]] = {
 
 
 def available() -> list[str]:
-    """The contenders whose library is installed."""
+    """The contenders whose library is installed (``TaskGroup + Semaphore``: whose Python
+    has ``asyncio.TaskGroup``, 3.11+)."""
     names = []
     for name in CONTENDERS:
+        if name == "TaskGroup + Semaphore" and not hasattr(asyncio, "TaskGroup"):
+            continue
         module = {"aiometer.amap": "aiometer", "aiostream map": "aiostream"}.get(name)
         if module is not None:
             try:

@@ -132,9 +132,10 @@ def test_a_sync_handler_past_its_timeout_fails_on_time() -> None:
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_a_sync_call_cancelled_before_its_thread_started_leaves_no_thread() -> None:
-    """Cancelled while it waits for a thread, a call never runs its handler and leaves
-    no abandoned thread (so no idempotency claim is kept for it); cancelled while its
-    thread runs, it leaves the thread's ``ThreadCall``, which says when it ended."""
+    """Cancelled while it waits for a thread, a call never runs its handler: its
+    ``ThreadCall`` says it was dropped (no claim is kept for it, it is not counted as a
+    handler call); cancelled while its thread runs, it leaves the thread's
+    ``ThreadCall``, which says when it ended."""
     import anyio
 
     from asyncbatch._handlers import abandoned_thread, in_thread
@@ -164,7 +165,8 @@ async def test_a_sync_call_cancelled_before_its_thread_started_leaves_no_thread(
         with anyio.CancelScope() as scope:
             scope.cancel()  # "second" waits for the only thread: cancelled before it runs
             await call("second")
-        assert abandoned_thread() is None
+        dropped = abandoned_thread()  # told, so that it is not counted as a call
+        assert dropped is not None and dropped.dropped and not dropped.started
         first_scope[0].cancel()  # "first" runs on its thread: abandoned
     (thread,) = abandoned
     assert thread is not None and not thread.done
