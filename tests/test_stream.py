@@ -503,6 +503,63 @@ def test_a_lambda_context_deadline_stops_reading_and_skips_what_waits() -> None:
     assert len(outcomes) == 8 + len(skipped) <= 8 + 2 * 2  # read, never run: skipped
 
 
+# -- stop(): start nothing more, let what runs finish ------------------------------------------
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("full", [False, True])
+async def test_stop_starts_nothing_more_and_lets_the_running_finish(keyed: bool,
+                                                                    full: bool) -> None:
+    """After ``stop()``: the running handlers finish (their outcomes come back), the
+    items read and not started (behind their key) come back skipped with reason
+    "stopped", an item a read under way brings is skipped too, and nothing more is read."""
+    release = anyio.Event()
+    reading = anyio.Event()
+    two_running = anyio.Event()
+    running: set[int] = set()
+    started: list[int] = []
+    read = 0
+
+    # keyed: items 0 and 1 run (keys 0 and 1), 2 and 3 wait behind them
+    key = (lambda item: item % 2) if keyed else None
+    blocked = 4 if keyed else 2
+
+    async def items() -> AsyncIterator[int]:
+        nonlocal read
+        for item in range(100):
+            if item == blocked:  # a read under way when the stream stops
+                reading.set()
+                await release.wait()
+            read += 1
+            yield item
+
+    async def handle(item: int) -> None:
+        started.append(item)
+        running.add(item)
+        if len(running) == 2:
+            two_running.set()
+        await release.wait()
+        running.discard(item)
+
+    options: dict[str, Any] = {"retry": Retry(attempts=2)} if full else {}
+    processor = AsyncBatchProcessor(concurrency=3, **options)
+    outcomes = []
+    async with processor.stream(items(), handle, key=key) as stream:
+        await two_running.wait()
+        await reading.wait()
+        stream.stop()
+        release.set()
+        async for outcome in stream:
+            outcomes.append(outcome)
+    status = {o.index: o.status for o in outcomes}
+    assert sorted(started) == [0, 1]
+    assert status[0] == status[1] == "succeeded"
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    assert {o.index for o in skipped} == set(range(2, read))
+    assert all(o.exception.reason == "stopped" for o in skipped)
+    assert read == blocked + 1  # nothing read after the stop but the read under way
+
+
 # -- leaving early, the input's own error ------------------------------------------------------
 
 
