@@ -130,6 +130,29 @@ async def test_with_a_model_the_handler_gets_the_validated_item() -> None:
     assert failed.record == {"id": "x", "qty": 1}  # the item, as given
 
 
+async def test_with_a_model_a_record_view_item_is_validated_as_its_source_does() -> None:
+    """An item that is a record view (an SQS message a worker received) is validated as
+    the event source validates it: the SQS body, as JSON."""
+    from pydantic import BaseModel
+
+    from asyncbatch.testing import sqs_event
+
+    class Order(BaseModel):
+        id: int
+
+    got: list[Order] = []
+
+    async def handle(order: Order) -> None:
+        got.append(order)
+
+    items = [asyncbatch.SQSRecord(raw) for raw in sqs_event('{"id": 7}', '{"id": "x"}')["Records"]]
+    report = await AsyncBatchProcessor(model=Order).run(items, handle)
+    assert got == [Order(id=7)]
+    (failed,) = report.failed
+    assert isinstance(failed.exception, asyncbatch.RecordValidationError)
+    assert failed.record is items[1]
+
+
 # -- bounded read-ahead ---------------------------------------------------------------------
 
 
