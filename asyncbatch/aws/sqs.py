@@ -50,13 +50,12 @@ this module imports aioboto3 only when it opens a client.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import time
 import traceback
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Optional
 
@@ -65,6 +64,8 @@ import anyio.lowlevel
 
 from .._errors import AsyncBatchError, ConfigurationError
 from .._hooks import Failure
+from ._common import error_code as _error_code
+from ._common import open_client, region_in_url, require_asyncio
 
 __all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "SQSDeadLetterSink", "SQSSinkError"]
 
@@ -79,7 +80,6 @@ _OVERSIZE = ("refuse", "omit_record")
 _INVALID_BODY_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # MessageGroupId / MessageDeduplicationId: 1 to 128 printable ASCII characters, no space.
 _VALID_FIFO_ID = re.compile(r"[!-~]{1,128}\Z")
-_REGION_IN_URL = re.compile(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
 
 class SQSSinkError(AsyncBatchError):
@@ -195,8 +195,7 @@ class SQSDeadLetterSink:
         self.include_traceback = include_traceback
         self.oversize = oversize
         if region_name is None:
-            found = _REGION_IN_URL.match(queue_url)
-            region_name = found.group(1) if found else None
+            region_name = region_in_url(queue_url)
         self._client_options: dict[str, Any] = {
             "endpoint_url": endpoint_url, "region_name": region_name, "config": config}
         self._session = session
@@ -254,17 +253,7 @@ class SQSDeadLetterSink:
             await stack.aclose()
 
     async def _open_client(self) -> tuple[AsyncExitStack, Any]:
-        import aioboto3
-
-        session = self._session if self._session is not None else aioboto3.Session()
-        options = {k: v for k, v in self._client_options.items() if v is not None}
-        stack = AsyncExitStack()
-        try:
-            client = await stack.enter_async_context(session.client("sqs", **options))
-        except BaseException:
-            await stack.aclose()
-            raise
-        return stack, client
+        return await open_client(self._session, "sqs", self._client_options)
 
     # -- the sink ----------------------------------------------------------------------
 
@@ -399,12 +388,7 @@ class SQSDeadLetterSink:
 
 
 def _require_asyncio() -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise SQSSinkError(
-            "SQSDeadLetterSink needs asyncio (aioboto3 runs on asyncio only); "
-            "run process() on the asyncio backend") from None
+    require_asyncio("SQSDeadLetterSink", SQSSinkError)
 
 
 def _type_name(exc: BaseException) -> str:
@@ -522,13 +506,3 @@ def _fifo_id(text: str) -> str:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return f"sha256-{digest}"
 
-
-def _error_code(exc: BaseException) -> Optional[str]:
-    """The AWS error code of a botocore ``ClientError``, read without importing botocore."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            code = error.get("Code")
-            return code if isinstance(code, str) else None
-    return None
