@@ -1,4 +1,16 @@
-"""A failure sink that sends poison records to an SQS dead-letter queue, on aioboto3.
+"""SQS on aioboto3: a continuous worker (``consume``) and a failure sink that sends poison
+records to a dead-letter queue (``SQSDeadLetterSink``).
+
+::
+
+    from asyncbatch.aws.sqs import consume
+
+    summary = await consume(QUEUE_URL, handle, processor, stop=stop_event)
+
+``consume`` receives a queue's messages and runs them through ``processor.stream()``
+until ``stop`` is set (see its docstring, and the "Running as a worker" guide).
+
+The dead-letter sink:
 
 ::
 
@@ -66,8 +78,13 @@ from .._errors import AsyncBatchError, ConfigurationError
 from .._hooks import Failure
 from ._common import error_code as _error_code
 from ._common import open_client, region_in_url, require_asyncio
+from ._consumer import ConsumeSummary, consume
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "SQSDeadLetterSink", "SQSSinkError"]
+# the worker, defined in ._consumer, shows this module as its own
+ConsumeSummary.__module__ = consume.__module__ = __name__
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "ConsumeSummary", "SQSDeadLetterSink",
+           "SQSSinkError", "consume"]
 
 #: Entries in one ``SendMessageBatch`` call, at most.
 SQS_MAX_BATCH = 10
