@@ -136,6 +136,7 @@ class FaultProxy:
         self.faults: list[Fault] = []
         self.seen: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.polling = 0  # long polls being played (serialize_sqs)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         # one SQS request at a time (moto's SQS is not thread-safe)
@@ -233,17 +234,23 @@ class FaultProxy:
                 ends = time.monotonic() + float(request.get("WaitTimeSeconds") or 0)
                 request["WaitTimeSeconds"] = 0
                 short = json.dumps(request).encode()
-                while True:
-                    if self._hung_up():
-                        return None
-                    with sqs_lock:
-                        answer = proxy.forward(self.command, self.path,
-                                               list(self.headers.items()), short)
-                    status, _, payload = answer
-                    if status != 200 or json.loads(payload or b"{}").get("Messages") \
-                            or time.monotonic() >= ends:
-                        return answer
-                    time.sleep(POLL_PAUSE)
+                with proxy._lock:
+                    proxy.polling += 1
+                try:
+                    while True:
+                        if self._hung_up():
+                            return None
+                        with sqs_lock:
+                            answer = proxy.forward(self.command, self.path,
+                                                   list(self.headers.items()), short)
+                        status, _, payload = answer
+                        if status != 200 or json.loads(payload or b"{}").get("Messages") \
+                                or time.monotonic() >= ends:
+                            return answer
+                        time.sleep(POLL_PAUSE)
+                finally:
+                    with proxy._lock:
+                        proxy.polling -= 1
 
             def _hung_up(self) -> bool:
                 readable, _, _ = select.select([self.connection], [], [], 0)

@@ -651,6 +651,48 @@ async def test_a_call_no_retry_mends_stops_the_worker_and_is_raised(
             await sqs.delete_queue(QueueUrl=url)
 
 
+async def test_the_proxy_answers_sqs_faults_as_sqs_does(aws: str, proxy: FaultProxy) -> None:
+    """What the throttling test injects reaches botocore as SQS's own errors, which the
+    worker's retry predicate takes as transient."""
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from asyncbatch import is_transient
+
+    async with sqs_client(aws) as sqs:
+        url = await make_queue(sqs, "faults")
+    async with sqs_client(proxy.url, config=Config(**NO_SDK_RETRY)) as faulty:
+        proxy.add(Fault("ReceiveMessage", "throttle", times=1))
+        proxy.add(Fault("DeleteMessageBatch", "5xx", times=1))
+        calls = [
+            (faulty.receive_message(QueueUrl=url), "RequestThrottled", 400),
+            (faulty.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": "0", "ReceiptHandle": "r"}]),
+             "InternalFailure", 500),
+        ]
+        for call, code, status in calls:
+            with pytest.raises(ClientError) as caught:
+                await call
+            assert caught.value.response["Error"]["Code"] == code
+            assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+            assert is_transient(caught.value)
+
+
+async def test_a_long_poll_abandoned_by_its_client_takes_no_message(
+        aws: str, proxy: FaultProxy) -> None:
+    """The serialising proxy plays a long poll as short polls; once its client hangs up
+    (a cancelled receive) it polls no more, so a message sent later stays visible."""
+    async with sqs_client(aws) as sqs:
+        url = await make_queue(sqs, "abandoned")
+        async with sqs_client(proxy.url) as through:
+            with anyio.move_on_after(0.3):
+                await through.receive_message(QueueUrl=url, WaitTimeSeconds=10)
+        # found at its next short poll, long before its 10 s are over
+        await wait_for(lambda: _true(proxy.polling == 0), seconds=5)
+        await send(sqs, url, [{"n": 0}])
+        assert await counts(sqs, url) == (1, 0)
+
+
 # -- two workers on one queue --------------------------------------------------------------
 
 
