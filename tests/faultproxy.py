@@ -212,6 +212,7 @@ class FaultProxy:
                 if fault is not None:
                     time.sleep(fault.delay)
                 sqs_lock = proxy._sqs_lock
+                answer: Optional[tuple[int, list[tuple[str, str]], bytes]]
                 if sqs_lock is None or not headers.get("x-amz-target", "").startswith(
                         _SQS_TARGET):
                     answer = proxy.forward(self.command, self.path, list(self.headers.items()),
@@ -257,7 +258,7 @@ class FaultProxy:
                 if not readable:
                     return False
                 try:
-                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                    return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
                 except OSError:
                     return True
 

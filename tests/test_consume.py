@@ -127,6 +127,26 @@ async def run(url: str, handle: Any, processor: AsyncBatchProcessor, stop: anyio
     return await consume(url, handle, processor, stop=stop, endpoint_url=endpoint, **options)
 
 
+class Background:
+    """A ``consume`` running in a task of its own; ``summary`` once it has returned."""
+
+    summary: Optional[ConsumeSummary] = None
+
+
+@asynccontextmanager
+async def in_background(*args: Any, **options: Any) -> AsyncIterator[Background]:
+    """``run(*args, **options)`` in the background while the block runs; the block's end
+    waits for it."""
+    job = Background()
+
+    async def work() -> None:
+        job.summary = await run(*args, **options)
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(work)
+        yield job
+
+
 # -- at least once: every message handled, deleted after success ---------------------------
 
 
@@ -204,17 +224,12 @@ async def test_failures_are_delivered_again_and_dead_lettered_by_the_redrive_pol
             return (await counts(sqs, dlq))[0] == len(poison)
 
         stop = anyio.Event()
-        async with anyio.create_task_group() as tasks:
-            async def worker() -> None:
-                nonlocal summary
-                # failure visibility 0: a failed message comes back at once
-                summary = await run(url, handle, AsyncBatchProcessor(concurrency=8), stop,
-                                    proxy.url, failure_visibility_timeout=0)
-
-            summary: Optional[ConsumeSummary] = None
-            tasks.start_soon(worker)
+        # failure visibility 0: a failed message comes back at once
+        async with in_background(url, handle, AsyncBatchProcessor(concurrency=8), stop,
+                                 proxy.url, failure_visibility_timeout=0) as job:
             await wait_for(all_dead_lettered)
             stop.set()
+        summary = job.summary
         assert summary is not None
         # every poison message ran on its first and second delivery, then SQS moved it
         assert {n: receives[n] for n in poison} == {n: [1, 2] for n in poison}
@@ -303,17 +318,12 @@ async def test_one_slow_message_does_not_hold_back_the_others(aws: str,
             others.end(record)
 
         stop = anyio.Event()
-        async with anyio.create_task_group() as tasks:
-            async def worker() -> None:
-                nonlocal summary
-                summary = await run(url, handle, AsyncBatchProcessor(concurrency=4), stop,
-                                    proxy.url)
-
-            summary: Optional[ConsumeSummary] = None
-            tasks.start_soon(worker)
+        async with in_background(url, handle, AsyncBatchProcessor(concurrency=4), stop,
+                                 proxy.url) as job:
             with anyio.fail_after(60):
                 await others.done.wait()
             stop.set()  # the slow one finishes in the grace period
+        summary = job.summary
         assert summary is not None and summary.succeeded == 60 and summary.deleted == 60
         assert not slow_running
 
@@ -397,15 +407,9 @@ async def test_prefetch_is_bounded_by_concurrency_plus_prefetch(aws: str,
             await release.wait()
             seen.end(record)
 
-        async with anyio.create_task_group() as tasks:
-            async def worker() -> None:
-                nonlocal summary
-                summary = await run(url, handle, AsyncBatchProcessor(concurrency=concurrency),
-                                    seen.done, proxy.url, prefetch=prefetch,
-                                    session=SpySession(on_ask, on_got))
-
-            summary: Optional[ConsumeSummary] = None
-            tasks.start_soon(worker)
+        async with in_background(url, handle, AsyncBatchProcessor(concurrency=concurrency),
+                                 seen.done, proxy.url, prefetch=prefetch,
+                                 session=SpySession(on_ask, on_got)) as job:
             with anyio.fail_after(30):
                 await full.wait()
             # while the handlers are blocked, the receivers go on only within the bound
@@ -416,6 +420,7 @@ async def test_prefetch_is_bounded_by_concurrency_plus_prefetch(aws: str,
             assert await counts(sqs, url) == (60 - held, held)
             blocked = False
             release.set()
+        summary = job.summary
         assert summary is not None and summary.succeeded == 60
     assert most <= places and max(asks) <= 10
 
@@ -432,7 +437,7 @@ async def test_fifo_groups_run_in_order_and_a_failed_groups_rest_is_released(
     C run once each, in order."""
     async with sqs_client(aws) as sqs:
         url = await make_queue(sqs, "fifo", fifo=True)
-        bodies = [{"g": g, "i": i} for g in "ABC" for i in range(10)]
+        bodies: list[dict[str, Any]] = [{"g": g, "i": i} for g in "ABC" for i in range(10)]
         await send(sqs, url, bodies, groups=[b["g"] for b in bodies])
         order: dict[str, list[tuple[int, int]]] = {"A": [], "B": [], "C": []}
         failed_once = False
@@ -494,15 +499,9 @@ async def test_stop_releases_what_did_not_start_and_lets_the_running_finish(
             second.end(record)
 
         stop_first = anyio.Event()
-        async with anyio.create_task_group() as tasks:
-            async def worker() -> None:
-                nonlocal summary
-                summary = await run(url, slow, AsyncBatchProcessor(concurrency=4),
-                                    stop_first, proxy.url, prefetch=6, grace=60,
-                                    on_progress=progress, progress_every=0.02)
-
-            summary: Optional[ConsumeSummary] = None
-            tasks.start_soon(worker)
+        async with in_background(url, slow, AsyncBatchProcessor(concurrency=4), stop_first,
+                                 proxy.url, prefetch=6, grace=60, on_progress=progress,
+                                 progress_every=0.02) as job:
             with anyio.fail_after(30):
                 await full.wait()
             stop_first.set()
@@ -510,8 +509,9 @@ async def test_stop_releases_what_did_not_start_and_lets_the_running_finish(
             other = await run(url, fast, AsyncBatchProcessor(concurrency=8), second.done,
                               proxy.url)
             assert time.monotonic() - started < 25  # not after a 30 s visibility timeout
-            assert summary is None  # the first still waits for its running handlers
+            assert job.summary is None  # the first still waits for its running handlers
             finish.set()
+        summary = job.summary
         assert summary is not None
     assert (summary.received, summary.succeeded, summary.released) == (10, 4, 6)
     assert summary.deleted == 4
@@ -541,18 +541,13 @@ async def test_handlers_still_running_at_the_end_of_the_grace_period_are_cancell
                 raise
 
         stop = anyio.Event()
-        async with anyio.create_task_group() as tasks:
-            async def worker() -> None:
-                nonlocal summary
-                summary = await run(url, stuck, AsyncBatchProcessor(concurrency=6), stop,
-                                    proxy.url, grace=0.5)
-
-            summary: Optional[ConsumeSummary] = None
-            tasks.start_soon(worker)
+        async with in_background(url, stuck, AsyncBatchProcessor(concurrency=6), stop,
+                                 proxy.url, grace=0.5) as job:
             with anyio.fail_after(30):
                 await all_running.wait()
             stopped = time.monotonic()
             stop.set()
+        summary = job.summary
         assert summary is not None
         assert time.monotonic() - stopped >= 0.5  # the grace period, a lower bound
         assert cancelled == 6
@@ -854,5 +849,5 @@ def test_the_summary_is_frozen_and_reads_well() -> None:
     assert str(summary) == ("5 received: 2 succeeded, 1 failed, 1 sunk, 0 released; "
                             "3 deleted in 1.2 s")
     with pytest.raises(AttributeError):
-        summary.received = 6  # type: ignore[misc]
+        summary.received = 6
     assert ConsumeSummary.__module__ == "asyncbatch.aws.sqs"

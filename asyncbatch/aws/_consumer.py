@@ -9,12 +9,14 @@ messages received; around it, in one task group (nothing outlives ``consume``):
   ``min(10, places taken)`` and gives back what it did not get;
 - the outcome loop: a succeeded message (or one the failure sink took) is deleted, a
   failed one is left for SQS to deliver again (or its visibility set to
-  ``failure_visibility_timeout``), a skipped one (not started: a FIFO group after a
-  failure, a stop) is made visible at once; its place is given back;
-- the settler: those deletes and visibility changes, coalesced into
+  ``failure_visibility_timeout``), a skipped one (not started: a stop) is made visible
+  at once; its place is given back. FIFO: the stream gets one message of a group at a
+  time, the next once the one before settled; after a failure the group's later
+  messages received are made visible at once (SQS delivers them again after it);
+- the settler (``_settling.py``): those deletes and visibility changes, coalesced into
   ``DeleteMessageBatch`` / ``ChangeMessageVisibilityBatch`` calls, retried;
-- the heartbeat: ``ChangeMessageVisibilityBatch`` for every message held (waiting,
-  running, being deleted) before its visibility runs out;
+- the heartbeat (``_settling.py``): ``ChangeMessageVisibilityBatch`` for every message
+  held (waiting, running, being deleted) before its visibility runs out;
 - the stop watch: receiving stops, the stream starts nothing more (``Stream.stop``),
   what was received and not started is made visible at once; the running handlers get
   ``grace`` seconds, then are cancelled and their messages made visible at once.
@@ -33,9 +35,21 @@ import anyio
 
 from .._errors import ConfigurationError, describe
 from .._frozen import Frozen
-from .._retry import THROTTLING_CODES, Retry
+from .._retry import Retry
 from .._sources.sqs import SQSRecord
 from ._common import open_client, region_in_url, require_asyncio
+from ._settling import (
+    BATCH,
+    HEARTBEAT_CALLS,
+    RUNNING,
+    SETTLE_CALLS,
+    SETTLING,
+    Counts,
+    Held,
+    Settler,
+    Warnings,
+    transient,
+)
 
 if TYPE_CHECKING:
     from .._handlers import Handler
@@ -47,23 +61,9 @@ __all__ = ["ConsumeSummary", "consume"]
 
 logger = logging.getLogger("asyncbatch.consume")
 
-_BATCH = 10  # entries of one SQS batch call, and messages of one ReceiveMessage, at most
 _MAX_VISIBILITY = 43_200  # SQS: 12 hours
-_SETTLE_CALLS = 4  # delete / visibility calls in flight at once
-_HEARTBEAT_CALLS = 4
 _FLUSH_SECONDS = 10.0  # after the stream: deletes and releases still going out, at most
 _DEFAULT_RETRY = Retry(attempts=8, base=0.1, cap=5.0)
-# Entry codes of a batch call that no retry can mend: the receipt handle is no longer
-# valid (its visibility ran out, the message was received again or deleted).
-_RECEIPT_GONE = frozenset({"ReceiptHandleIsInvalid", "MessageNotInflight",
-                           "InvalidParameterValue"})
-
-# what becomes of a held message
-_WAITING = 0  # received, not yet handed to the stream
-_RUNNING = 1  # handed to the stream: running, or waiting there behind its group
-_SETTLING = 2  # a delete or a visibility change is on its way
-
-
 class ConsumeSummary(Frozen):
     """What one ``consume`` run did (a snapshot while it runs, for ``on_progress``).
 
@@ -120,23 +120,6 @@ class ConsumeSummary(Frozen):
         return f"{text} in {self.elapsed:.1f} s"
 
 
-class _Counts:
-    """The running counts behind ``ConsumeSummary``."""
-
-    __slots__ = ("deleted", "expired", "failed", "received", "released", "succeeded",
-                 "sunk", "undeleted")
-
-    def __init__(self) -> None:
-        self.received = self.succeeded = self.failed = self.sunk = self.released = 0
-        self.deleted = self.undeleted = self.expired = 0
-
-    def summary(self, elapsed: float) -> ConsumeSummary:
-        return ConsumeSummary(
-            received=self.received, succeeded=self.succeeded, failed=self.failed,
-            sunk=self.sunk, released=self.released, deleted=self.deleted,
-            undeleted=self.undeleted, expired=self.expired, elapsed=elapsed)
-
-
 class _Settings(Frozen):
     """How one ``consume`` runs (checked once, before anything is opened)."""
 
@@ -169,27 +152,6 @@ class _Queue(Frozen):
 
     def __init__(self, url: str, arn: str, region: str, fifo: bool, visibility: int) -> None:
         self._set(url=url, arn=arn, region=region, fifo=fifo, visibility=visibility)
-
-
-class _Held:
-    """One received message until it is deleted, released or left to SQS."""
-
-    __slots__ = ("action", "attempts", "extend", "extending", "group", "message_id", "receipt",
-                 "record", "sending", "state", "visible_until")
-
-    def __init__(self, record: SQSRecord, message_id: str, receipt: str,
-                 visible_until: float) -> None:
-        self.record = record
-        self.message_id = message_id
-        self.receipt = receipt  # as received: a handler may edit its record
-        self.visible_until = visible_until
-        self.state = _WAITING
-        self.action: Optional[int] = None  # settling: None = delete, else the visibility
-        self.attempts = 0  # settling calls made for it
-        self.extend = True  # false once SQS refused to extend it
-        self.extending = False  # a heartbeat call for it is on its way
-        self.sending = False  # its settling call is on its way
-        self.group: Any = None  # FIFO: its message group, as received
 
 
 class _Places:
@@ -228,34 +190,6 @@ class _Places:
         event, self._event = self._event, None
         if event is not None:
             event.set()
-
-
-class _Warnings:
-    """At most ``per_window`` warnings per ``window`` seconds per kind; the rest counted and
-    said with the next one that is let through."""
-
-    __slots__ = ("_left", "_resets", "_skipped", "per_window", "window")
-
-    def __init__(self, per_window: int = 10, window: float = 10.0) -> None:
-        self.per_window = per_window
-        self.window = window
-        self._left: dict[str, int] = {}
-        self._resets: dict[str, float] = {}
-        self._skipped: dict[str, int] = {}
-
-    def warn(self, kind: str, message: str, *args: Any) -> None:
-        now = anyio.current_time()
-        if now >= self._resets.get(kind, -math.inf):
-            self._resets[kind] = now + self.window
-            self._left[kind] = self.per_window
-        if self._left[kind] <= 0:
-            self._skipped[kind] = self._skipped.get(kind, 0) + 1
-            return
-        self._left[kind] -= 1
-        skipped = self._skipped.pop(kind, 0)
-        if skipped:
-            message += f" ({skipped} more like it not logged)"
-        logger.warning(message, *args)
 
 
 _group_of = attrgetter("message_group_id")
@@ -393,9 +327,9 @@ def _settings(processor: AsyncBatchProcessor, wait_time: Any, visibility: Any,
         failure_visibility=failure_visibility, grace=float(grace),
         # half the prefetch free before a receive: a few receives of many messages, not
         # one receive per message settled
-        least=max(1, min(_BATCH, prefetch // 2)), on_progress=on_progress,
+        least=max(1, min(BATCH, prefetch // 2)), on_progress=on_progress,
         places=places, progress_every=float(progress_every),
-        receivers=receivers if receivers is not None else min(16, math.ceil(places / _BATCH)),
+        receivers=receivers if receivers is not None else min(16, math.ceil(places / BATCH)),
         retry=sqs_retry if sqs_retry is not None else _DEFAULT_RETRY,
         visibility=visibility, wait_time=wait_time)
 
@@ -406,7 +340,7 @@ def _pool_config(settings: _Settings, given: Any) -> Any:
     would queue a heartbeat behind long polls); the caller's ``config`` wins."""
     from botocore.config import Config
 
-    pool = settings.receivers + _SETTLE_CALLS + _HEARTBEAT_CALLS + 2
+    pool = settings.receivers + SETTLE_CALLS + HEARTBEAT_CALLS + 2
     config = Config(max_pool_connections=pool)
     return config if given is None else config.merge(given)
 
@@ -444,10 +378,6 @@ async def _call(retry: Retry, method: Any, **params: Any) -> Any:
             await anyio.sleep(retry.delay(attempt))
 
 
-def _transient(retry: Retry, exc: BaseException) -> bool:
-    return retry.should_retry(exc, 0)
-
-
 class _Worker:
     """The state of one ``consume`` run (see the module docstring)."""
 
@@ -457,31 +387,32 @@ class _Worker:
         self.settings = settings
         self.retry = settings.retry
         self.places = _Places(settings.places)
-        self.held: dict[SQSRecord, _Held] = {}  # received, not yet deleted/released/left
+        self.held: dict[SQSRecord, Held] = {}  # received, not yet deleted/released/left
         self.inbox: deque[SQSRecord] = deque()  # received, ready for the stream
         self._inbox_event: Optional[anyio.Event] = None
         # FIFO: per message group with a message in the inbox or the stream, the group's
         # later messages received, in order (the stream gets one of a group at a time)
         self.behind: dict[Any, deque[SQSRecord]] = {}
-        self.counts = _Counts()
+        self.counts = Counts()
+        self.warnings = Warnings()
+        self.settler = Settler(client, queue.url, settings.retry, self.held, self.counts,
+                               self.warnings, self._fail)
         self.stopping = False
         self.fatal: Optional[BaseException] = None
         self.stream: Optional[Stream] = None
         self.grace_scope: Optional[anyio.CancelScope] = None
-        # the settler's work: deletes and visibility changes, and how many are unsent
-        self.deletes: deque[_Held] = deque()
-        self.changes: deque[_Held] = deque()
-        self.unsettled = 0
-        self._settle_event: Optional[anyio.Event] = None
-        self._settled_event: Optional[anyio.Event] = None
-        self.warnings = _Warnings()
         self.started = 0.0
         from ..runner._events import sqs_record
 
         self._record_of = sqs_record  # a message as Lambda's SQS event holds it
 
     def snapshot(self) -> ConsumeSummary:
-        return self.counts.summary(anyio.current_time() - self.started)
+        counts = self.counts
+        return ConsumeSummary(
+            received=counts.received, succeeded=counts.succeeded, failed=counts.failed,
+            sunk=counts.sunk, released=counts.released, deleted=counts.deleted,
+            undeleted=counts.undeleted, expired=counts.expired,
+            elapsed=anyio.current_time() - self.started)
 
     # -- the run ---------------------------------------------------------------------
 
@@ -491,8 +422,8 @@ class _Worker:
             self._begin_stop()
         try:
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(self._settler)
-                tasks.start_soon(self._heartbeat)
+                tasks.start_soon(self.settler.run)
+                tasks.start_soon(self.settler.heartbeat, self.queue.visibility)
                 if stop is not None:
                     tasks.start_soon(self._watch, stop)
                 if self.settings.on_progress is not None:
@@ -504,21 +435,27 @@ class _Worker:
                     receiving.cancel_scope.cancel()  # long polls still waiting
                 self._release_held()
                 with anyio.move_on_after(_FLUSH_SECONDS):
-                    await self._all_settled()
+                    await self.settler.settled()
                 tasks.cancel_scope.cancel()
         except BaseException as exc:
             # Cancelled from outside (or a KeyboardInterrupt from a handler): send what is
             # pending and hand back what is held, shielded and bounded, so that little
             # waits for its visibility to run out.
             with anyio.CancelScope(shield=True), anyio.move_on_after(_FLUSH_SECONDS):
-                await self._flush_directly()
+                self._release_held()
+                await self.settler.flush()
             from .._processor import _fatal
 
             fatal = _fatal(exc)
             if fatal is not None and fatal is not exc:
                 raise fatal from None  # KeyboardInterrupt / SystemExit, unwrapped
             raise
-        self._report_unsent()
+        deletes, changes = self.settler.unsent()
+        if deletes or changes:
+            self.counts.undeleted += deletes
+            logger.warning("%d delete(s) and %d visibility change(s) were not sent within "
+                           "%.0f s of the end: those messages come back", deletes, changes,
+                           _FLUSH_SECONDS)
         if self.fatal is not None:
             raise self.fatal
         return self.snapshot()
@@ -542,7 +479,7 @@ class _Worker:
     async def _watch(self, stop: Any) -> None:
         if not stop.is_set():
             await stop.wait()
-        running = sum(1 for held in self.held.values() if held.state == _RUNNING)
+        running = sum(1 for held in self.held.values() if held.state == RUNNING)
         logger.info("stopping: no more receives; %d running handler(s) get %.1f s",
                     running, self.settings.grace)
         self._begin_stop()
@@ -577,7 +514,7 @@ class _Worker:
         places = self.places
         least = self.settings.least
         while not self.stopping:
-            taken = await places.take(_BATCH, least)
+            taken = await places.take(BATCH, least)
             if not taken:
                 return
             messages, sent = await self._receive(taken)
@@ -600,7 +537,7 @@ class _Worker:
             try:
                 response = await self.client.receive_message(**params)
             except Exception as exc:
-                if not _transient(self.retry, exc):
+                if not transient(self.retry, exc):
                     self._fail(exc, "ReceiveMessage")
                     break
                 attempt += 1
@@ -618,7 +555,7 @@ class _Worker:
         behind = self.behind
         for message in messages:
             record = SQSRecord(sqs_record(message, queue.arn, queue.region))
-            held = _Held(record, str(message["MessageId"]), str(message["ReceiptHandle"]),
+            held = Held(record, str(message["MessageId"]), str(message["ReceiptHandle"]),
                          until)
             self.held[record] = held
             self.counts.received += 1
@@ -646,7 +583,7 @@ class _Worker:
             if self.stopping:
                 return
             record = inbox.popleft()
-            self.held[record].state = _RUNNING
+            self.held[record].state = RUNNING
             yield record
 
     def _wake_feed(self) -> None:
@@ -658,7 +595,7 @@ class _Worker:
 
     def _settle(self, outcome: Outcome) -> None:
         held = self.held.get(outcome.record)
-        if held is None or held.state != _RUNNING:  # pragma: no cover - defensive
+        if held is None or held.state != RUNNING:  # pragma: no cover - defensive
             return
         self.places.give(1)
         counts = self.counts
@@ -668,14 +605,14 @@ class _Worker:
                 counts.sunk += 1
             else:
                 counts.succeeded += 1
-            self._enqueue(held, None)
+            self.settler.send(held, None)
         elif status == "failed":
             counts.failed += 1
             self._log_failure(held, outcome.exception)
             if self.settings.failure_visibility is None:
                 del self.held[held.record]  # left: SQS delivers it again
             else:
-                self._enqueue(held, self.settings.failure_visibility)
+                self.settler.send(held, self.settings.failure_visibility)
         else:  # skipped: never started (a stop)
             self._release(held)
         if self.queue.fifo:
@@ -699,253 +636,23 @@ class _Worker:
         for record in self.behind.pop(group, ()):
             self._release(self.held[record])
 
-    def _release(self, held: _Held) -> None:
+    def _release(self, held: Held) -> None:
         self.counts.released += 1
-        self._enqueue(held, 0)
+        self.settler.send(held, 0)
 
     def _release_held(self) -> None:
         """After the stream: what it did not give back (cancelled at the end of the grace
         period) and what is still waiting is made visible again at once."""
         for held in list(self.held.values()):
-            if held.state != _SETTLING:
+            if held.state != SETTLING:
                 self._release(held)
         self.inbox.clear()
+        self.behind.clear()
 
-    def _log_failure(self, held: _Held, exc: Optional[BaseException]) -> None:
+    def _log_failure(self, held: Held, exc: Optional[BaseException]) -> None:
         what = describe(exc) if exc is not None else "failed"
         self.warnings.warn("handler", "message %s failed (receive %d): %s; SQS delivers it "
                            "again", held.message_id, held.record.receive_count, what)
-
-    def _enqueue(self, held: _Held, visibility: Optional[int]) -> None:
-        """Send a delete (``visibility`` None) or a visibility change for ``held``."""
-        held.state = _SETTLING
-        held.action = visibility
-        (self.deletes if visibility is None else self.changes).append(held)
-        self.unsettled += 1
-        self._wake_settler()
-
-    def _wake_settler(self) -> None:
-        event, self._settle_event = self._settle_event, None
-        if event is not None:
-            event.set()
-
-    def _done(self, held: _Held) -> None:
-        """``held``'s delete or visibility change is over (sent, or given up)."""
-        self.held.pop(held.record, None)
-        self.unsettled -= 1
-        if self.unsettled == 0 and self._settled_event is not None:
-            self._settled_event.set()
-
-    async def _all_settled(self) -> None:
-        while self.unsettled:
-            event = self._settled_event = anyio.Event()
-            await event.wait()
-
-    async def _settler(self) -> None:
-        """Deletes and visibility changes, up to 10 a call, a few calls in flight. A
-        message's heartbeat and its settling call never go out together (they would race
-        at SQS): the settler leaves one whose heartbeat is on its way for later."""
-        limiter = anyio.Semaphore(_SETTLE_CALLS)
-        async with anyio.create_task_group() as calls:
-            while True:
-                batch, kind = self._next_batch()
-                if not batch:
-                    event = self._settle_event = anyio.Event()
-                    await event.wait()
-                    continue
-                await limiter.acquire()
-                calls.start_soon(self._settle_batch, batch, kind, limiter)
-
-    def _next_batch(self) -> tuple[list[_Held], str]:
-        for kind, pending in (("delete", self.deletes), ("change", self.changes)):
-            batch: list[_Held] = []
-            waiting: list[_Held] = []
-            while pending and len(batch) < _BATCH:
-                held = pending.popleft()
-                (waiting if held.extending else batch).append(held)
-            pending.extendleft(reversed(waiting))
-            if batch:
-                for held in batch:
-                    held.sending = True
-                return batch, kind
-        return [], ""
-
-    async def _settle_batch(self, batch: list[_Held], kind: str,
-                            limiter: anyio.Semaphore) -> None:
-        try:
-            again = await self._send(batch, kind)
-        finally:
-            limiter.release()
-        if again:  # throttled or failing: back in line after a backoff
-            await anyio.sleep(self.retry.delay(max(held.attempts for held in again)))
-            (self.deletes if kind == "delete" else self.changes).extend(again)
-            self._wake_settler()
-
-    async def _send(self, batch: list[_Held], kind: str) -> list[_Held]:
-        """One batch call; each entry is done, or given up, or returned to be sent again
-        (a transient error, while the retry policy allows)."""
-        delete = kind == "delete"
-        entries: list[dict[str, Any]] = [
-            {"Id": str(i), "ReceiptHandle": held.receipt} for i, held in enumerate(batch)]
-        if not delete:
-            for entry, held in zip(entries, batch):
-                entry["VisibilityTimeout"] = held.action
-        for held in batch:
-            held.attempts += 1
-        try:
-            if delete:
-                response = await self.client.delete_message_batch(
-                    QueueUrl=self.queue.url, Entries=entries)
-            else:
-                response = await self.client.change_message_visibility_batch(
-                    QueueUrl=self.queue.url, Entries=entries)
-        except Exception as exc:
-            if not _transient(self.retry, exc):
-                self._fail(exc, "DeleteMessageBatch" if delete
-                           else "ChangeMessageVisibilityBatch")
-            return self._again(batch, delete, describe(exc), exc)
-        finally:
-            for held in batch:
-                held.sending = False
-        failed = {str(item.get("Id")): item for item in response.get("Failed") or ()}
-        retry: list[_Held] = []
-        for i, held in enumerate(batch):
-            item = failed.get(str(i))
-            if item is None:
-                if delete:
-                    self.counts.deleted += 1
-                self._done(held)
-            elif item.get("Code") in _RECEIPT_GONE or (
-                    item.get("SenderFault") and not _entry_transient(item)):
-                self._gave_up(held, delete, f"{item.get('Code')}: {item.get('Message')}")
-            else:
-                retry.extend(self._again([held], delete, str(item.get("Code")), None))
-        return retry
-
-    def _again(self, batch: list[_Held], delete: bool, why: str,
-               exc: Optional[BaseException]) -> list[_Held]:
-        """Those of ``batch`` the retry policy sends again; the others are given up."""
-        again = []
-        for held in batch:
-            if exc is None:
-                retried = held.attempts < self.retry.attempts
-            else:
-                retried = self.retry.should_retry(exc, held.attempts)
-            if retried:
-                again.append(held)
-            else:
-                self._gave_up(held, delete, why)
-        return again
-
-    def _gave_up(self, held: _Held, delete: bool, why: str) -> None:
-        if delete:
-            self.counts.undeleted += 1
-            self.warnings.warn("delete", "message %s was handled but could not be deleted "
-                               "(%s): SQS delivers it again", held.message_id, why)
-        else:
-            self.warnings.warn("change", "the visibility of message %s could not be changed "
-                               "to %s s (%s): it comes back when its visibility runs out",
-                               held.message_id, held.action, why)
-        self._done(held)
-
-    async def _flush_directly(self) -> None:
-        """Cancelled: the pending deletes and changes, and a release of everything else
-        held, sent one call at a time from this task (no settler is left)."""
-        for held in list(self.held.values()):
-            if held.state != _SETTLING:
-                self._release(held)
-        settling = [held for held in self.held.values() if held.state == _SETTLING]
-        self.deletes = deque(held for held in settling if held.action is None)
-        self.changes = deque(held for held in settling if held.action is not None)
-        while True:
-            batch, kind = self._next_batch()
-            if not batch:
-                return
-            again = await self._send(batch, kind)
-            if again:
-                await anyio.sleep(self.retry.delay(max(held.attempts for held in again)))
-                (self.deletes if kind == "delete" else self.changes).extend(again)
-
-    def _report_unsent(self) -> None:
-        left = [held for held in self.held.values() if held.state == _SETTLING]
-        undeleted = sum(1 for held in left if held.action is None)
-        self.counts.undeleted += undeleted
-        if left:
-            logger.warning("%d delete(s) and %d visibility change(s) were not sent within "
-                           "%.0f s of the end: those messages come back", undeleted,
-                           len(left) - undeleted, _FLUSH_SECONDS)
-
-    # -- the heartbeat ---------------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        """Every held message (waiting, running, being deleted) has its visibility renewed
-        once two thirds of the timeout are left, from a tick every sixth of it (at most
-        5 s): half the timeout of slack for the call to land."""
-        visibility = self.queue.visibility
-        period = max(0.05, min(visibility / 6, 5.0))
-        lead = visibility * 2 / 3
-        limiter = anyio.Semaphore(_HEARTBEAT_CALLS)
-        while True:
-            await anyio.sleep(period)
-            now = anyio.current_time()
-            # waiting, running or being deleted (a message being released or given a
-            # failure visibility is not renewed)
-            due = [held for held in self.held.values()
-                   if held.visible_until - now <= lead and held.extend and not held.extending
-                   and not held.sending and (held.state != _SETTLING or held.action is None)]
-            if not due:
-                continue
-            async with anyio.create_task_group() as calls:
-                for start in range(0, len(due), _BATCH):
-                    batch = due[start:start + _BATCH]
-                    for held in batch:
-                        held.extending = True
-                    await limiter.acquire()
-                    calls.start_soon(self._extend, batch, limiter)
-
-    async def _extend(self, batch: list[_Held], limiter: anyio.Semaphore) -> None:
-        visibility = self.queue.visibility
-        whole = batch
-        try:
-            for attempt in range(1, 6):  # then the next tick tries again
-                sent = anyio.current_time()
-                entries = [{"Id": str(i), "ReceiptHandle": held.receipt,
-                            "VisibilityTimeout": visibility} for i, held in enumerate(batch)]
-                try:
-                    response = await self.client.change_message_visibility_batch(
-                        QueueUrl=self.queue.url, Entries=entries)
-                except Exception as exc:
-                    if not _transient(self.retry, exc):
-                        self._fail(exc, "ChangeMessageVisibilityBatch")
-                        return
-                    self.warnings.warn("heartbeat", "extending the visibility of %d "
-                                       "message(s) failed (%s); retrying", len(batch),
-                                       describe(exc))
-                    await anyio.sleep(min(self.retry.delay(attempt), visibility / 12))
-                    continue
-                failed = {str(item.get("Id")): item for item in response.get("Failed") or ()}
-                again: list[_Held] = []
-                for i, held in enumerate(batch):
-                    item = failed.get(str(i))
-                    if item is None:
-                        held.visible_until = sent + visibility
-                    elif item.get("Code") in _RECEIPT_GONE:
-                        held.extend = False
-                        self.counts.expired += 1
-                        self.warnings.warn(
-                            "expired", "message %s: SQS no longer extends its visibility "
-                            "(%s): it may be delivered again while held", held.message_id,
-                            item.get("Code"))
-                    else:
-                        again.append(held)
-                if not again:
-                    return
-                batch = again
-        finally:
-            for held in whole:
-                held.extending = False
-            limiter.release()
-            self._wake_settler()
 
     async def _progress(self) -> None:
         report = self.settings.on_progress
@@ -956,8 +663,4 @@ class _Worker:
                 report(self.snapshot())
             except Exception as exc:
                 logger.warning("on_progress raised %s (ignored)", describe(exc))
-
-
-def _entry_transient(item: Mapping[str, Any]) -> bool:
-    return item.get("Code") in THROTTLING_CODES
 
