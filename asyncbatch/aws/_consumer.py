@@ -37,7 +37,7 @@ from .._errors import ConfigurationError, describe
 from .._frozen import Frozen
 from .._retry import Retry
 from .._sources.sqs import SQSRecord
-from ._common import open_client, region_in_url, require_asyncio
+from ._common import error_code, open_client, region_in_url, require_asyncio
 from ._settling import (
     BATCH,
     HEARTBEAT_CALLS,
@@ -64,6 +64,7 @@ logger = logging.getLogger("asyncbatch.consume")
 _MAX_VISIBILITY = 43_200  # SQS: 12 hours
 _FLUSH_SECONDS = 10.0  # after the stream: deletes and releases still going out, at most
 _DEFAULT_RETRY = Retry(attempts=8, base=0.1, cap=5.0)
+_NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 class ConsumeSummary(Frozen):
     """What one ``consume`` run did (a snapshot while it runs, for ``on_progress``).
 
@@ -349,8 +350,15 @@ async def _describe_queue(client: Any, url: str, settings: _Settings) -> _Queue:
     """The queue's ARN, whether it is FIFO and the visibility timeout to keep."""
     from ..runner._events import arn_region
 
-    found = await _call(settings.retry, client.get_queue_attributes, QueueUrl=url,
-                        AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"])
+    try:
+        found = await _call(settings.retry, client.get_queue_attributes, QueueUrl=url,
+                            AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"])
+    except Exception as exc:
+        if error_code(exc) not in _NO_QUEUE:
+            raise
+        raise ConfigurationError(
+            f"the queue {url} does not exist (or not in this region and account): check "
+            "the URL, the region and the endpoint (AWS_ENDPOINT_URL)") from exc
     attributes = found.get("Attributes") or {}
     arn = str(attributes.get("QueueArn") or "")
     visibility = settings.visibility if settings.visibility is not None \
