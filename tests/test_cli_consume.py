@@ -91,7 +91,10 @@ def test_sigterm_stops_it_gracefully_with_a_summary(tmp_path: Path, moto_server:
     worker = _start(tmp_path, moto_server, url, "--processor", "consume_app:processor",
                     "--prefetch", "5")
     seen = tmp_path / "seen.txt"
+    assert worker.stdout is not None
     try:
+        first = worker.stdout.readline()  # a progress line (not a terminal: one per change)
+        assert "msg/s" in first and "in flight" in first, first
         _wait(lambda: seen.exists() and len(seen.read_text().splitlines()) == 20)
         _wait(lambda: _visible(sqs, url) == (0, 0))  # every message deleted
         worker.send_signal(signal.SIGTERM)
@@ -102,7 +105,6 @@ def test_sigterm_stops_it_gracefully_with_a_summary(tmp_path: Path, moto_server:
     assert "SIGTERM: stopping" in err and "Traceback" not in err
     assert out.splitlines()[-1].startswith(
         "stopped: 20 received: 20 succeeded, 0 failed, 0 sunk, 0 released; 20 deleted")
-    assert "msg/s" in out and "in flight" in out  # progress lines (not a terminal)
     assert sorted(json.loads(line)["n"] for line in seen.read_text().splitlines()) == \
         list(range(20))
 
