@@ -36,13 +36,12 @@ import asyncio
 import os
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -53,17 +52,9 @@ CONTENDERS = (BASELINE, f"loop x{CONCURRENCY // 10}", f"consume c={CONCURRENCY}"
               f"consume c={CONCURRENCY} prefetch=20")
 DEPTH = 60  # messages sent and not yet handled, at most (moto scans them all per call)
 FAST, SLOW, SLOW_SHARE = 0.05, 0.25, 0.10
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-       "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-# -- moto in a process of its own ---------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# -- moto in a process of its own, serialised ------------------------------------------
 
 
 _SERIALISER = """
@@ -75,47 +66,26 @@ time.sleep(1e9)
 """
 
 
-class MotoServer:
-    """``python -m moto.server`` on 127.0.0.1 (a free port) and the serialising proxy in
-    front of it, each in a process of its own, while entered; ``url`` is the proxy's."""
+@contextmanager
+def serialised_moto() -> Iterator[str]:
+    """A moto server in a process of its own and the serialising proxy in front of it in
+    another; yields the proxy's URL (the environment set for moto meanwhile)."""
+    from asyncbatch.aws._local import local_aws_process
 
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.moto = f"http://127.0.0.1:{self.port}"
-        self.url = ""
-        self.processes: list[subprocess.Popen[str]] = []
-
-    def __enter__(self) -> MotoServer:
-        moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-        self.processes.append(moto)
-        ends = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.moto}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > ends or moto.poll() is not None:
-                    self.__exit__()
-                    raise RuntimeError("the moto server did not start") from None
-                time.sleep(0.1)
+    with local_aws_process() as moto:
         root = str(Path(__file__).resolve().parent.parent)
-        proxy = subprocess.Popen([sys.executable, "-c", _SERIALISER, self.moto],
+        proxy = subprocess.Popen([sys.executable, "-c", _SERIALISER, moto],
                                  stdout=subprocess.PIPE, text=True, cwd=root,
                                  env={**os.environ, "PYTHONPATH": root})
-        self.processes.append(proxy)
-        assert proxy.stdout is not None
-        self.url = proxy.stdout.readline().strip()
-        if not self.url:
-            self.__exit__()
-            raise RuntimeError("the serialising proxy did not start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for process in self.processes:
-            process.terminate()
-            process.wait(timeout=10)
+        try:
+            assert proxy.stdout is not None
+            url = proxy.stdout.readline().strip()
+            if not url:
+                raise RuntimeError("the serialising proxy did not start")
+            yield url
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)
 
 
 # -- one run ---------------------------------------------------------------------------
@@ -233,14 +203,13 @@ async def run_once(name: str, endpoint: str, n: int) -> dict[str, float]:
 
 def measure(n: int, rounds: int) -> dict[str, Any]:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in CONTENDERS}
-    os.environ.update(ENV)
-    with MotoServer() as moto:
+    with serialised_moto() as endpoint:
         for name in CONTENDERS:  # warm-up: imports, connections, moto's first queue
-            asyncio.run(run_once(name, moto.url, min(n, 50)))
+            asyncio.run(run_once(name, endpoint, min(n, 50)))
         for round_ in range(rounds):
             order = CONTENDERS[round_ % len(CONTENDERS):] + CONTENDERS[:round_ % len(CONTENDERS)]
             for name in order:
-                result = asyncio.run(run_once(name, moto.url, n))
+                result = asyncio.run(run_once(name, endpoint, n))
                 runs[name].append(result)
                 print(f"round {round_ + 1}/{rounds} {name}: {result['rate']:.1f} msg/s",
                       file=sys.stderr, flush=True)

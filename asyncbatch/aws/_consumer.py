@@ -349,10 +349,12 @@ def _pool_config(settings: _Settings, given: Any) -> Any:
 async def _describe_queue(client: Any, url: str, settings: _Settings) -> _Queue:
     """The queue's ARN, whether it is FIFO and the visibility timeout to keep."""
     from ..runner._events import arn_region
+    from .s3_import._backoff import Backoff  # a call retried while transient
 
     try:
-        found = await _call(settings.retry, client.get_queue_attributes, QueueUrl=url,
-                            AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"])
+        found = await Backoff(settings.retry, None, None).call(
+            client.get_queue_attributes, QueueUrl=url,
+            AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"])
     except Exception as exc:
         if error_code(exc) not in _NO_QUEUE:
             raise
@@ -370,20 +372,6 @@ async def _describe_queue(client: Any, url: str, settings: _Settings) -> _Queue:
             "renewed while a message is held)")
     fifo = attributes.get("FifoQueue") == "true" or url.endswith(".fifo")
     return _Queue(url, arn, arn_region(arn), fifo, visibility)
-
-
-async def _call(retry: Retry, method: Any, **params: Any) -> Any:
-    """One SQS call, retried with backoff while its error is transient (throttling, 5xx,
-    a connection error) and the policy allows; the last error is raised."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await method(**params)
-        except Exception as exc:
-            if not retry.should_retry(exc, attempt):
-                raise
-            await anyio.sleep(retry.delay(attempt))
 
 
 class _Worker:
