@@ -771,6 +771,31 @@ async def test_model_sink_and_idempotency_work_as_for_lambda_events(
         assert await counts(sqs, url) == (0, 0)
 
 
+async def test_a_handler_that_wrecks_its_record_costs_nothing_but_its_own_outcome(
+        aws: str, proxy: FaultProxy) -> None:
+    """Messages are settled with what was received, not with what the handler left of its
+    record: one that empties its record and succeeds is deleted, one that replaces it and
+    fails is left for SQS and logged, and the worker goes on."""
+    async with sqs_client(aws) as sqs:
+        url = await make_queue(sqs, "wrecked", visibility=60)
+        await send(sqs, url, [{"n": i} for i in range(6)])
+        seen = Seen(expected=6)
+
+        async def handle(record: asyncbatch.SQSRecord) -> None:
+            n = record.json()["n"]
+            seen.start(record)
+            seen.end(record)
+            if n % 2:
+                record.raw = None  # type: ignore[assignment]
+                raise ValueError("and the record is gone")
+            record.raw.clear()
+
+        summary = await run(url, handle, AsyncBatchProcessor(concurrency=3), seen.done,
+                            proxy.url)
+        assert (summary.succeeded, summary.failed, summary.deleted) == (3, 3, 3)
+        assert await counts(sqs, url) == (0, 3)  # the failed ones wait for SQS
+
+
 # -- misuse --------------------------------------------------------------------------------
 
 

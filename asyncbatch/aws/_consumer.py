@@ -647,8 +647,12 @@ class _Worker:
 
     def _log_failure(self, held: Held, exc: Optional[BaseException]) -> None:
         what = describe(exc) if exc is not None else "failed"
+        try:
+            receives = held.record.receive_count
+        except Exception:  # the handler emptied or replaced its record
+            receives = 0
         self.warnings.warn("handler", "message %s failed (receive %d): %s; SQS delivers it "
-                           "again", held.message_id, held.record.receive_count, what)
+                           "again", held.message_id, receives, what)
 
     async def _progress(self) -> None:
         report = self.settings.on_progress
