@@ -65,6 +65,8 @@ _MAX_VISIBILITY = 43_200  # SQS: 12 hours
 _FLUSH_SECONDS = 10.0  # after the stream: deletes and releases still going out, at most
 _DEFAULT_RETRY = Retry(attempts=8, base=0.1, cap=5.0)
 _NO_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
 class ConsumeSummary(Frozen):
     """What one ``consume`` run did (a snapshot while it runs, for ``on_progress``).
 
@@ -249,8 +251,9 @@ async def consume(
     delete that does not go through): make the handler idempotent (``idempotency=``).
 
     Needs asyncio (aioboto3 does). ``ConfigurationError`` for a bad option or a queue
-    that cannot work; a non-retryable AWS error (no such queue, access denied) stops the
-    worker as ``stop`` would and is raised after."""
+    that cannot work (none at that URL, a visibility timeout of 0); an AWS error no retry
+    mends while it runs (the queue deleted, access denied) stops the worker as ``stop``
+    would and is raised after."""
     from .._processor import AsyncBatchProcessor
 
     if not isinstance(processor, AsyncBatchProcessor):

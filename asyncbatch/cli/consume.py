@@ -134,6 +134,9 @@ def _main(args: argparse.Namespace) -> int:
 
     try:
         summary, aborted = asyncio.run(_consume(args, handler, processor, progress))
+    except KeyboardInterrupt:  # before the worker's own handlers were installed
+        print("\nasyncbatch consume: interrupted", file=sys.stderr, flush=True)
+        return 130
     except Exception as exc:
         from .run import explain
 
