@@ -279,8 +279,10 @@ class CallbackError(RecordError):
 class RecordSkippedError(RecordError):
     """The record was never run. ``reason`` is one of ``"group_failed"`` (an earlier
     record of its FIFO group or stream key failed), ``"checkpoint"`` (a stream record with
-    a lower sequence number failed), ``"batch_stopped"`` (stop-batch FIFO mode) or
-    ``"deadline"``; ``cause`` is the failure that caused the skip, when there is one."""
+    a lower sequence number failed), ``"batch_stopped"`` (stop-batch FIFO mode),
+    ``"deadline"``, or for ``stream()`` ``"stopped"`` (``Stream.stop()``) and ``"closed"``
+    (the consumer left the block); ``cause`` is the failure that caused the skip, when
+    there is one."""
 
     def __init__(
         self,

@@ -222,6 +222,13 @@ class StreamRun(Run):
                         self.held -= 1
                         self._made_space()
                         return
+                    if flag.is_set:  # a stop came while the read awaited: not started
+                        index = self.position
+                        self.position = index + 1
+                        records[index] = item
+                        status[index] = PENDING
+                        self._settle(index)
+                        continue
                 index = self.position
                 self.position = index + 1
                 records[index] = item
@@ -536,6 +543,15 @@ class StreamRun(Run):
                 event = self._ready = self.backend.event()
             await event.wait()
 
+    def halt(self) -> None:
+        """Read nothing more and start nothing more; what runs goes on (``Stream.stop``).
+        Items read and not started (waiting behind their key, at a gate or a rate limit,
+        or arriving from a read under way) come back skipped, reason ``"stopped"``."""
+        self.exhausted = True
+        self._stop_all(RecordSkippedError("not started: the stream was stopped",
+                                          reason="stopped"))
+        self._made_space()  # a worker waiting for read-ahead room finds the stop
+
     def close(self) -> None:
         """The consumer left: read nothing more, start nothing more, cancel what runs."""
         self.exhausted = True
@@ -611,6 +627,16 @@ class Stream:
         finally:
             await _close_input(run.source)
         return None
+
+    def stop(self) -> None:
+        """Read nothing more and start nothing more; the handlers already running go on.
+        The items read and not started come back skipped (``RecordSkippedError``, reason
+        ``"stopped"``), and the iteration ends once the running ones have settled. (To
+        cancel those too, leave the ``async with`` block.)"""
+        run = self._run
+        if run is None:
+            raise RuntimeError("stop a stream inside 'async with processor.stream(...)'")
+        run.halt()
 
     @property
     def outcomes_pending(self) -> int:

@@ -3,8 +3,9 @@
 Point a client's endpoint (``AWS_ENDPOINT_URL``) at ``proxy.url`` instead of moto's:
 every request is forwarded to moto unchanged, except those a ``Fault`` picks, which are
 answered the way AWS answers when it throttles (S3 ``503 SlowDown``, DynamoDB and SNS
-``400 ThrottlingException`` / ``Throttling``), fails (``500 InternalError``), or are
-delayed before being forwarded. Requests are told apart by operation (``CopyObject``,
+``400 ThrottlingException`` / ``Throttling``, SQS ``400 RequestThrottled``), fails
+(``500 InternalError``; SQS ``500 InternalFailure``), or are delayed before being
+forwarded. Requests are told apart by operation (``CopyObject``,
 ``DeleteObject``, ``BatchWriteItem``, ``Publish``...), and a fault picks the first
 ``times`` matching requests (counting) or a ``rate`` of them (a seeded random draw per
 request), so that a test sees the same faults every run.
@@ -13,6 +14,13 @@ request), so that a test sees the same faults every run.
         proxy.add(Fault("DeleteObject", "5xx", times=100))
         ...
         assert proxy.injected["DeleteObject"] == ...
+
+moto's SQS is not thread-safe: two concurrent ``ReceiveMessage`` calls can hand out one
+message twice, two concurrent deletes can undo each other. ``serialize_sqs=True`` makes
+the proxy forward one SQS request at a time; a long poll (``WaitTimeSeconds`` > 0) is
+played as short polls under that lock with the waits between them outside it (and it
+ends when its client hangs up, so that a cancelled poll takes no message), so that
+concurrent consumers see SQS's behaviour, not moto's races.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import select
+import socket
 import threading
 import time
 from collections import Counter
@@ -30,6 +40,10 @@ from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["Fault", "FaultProxy", "operation"]
+
+_SQS_TARGET = "AmazonSQS."
+#: the pause between two short polls of a long poll played by a serialising proxy
+POLL_PAUSE = 0.02
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade",
         "content-length"}
@@ -84,6 +98,14 @@ def operation(method: str, path: str, headers: dict[str, str], body: bytes) -> s
 def _error(headers: dict[str, str], query: bool,
            kind: str) -> tuple[int, dict[str, str], bytes]:
     """The response AWS gives when it throttles (``kind="throttle"``) or fails."""
+    if headers.get("x-amz-target", "").startswith(_SQS_TARGET):  # SQS's JSON protocol
+        code = "RequestThrottled" if kind == "throttle" else "InternalFailure"
+        status = 400 if kind == "throttle" else 500
+        fault = "Sender" if kind == "throttle" else "Receiver"
+        body = json.dumps({"__type": f"com.amazonaws.sqs#{code}",
+                           "message": "injected by the test proxy"}).encode()
+        return status, {"Content-Type": "application/x-amz-json-1.0",
+                        "x-amzn-query-error": f"{code};{fault}"}, body
     if "x-amz-target" in headers:  # JSON protocol (DynamoDB)
         code = "ThrottlingException" if kind == "throttle" else "InternalServerError"
         status = 400 if kind == "throttle" else 500
@@ -108,14 +130,17 @@ def _error(headers: dict[str, str], query: bool,
 class FaultProxy:
     """The proxy; a context manager that serves on a thread while entered."""
 
-    def __init__(self, upstream: str, *, seed: int = 0) -> None:
+    def __init__(self, upstream: str, *, seed: int = 0, serialize_sqs: bool = False) -> None:
         target = urlsplit(upstream)
         self.upstream = (target.hostname or "127.0.0.1", target.port or 80)
         self.faults: list[Fault] = []
         self.seen: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.polling = 0  # long polls being played (serialize_sqs)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        # one SQS request at a time (moto's SQS is not thread-safe)
+        self._sqs_lock: Optional[threading.Lock] = threading.Lock() if serialize_sqs else None
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self.url = ""
@@ -154,6 +179,7 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each answer waits ~40 ms for an ACK
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
@@ -185,20 +211,70 @@ class FaultProxy:
                     return
                 if fault is not None:
                     time.sleep(fault.delay)
-                status, reply_headers, payload = proxy.forward(
-                    self.command, self.path, list(self.headers.items()), body)
-                self._reply(status, reply_headers, payload)
+                sqs_lock = proxy._sqs_lock
+                answer: Optional[tuple[int, list[tuple[str, str]], bytes]]
+                if sqs_lock is None or not headers.get("x-amz-target", "").startswith(
+                        _SQS_TARGET):
+                    answer = proxy.forward(self.command, self.path, list(self.headers.items()),
+                                           body)
+                elif op == "ReceiveMessage":
+                    answer = self._long_poll(sqs_lock, body)
+                    if answer is None:
+                        return  # the client hung up: it takes nothing
+                else:
+                    with sqs_lock:
+                        answer = proxy.forward(self.command, self.path,
+                                               list(self.headers.items()), body)
+                self._reply(*answer)
+
+            def _long_poll(self, sqs_lock: threading.Lock, body: bytes
+                           ) -> Optional[tuple[int, list[tuple[str, str]], bytes]]:
+                """A ReceiveMessage as short polls under ``sqs_lock``, waiting outside it,
+                until a message comes, the wait time ends or the client hangs up."""
+                request = json.loads(body or b"{}")
+                ends = time.monotonic() + float(request.get("WaitTimeSeconds") or 0)
+                request["WaitTimeSeconds"] = 0
+                short = json.dumps(request).encode()
+                with proxy._lock:
+                    proxy.polling += 1
+                try:
+                    while True:
+                        if self._hung_up():
+                            return None
+                        with sqs_lock:
+                            answer = proxy.forward(self.command, self.path,
+                                                   list(self.headers.items()), short)
+                        status, _, payload = answer
+                        if status != 200 or json.loads(payload or b"{}").get("Messages") \
+                                or time.monotonic() >= ends:
+                            return answer
+                        time.sleep(POLL_PAUSE)
+                finally:
+                    with proxy._lock:
+                        proxy.polling -= 1
+
+            def _hung_up(self) -> bool:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if not readable:
+                    return False
+                try:
+                    return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
+                except OSError:
+                    return True
 
             def _reply(self, status: int, headers: list[tuple[str, str]],
                        payload: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers:
-                    if name.lower() not in _HOP:
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for name, value in headers:
+                        if name.lower() not in _HOP:
+                            self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client hung up (a cancelled call)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

@@ -130,6 +130,29 @@ async def test_with_a_model_the_handler_gets_the_validated_item() -> None:
     assert failed.record == {"id": "x", "qty": 1}  # the item, as given
 
 
+async def test_with_a_model_a_record_view_item_is_validated_as_its_source_does() -> None:
+    """An item that is a record view (an SQS message a worker received) is validated as
+    the event source validates it: the SQS body, as JSON."""
+    from pydantic import BaseModel
+
+    from asyncbatch.testing import sqs_event
+
+    class Order(BaseModel):
+        id: int
+
+    got: list[Order] = []
+
+    async def handle(order: Order) -> None:
+        got.append(order)
+
+    items = [asyncbatch.SQSRecord(raw) for raw in sqs_event('{"id": 7}', '{"id": "x"}')["Records"]]
+    report = await AsyncBatchProcessor(model=Order).run(items, handle)
+    assert got == [Order(id=7)]
+    (failed,) = report.failed
+    assert isinstance(failed.exception, asyncbatch.RecordValidationError)
+    assert failed.record is items[1]
+
+
 # -- bounded read-ahead ---------------------------------------------------------------------
 
 
@@ -501,6 +524,63 @@ def test_a_lambda_context_deadline_stops_reading_and_skips_what_waits() -> None:
     skipped = [o for o in outcomes if o.status == "skipped"]
     assert skipped and {o.exception.reason for o in skipped} == {"deadline"}  # type: ignore[union-attr]
     assert len(outcomes) == 8 + len(skipped) <= 8 + 2 * 2  # read, never run: skipped
+
+
+# -- stop(): start nothing more, let what runs finish ------------------------------------------
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("full", [False, True])
+async def test_stop_starts_nothing_more_and_lets_the_running_finish(keyed: bool,
+                                                                    full: bool) -> None:
+    """After ``stop()``: the running handlers finish (their outcomes come back), the
+    items read and not started (behind their key) come back skipped with reason
+    "stopped", an item a read under way brings is skipped too, and nothing more is read."""
+    release = anyio.Event()
+    reading = anyio.Event()
+    two_running = anyio.Event()
+    running: set[int] = set()
+    started: list[int] = []
+    read = 0
+
+    # keyed: items 0 and 1 run (keys 0 and 1), 2 and 3 wait behind them
+    key = (lambda item: item % 2) if keyed else None
+    blocked = 4 if keyed else 2
+
+    async def items() -> AsyncIterator[int]:
+        nonlocal read
+        for item in range(100):
+            if item == blocked:  # a read under way when the stream stops
+                reading.set()
+                await release.wait()
+            read += 1
+            yield item
+
+    async def handle(item: int) -> None:
+        started.append(item)
+        running.add(item)
+        if len(running) == 2:
+            two_running.set()
+        await release.wait()
+        running.discard(item)
+
+    options: dict[str, Any] = {"retry": Retry(attempts=2)} if full else {}
+    processor = AsyncBatchProcessor(concurrency=3, **options)
+    outcomes = []
+    async with processor.stream(items(), handle, key=key) as stream:
+        await two_running.wait()
+        await reading.wait()
+        stream.stop()
+        release.set()
+        async for outcome in stream:
+            outcomes.append(outcome)
+    status = {o.index: o.status for o in outcomes}
+    assert sorted(started) == [0, 1]
+    assert status[0] == status[1] == "succeeded"
+    skipped = [o for o in outcomes if o.status == "skipped"]
+    assert {o.index for o in skipped} == set(range(2, read))
+    assert all(getattr(o.exception, "reason", None) == "stopped" for o in skipped)
+    assert read == blocked + 1  # nothing read after the stop but the read under way
 
 
 # -- leaving early, the input's own error ------------------------------------------------------

@@ -5,7 +5,9 @@
 - Identifier: the item's 0-based position in the input.
 - Order: none, or with ``key=`` one item at a time per key, in input order (as a FIFO
   message group).
-- ``model=`` validates the item: text or bytes as JSON, anything else as Python data.
+- ``model=`` validates the item: text or bytes as JSON, a record view (an SQS message a
+  worker received, say) as its source's ``model=`` does (an SQS body as JSON), anything
+  else as Python data.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ class ItemsSource(Source):
     identifier_path = "position"
 
     def model_input(self, view: Any) -> tuple[Any, bool]:
+        if isinstance(view, Record):
+            from . import SOURCES
+
+            for source in SOURCES.values():
+                if isinstance(view, source.view):
+                    return source.model_input(view)
         return view, isinstance(view, (str, bytes, bytearray))
 
     def identifier_text(self, identifier: Any) -> str:

@@ -1,4 +1,5 @@
-"""A local AWS for demos and tests: moto's server on 127.0.0.1, in this process."""
+"""A local AWS for demos, tests and benchmarks: moto's server on 127.0.0.1, in this
+process (``local_aws``) or in a process of its own (``local_aws_process``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["LOCAL_ENV", "local_aws"]
+__all__ = ["LOCAL_ENV", "local_aws", "local_aws_process"]
 
 # Credentials and region moto accepts; never real ones.
 LOCAL_ENV = {
@@ -34,17 +35,63 @@ def local_aws(*, set_environment: bool = True) -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    try:
+        with _environment(endpoint, set_environment):
+            yield endpoint
+    finally:
+        server.stop()
+
+
+@contextmanager
+def local_aws_process(*, set_environment: bool = True) -> Iterator[str]:
+    """As ``local_aws``, with the server in a process of its own (``python -m
+    moto.server``), so that it does not share this interpreter's GIL; it is stopped at
+    the end."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        ends = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > ends or process.poll() is not None:
+                    raise RuntimeError("the moto server did not start") from None
+                time.sleep(0.05)
+        with _environment(endpoint, set_environment):
+            yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@contextmanager
+def _environment(endpoint: str, set_environment: bool) -> Iterator[None]:
+    """Fake credentials, the region and ``AWS_ENDPOINT_URL`` for the duration (when
+    ``set_environment``); the previous environment restored afterwards."""
+    if not set_environment:
+        yield
+        return
     saved = {k: os.environ.get(k) for k in (*LOCAL_ENV, "AWS_ENDPOINT_URL")}
     try:
-        if set_environment:
-            os.environ.update(LOCAL_ENV)
-            os.environ["AWS_ENDPOINT_URL"] = endpoint
-        yield endpoint
+        os.environ.update(LOCAL_ENV)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint
+        yield
     finally:
-        if set_environment:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

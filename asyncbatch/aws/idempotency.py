@@ -44,6 +44,8 @@ from typing import Any, Callable, Optional
 from .._errors import ConfigurationError
 from .._idempotency import IN_PROGRESS, IdempotencyItem
 from .._retry import TransientError
+from ._common import error_code as _error_code
+from ._common import require_asyncio
 
 __all__ = ["BATCH_GET_MAX_KEYS", "BATCH_WRITE_MAX_ITEMS", "DynamoDBIdempotencyStore"]
 
@@ -474,19 +476,5 @@ class _UnprocessedKeysError(TransientError):
 
 
 def _require_asyncio() -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise ConfigurationError(
-            "DynamoDBIdempotencyStore needs asyncio (aioboto3 runs on asyncio only); "
-            "run process() on the asyncio backend, or use another IdempotencyStore") from None
-
-
-def _error_code(exc: BaseException) -> Optional[str]:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            code = error.get("Code")
-            return code if isinstance(code, str) else None
-    return None
+    require_asyncio("DynamoDBIdempotencyStore", ConfigurationError,
+                    "run process() on the asyncio backend, or use another IdempotencyStore")

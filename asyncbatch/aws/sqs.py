@@ -1,4 +1,16 @@
-"""A failure sink that sends poison records to an SQS dead-letter queue, on aioboto3.
+"""SQS on aioboto3: a continuous worker (``consume``) and a failure sink that sends poison
+records to a dead-letter queue (``SQSDeadLetterSink``).
+
+::
+
+    from asyncbatch.aws.sqs import consume
+
+    summary = await consume(QUEUE_URL, handle, processor, stop=stop_event)
+
+``consume`` receives a queue's messages and runs them through ``processor.stream()``
+until ``stop`` is set (see its docstring, and the "Running as a worker" guide).
+
+The dead-letter sink:
 
 ::
 
@@ -54,12 +66,11 @@ this module imports aioboto3 only when it opens a client.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Optional
 
@@ -75,8 +86,15 @@ from .._errors import (
     type_name,
 )
 from .._hooks import Failure
+from ._common import error_code as _error_code
+from ._common import open_client, region_in_url, require_asyncio
+from ._consumer import ConsumeSummary, consume
 
-__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "SQSDeadLetterSink", "SQSSinkError"]
+# the worker, defined in ._consumer, shows this module as its own
+ConsumeSummary.__module__ = consume.__module__ = __name__
+
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SQS_MAX_BATCH", "ConsumeSummary", "SQSDeadLetterSink",
+           "SQSSinkError", "consume"]
 
 #: Entries in one ``SendMessageBatch`` call, at most.
 SQS_MAX_BATCH = 10
@@ -89,7 +107,6 @@ _OVERSIZE = ("refuse", "omit_record")
 _INVALID_BODY_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # MessageGroupId / MessageDeduplicationId: 1 to 128 printable ASCII characters, no space.
 _VALID_FIFO_ID = re.compile(r"[!-~]{1,128}\Z")
-_REGION_IN_URL = re.compile(r"https://sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
 
 class SQSSinkError(AsyncBatchError):
@@ -205,8 +222,7 @@ class SQSDeadLetterSink:
         self.include_traceback = include_traceback
         self.oversize = oversize
         if region_name is None:
-            found = _REGION_IN_URL.match(queue_url)
-            region_name = found.group(1) if found else None
+            region_name = region_in_url(queue_url)
         self._client_options: dict[str, Any] = {
             "endpoint_url": endpoint_url, "region_name": region_name, "config": config}
         self._session = session
@@ -264,17 +280,7 @@ class SQSDeadLetterSink:
             await stack.aclose()
 
     async def _open_client(self) -> tuple[AsyncExitStack, Any]:
-        import aioboto3
-
-        session = self._session if self._session is not None else aioboto3.Session()
-        options = {k: v for k, v in self._client_options.items() if v is not None}
-        stack = AsyncExitStack()
-        try:
-            client = await stack.enter_async_context(session.client("sqs", **options))
-        except BaseException:
-            await stack.aclose()
-            raise
-        return stack, client
+        return await open_client(self._session, "sqs", self._client_options)
 
     # -- the sink ----------------------------------------------------------------------
 
@@ -409,12 +415,7 @@ class SQSDeadLetterSink:
 
 
 def _require_asyncio() -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        raise SQSSinkError(
-            "SQSDeadLetterSink needs asyncio (aioboto3 runs on asyncio only); "
-            "run process() on the asyncio backend") from None
+    require_asyncio("SQSDeadLetterSink", SQSSinkError)
 
 
 def _type_name(exc: BaseException) -> str:
@@ -527,13 +528,3 @@ def _fifo_id(text: str) -> str:
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     return f"sha256-{digest}"
 
-
-def _error_code(exc: BaseException) -> Optional[str]:
-    """The AWS error code of a botocore ``ClientError``, read without importing botocore."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            code = error.get("Code")
-            return code if isinstance(code, str) else None
-    return None

@@ -1,4 +1,4 @@
-"""The ``asyncbatch`` command: ``demo``, ``run``, ``bench``.
+"""The ``asyncbatch`` command: ``demo``, ``run``, ``consume``, ``bench``.
 
 Each subcommand lives in its own module of this package exposing
 ``add_parser(subparsers)``, which registers the subcommand and sets ``func`` (taking the
@@ -8,6 +8,8 @@ a subcommand imports the engine, aioboto3 or matplotlib when it runs, and
 
 - ``demo`` (:mod:`asyncbatch.cli.demo`, its S3 part in :mod:`asyncbatch.cli.demo_s3`)
 - ``run`` (:mod:`asyncbatch.cli.run`): Lambda's event source mapping, locally
+- ``consume`` (:mod:`asyncbatch.cli.consume`): a record handler on an SQS queue, as a
+  long-running worker
 - ``bench`` (:mod:`asyncbatch.cli.bench`, the sweeps in :mod:`asyncbatch.cli.sweep`)
 """
 
@@ -22,7 +24,8 @@ from typing import Optional
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = ("asyncbatch.cli.demo", "asyncbatch.cli.run", "asyncbatch.cli.bench")
+_SUBCOMMANDS = ("asyncbatch.cli.demo", "asyncbatch.cli.run", "asyncbatch.cli.consume",
+                "asyncbatch.cli.bench")
 
 
 def _version() -> str:

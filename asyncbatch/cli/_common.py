@@ -10,10 +10,11 @@ from .._errors import describe, exception_text
 __all__ = ["load_callable"]
 
 
-def load_callable(spec: str, *, option: str = "--handler") -> Any:
+def load_callable(spec: str, *, option: str = "--handler", want_callable: bool = True) -> Any:
     """``module:function`` or ``path/to/file.py:function`` (dotted attributes allowed) to
-    the callable. The current directory is importable, as with ``python -m``.
-    ``ValueError`` says what is wrong, naming the option."""
+    the callable (``want_callable=False``: to whatever object it names). The current
+    directory is importable, as with ``python -m``. ``ValueError`` says what is wrong,
+    naming the option."""
     import importlib.util
     import os
     from pathlib import Path
@@ -54,6 +55,6 @@ def load_callable(spec: str, *, option: str = "--handler") -> Any:
             target = getattr(target, part)
         except AttributeError:
             raise ValueError(f"{option} {spec!r}: {module_name} has no {attribute!r}") from None
-    if not callable(target):
+    if want_callable and not callable(target):
         raise ValueError(f"{option} {spec!r}: {attribute} is not callable")
     return target

@@ -19,49 +19,18 @@ ceiling here, not AWS's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
 import anyio
 
 import asyncbatch
-from asyncbatch.aws._local import LOCAL_ENV, local_aws
+from asyncbatch.aws._local import local_aws, local_aws_process
 from asyncbatch.runner import BatchResult, KinesisSource, Runner, Source, SQSSource
-
-
-@contextlib.contextmanager
-def moto_process() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.05)
-        os.environ.update(LOCAL_ENV)
-        os.environ["AWS_ENDPOINT_URL"] = endpoint
-        yield endpoint
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def make_handler(latency: float) -> Any:
@@ -186,6 +155,6 @@ if __name__ == "__main__":
                         help="SQS messages kept queued by the producer (default 20)")
     parser.add_argument("--in-process", action="store_true")
     arguments = parser.parse_args()
-    with (local_aws() if arguments.in_process else moto_process()):
+    with (local_aws() if arguments.in_process else local_aws_process()):
         anyio.run(main, arguments)
     sys.exit(0)
