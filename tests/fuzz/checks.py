@@ -484,7 +484,10 @@ def _reach(call: CallRun) -> Iterable[str]:
     spec = call.spec
     world_ok = (spec.limit is None and not spec.sync and spec.remaining is None
                 and spec.cancel is None and not spec.hooks and call.attempts)
-    if not world_ok or any(call.spec.records[i.spec].attempts[0][1] <= 0 for i in call.infos):
+    firsts = [call.spec.records[i.spec].attempts[0] for i in call.infos]
+    # a record whose first call ends at once (no latency, or a cancel left on the worker,
+    # which returns at once) frees its place before the count is taken
+    if not world_ok or any(latency <= 0 or kind == "leak_cancel" for kind, latency in firsts):
         return
     ready = len(call.infos) if spec.source == "sqs" else len({i.lane for i in call.infos})
     at_start = len({a.pos for a in call.attempts if a.start_t <= call.start_t + EPS})
