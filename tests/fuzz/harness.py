@@ -670,7 +670,7 @@ def _mutate(source: str, raw: dict[str, Any]) -> None:
         raw["messageId"] = "edited-by-the-handler"
         raw["body"] = "{}"
     elif source == "kinesis":
-        raw["kinesis"]["sequenceNumber"] = "1"
+        raw.get("kinesis", raw)["sequenceNumber"] = "1"  # a pipe's record is flat
     elif source == "dynamodb":
         raw["dynamodb"]["SequenceNumber"] = "1"
     else:

@@ -28,6 +28,8 @@ def known(name: str) -> bool:
 
 
 SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka")
+#: the sources an EventBridge pipe can hand a Lambda target (``CallSpec.pipes``)
+PIPE_SOURCES = ("sqs", "fifo", "kinesis", "dynamodb")
 
 #: handler latencies (seconds, virtual): -1 returns without awaiting, 0 only yields
 LATENCIES = (-1.0, 0.0, 0.001, 0.01, 0.04, 0.2, 0.9, 2.0)
@@ -115,6 +117,7 @@ class CallSpec:
     duplicate_of: Optional[int] = None  # the same event as that call (a duplicate delivery)
     mutate: bool = False  # handlers edit their record's identifier (and payload)
     fair: bool = False  # SQS standard: messages carry a MessageGroupId (a fair queue)
+    pipes: bool = False  # the records as EventBridge Pipes hands them: a top-level list
 
 
 @dataclass
@@ -315,6 +318,8 @@ def _call(rng: random.Random, backend: str, sync: bool, idem: bool, big: bool,
         n = {0: 0, 1: 1, 2: rng.randint(2, 8), 3: rng.randint(9, 30),
              4: rng.randint(31, 60)}[n]
     call.records = _records(rng, call, backend, n, bounded, idem, avoid, odds)
+    # a pipe hands SQS, Kinesis and DynamoDB records on as a list (no tumbling window)
+    call.pipes = source in PIPE_SOURCES and not call.window and rng.random() < 0.15
     if not n and known("empty-batch-with-ordering"):
         call.ordering = None
     return call
@@ -341,6 +346,7 @@ def generate(seed: int) -> Scenario:
         if mode == "simulate":
             call.cancel = None  # simulate redelivers; the caller is simulate itself
             call.entry = "process"
+            call.pipes = False  # simulate plays Lambda's event source mappings
         if number and rng.random() < 0.3:
             call = _duplicate(rng, scenario.calls[0], backend, sync, idem, avoid, odds,
                               sources)
@@ -360,7 +366,7 @@ def _duplicate(rng: random.Random, first: CallSpec, backend: str, sync: bool, id
     options, the same record plans."""
     call = _call(rng, backend, sync, idem, False, avoid, odds, sources)
     for name in ("source", "records", "fifo_stop", "ordering", "shuffle", "small_sequences",
-                 "kafka_topics", "window", "log_summary", "log_failures", "fair",
+                 "kafka_topics", "window", "log_summary", "log_failures", "fair", "pipes",
                  # what bounds a hang: the same plans need the same bounds
                  "timeout", "remaining", "margins", "cancel"):
         setattr(call, name, getattr(first, name))
