@@ -12,7 +12,14 @@ import random
 from dataclasses import dataclass
 from typing import Any, Hashable, Optional
 
-from asyncbatch.testing import dynamodb_event, kafka_event, kinesis_event, pipes_event, sqs_event
+from asyncbatch.testing import (
+    dynamodb_event,
+    firehose_event,
+    kafka_event,
+    kinesis_event,
+    pipes_event,
+    sqs_event,
+)
 
 from .scenario import CallSpec
 
@@ -54,6 +61,9 @@ def build_event(call: CallSpec, number: int, seed: int) -> Any:
 def _lambda_event(call: CallSpec, number: int, seed: int) -> dict[str, Any]:
     start = number * ID_STRIDE
     recs = call.records
+    if call.source == "firehose":
+        return firehose_event(*({"spec": i} for i in range(len(recs))), origin=call.origin,
+                              start=start)
     if call.source in ("sqs", "fifo"):
         bodies = [{"spec": i} for i in range(len(recs))]
         if not recs:
@@ -118,6 +128,8 @@ def raws(source: str, event: Any) -> list[dict[str, Any]]:
     pipe's batch: the list itself)."""
     if isinstance(event, list):
         return list(event)
+    if source == "firehose":
+        return list(event["records"])
     if source == "kafka":
         return [raw for part in (event.get("records") or {}).values() for raw in part]
     return list(event["Records"])
@@ -147,6 +159,12 @@ def read(source: str, event: Any, ordering: Optional[str]) -> list[RecInfo]:
             keys = raw["dynamodb"]["Keys"]
             lane = json.dumps(keys, sort_keys=True) if ordering != "partition" else "shard"
             spec = int(raw["dynamodb"]["NewImage"]["spec"]["N"])
+        elif source == "firehose":
+            ident = raw["recordId"]
+            seq = position
+            group = lane = None
+            payload = raw["kafkaRecordValue"] if "kafkaRecordValue" in raw else raw["data"]
+            spec = json.loads(_b64(payload))["spec"]
         else:
             part = f"{raw['topic']}-{raw['partition']}"
             ident = {"partition": part, "offset": raw["offset"]}

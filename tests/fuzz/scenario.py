@@ -27,7 +27,9 @@ def known(name: str) -> bool:
     return name in KNOWN_BREAKS
 
 
-SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka")
+SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka", "firehose")
+#: Firehose's transformation: where its records come from (the payload's field differs)
+FIREHOSE_ORIGINS = ("direct_put", "kinesis", "msk")
 #: the sources an EventBridge pipe can hand a Lambda target (``CallSpec.pipes``)
 PIPE_SOURCES = ("sqs", "fifo", "kinesis", "dynamodb")
 
@@ -118,6 +120,7 @@ class CallSpec:
     mutate: bool = False  # handlers edit their record's identifier (and payload)
     fair: bool = False  # SQS standard: messages carry a MessageGroupId (a fair queue)
     pipes: bool = False  # the records as EventBridge Pipes hands them: a top-level list
+    origin: str = "direct_put"  # Firehose: where the delivery stream's records come from
 
 
 @dataclass
@@ -306,6 +309,8 @@ def _call(rng: random.Random, backend: str, sync: bool, idem: bool, big: bool,
     call.timings = rng.random() < 0.2
     call.mutate = rng.random() < 0.1
     call.fair = source == "sqs" and rng.random() < 0.3
+    if source == "firehose":
+        call.origin = rng.choice(FIREHOSE_ORIGINS)
     call.log_summary = rng.random() < 0.8
     call.log_failures = rng.choice((0, 1, 3, 10))
     bounded = call.timeout is not None or (call.remaining is not None) \
@@ -338,6 +343,10 @@ def generate(seed: int) -> Scenario:
     sync = not big and rng.random() < odds["sync"]
     idem = rng.random() < odds["idempotency"]
     mode = "simulate" if rng.random() < odds["simulate"] else "concurrent"
+    if idem or mode == "simulate":
+        # idempotency is refused for Firehose (a transformation's output is its result,
+        # not a side effect to skip); Firehose retries whole invocations, not records
+        sources = tuple(source for source in sources if source != "firehose")
     ncalls = 1 if mode == "simulate" or big else _weighted(rng, {1: 88, 2: 8, 3: 4})
     scenario = Scenario(seed=seed, backend=backend, calls=[], mode=mode, theme=theme)
     scenario.debug_log = rng.random() < 0.2
@@ -366,7 +375,7 @@ def _duplicate(rng: random.Random, first: CallSpec, backend: str, sync: bool, id
     options, the same record plans."""
     call = _call(rng, backend, sync, idem, False, avoid, odds, sources)
     for name in ("source", "records", "fifo_stop", "ordering", "shuffle", "small_sequences",
-                 "kafka_topics", "window", "log_summary", "log_failures", "fair", "pipes",
+                 "kafka_topics", "window", "log_summary", "log_failures", "fair", "pipes", "origin",
                  # what bounds a hang: the same plans need the same bounds
                  "timeout", "remaining", "margins", "cancel"):
         setattr(call, name, getattr(first, name))
