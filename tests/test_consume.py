@@ -594,12 +594,13 @@ async def test_throttling_and_5xx_on_every_call_lose_nothing(aws: str,
                                                               proxy: FaultProxy) -> None:
     """20% of every SQS call throttled and 5% failing (botocore's own retries off): the
     worker retries with backoff and never crashes; every message is handled exactly once
-    and deleted. A few 2.5 s handlers on a 2 s visibility timeout need heartbeats through
+    and deleted. A few 4.5 s handlers on a 4 s visibility timeout need heartbeats through
     the faults too."""
     from botocore.config import Config
 
     async with sqs_client(aws) as sqs:
-        url = await make_queue(sqs, "throttled", visibility=2)
+        # 4 s: a renewal has 2.7 s to land through the faults and the serialising proxy
+        url = await make_queue(sqs, "throttled", visibility=4)
         await send(sqs, url, [{"n": i} for i in range(200)])
         for operation in ("ReceiveMessage", "DeleteMessageBatch",
                           "ChangeMessageVisibilityBatch"):  # each of them surely, first
@@ -611,7 +612,7 @@ async def test_throttling_and_5xx_on_every_call_lose_nothing(aws: str,
 
         async def handle(record: asyncbatch.SQSRecord) -> None:
             seen.start(record)
-            await anyio.sleep(2.5 if record.json()["n"] % 20 == 0 else 0.001)
+            await anyio.sleep(4.5 if record.json()["n"] % 20 == 0 else 0.001)
             seen.end(record)
 
         # 12 attempts: a delete given up (0.25 ** 12) would be delivered again
@@ -699,10 +700,11 @@ async def test_a_long_poll_abandoned_by_its_client_takes_no_message(
 
 async def test_two_workers_never_handle_one_message_at_once(aws: str,
                                                              proxy: FaultProxy) -> None:
-    """Two workers on one queue, a 2 s visibility timeout, some handlers slower than it:
+    """Two workers on one queue, a 4 s visibility timeout, some handlers slower than it:
     no message is ever handled by both at once (nor twice at all: nothing fails)."""
     async with sqs_client(aws) as sqs:
-        url = await make_queue(sqs, "shared", visibility=2)
+        # 4 s: a renewal has 2.7 s to land through the serialising proxy, on a loaded machine
+        url = await make_queue(sqs, "shared", visibility=4)
         await send(sqs, url, [{"n": i} for i in range(200)])
         seen = Seen(expected=200)
         by_worker: Counter[int] = Counter()
@@ -711,7 +713,7 @@ async def test_two_workers_never_handle_one_message_at_once(aws: str,
             async def handle(record: asyncbatch.SQSRecord) -> None:
                 seen.start(record)
                 by_worker[worker] += 1
-                await anyio.sleep(2.5 if record.json()["n"] % 40 == 0 else 0.005)
+                await anyio.sleep(4.5 if record.json()["n"] % 40 == 0 else 0.005)
                 seen.end(record)
 
             return handle
