@@ -125,10 +125,11 @@ async def _noop(record: Any) -> None:
     return None
 
 
-def _asyncbatch(case: Case) -> Callable[[dict[str, Any]], Awaitable[int]]:
-    import asyncbatch
+def _asyncbatch(case: Case, module: Any = None) -> Callable[[dict[str, Any]], Awaitable[int]]:
+    if module is None:
+        import asyncbatch as module
 
-    processor = asyncbatch.AsyncBatchProcessor(concurrency=CONCURRENCY)
+    processor = module.AsyncBatchProcessor(concurrency=CONCURRENCY)
 
     async def run(event: dict[str, Any]) -> int:
         context = LambdaContext(CONTEXT_REMAINING_S) if case.context else None
@@ -170,9 +171,27 @@ def _cpu(loop: asyncio.AbstractEventLoop, run: Callable[[dict[str, Any]], Awaita
     return took / n * 1e6
 
 
-def per_record(n: int, rounds: int, cases: tuple[Case, ...] = CASES) -> dict[str, Any]:
+def load_baseline(tree: Path) -> Any:
+    """Another version of asyncbatch (``tree/asyncbatch``, e.g. a checkout of main),
+    imported beside this one as ``asyncbatch_baseline`` (its imports are relative)."""
+    import importlib
+    import shutil
+
+    where = Path(tempfile.mkdtemp(prefix="asyncbatch-baseline-"))
+    shutil.copytree(tree / "asyncbatch", where / "asyncbatch_baseline",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, str(where))
+    try:
+        return importlib.import_module("asyncbatch_baseline")
+    finally:
+        sys.path.remove(str(where))
+
+
+def per_record(n: int, rounds: int, cases: tuple[Case, ...] = CASES,
+               baseline: Any = None) -> dict[str, Any]:
     """Interleaved rounds in this interpreter: per case, asyncbatch's and its floor's CPU
-    per record, and their paired ratios."""
+    per record, and their paired ratios (with ``baseline``, another version of asyncbatch
+    too, and this version's paired ratios to it)."""
     loop = asyncio.new_event_loop()
     try:
         built: dict[Any, dict[str, Any]] = {}  # (the two SQS rows share one event)
@@ -184,12 +203,14 @@ def per_record(n: int, rounds: int, cases: tuple[Case, ...] = CASES) -> dict[str
         for case in cases:
             runs.append((case.name, "asyncbatch", _asyncbatch(case)))
             runs.append((case.name, "floor", _floor(case)))
+            if baseline is not None:
+                runs.append((case.name, "baseline", _asyncbatch(case, baseline)))
         for name, _, run in runs:  # warm up: imports, code paths
             for _ in range(2):
                 _cpu(loop, run, warm[name], len(_records(warm[name])))
         del warm
         costs: dict[str, dict[str, list[float]]] = {
-            case.name: {"asyncbatch": [], "floor": []} for case in cases}
+            case.name: {who: [] for _, who, _ in runs} for case in cases}
         for round_ in range(rounds):
             shift = round_ % len(runs)
             for name, who, run in runs[shift:] + runs[:shift]:
@@ -199,8 +220,15 @@ def per_record(n: int, rounds: int, cases: tuple[Case, ...] = CASES) -> dict[str
         asyncio.set_event_loop(None)
     ratios = {name: [a / f for a, f in zip(c["asyncbatch"], c["floor"])]
               for name, c in costs.items()}
-    return {"n": n, "rounds": rounds, "costs": costs, "ratios": ratios,
-            "floors": {case.name: case.floor for case in cases}}
+    out = {"n": n, "rounds": rounds, "costs": costs, "ratios": ratios,
+           "floors": {case.name: case.floor for case in cases}}
+    if baseline is not None:
+        out["baseline_ratios"] = {name: [b / f for b, f in zip(c["baseline"], c["floor"])]
+                                  for name, c in costs.items()}
+        out["against_baseline"] = {
+            name: [a / b for a, b in zip(c["asyncbatch"], c["baseline"])]
+            for name, c in costs.items()}
+    return out
 
 
 def memory_per_record(n: int, cases: tuple[Case, ...] = CASES) -> dict[str, float]:
@@ -299,6 +327,21 @@ def render(cost: dict[str, Any], memory: dict[str, float], cold: dict[str, Any])
             f"{cost['floors'][name]} | {statistics.median(pair['floor']):.2f} | "
             f"{ratio}x | {spread.replace(' - ', 'x - ')}x | {met} | "
             f"{'' if mem is None else f'{mem:.0f}'} |")
+    if "against_baseline" in cost:
+        lines += [
+            "",
+            "## Against a baseline",
+            "",
+            "Another version of asyncbatch (`--baseline`), in the same rounds: its ratio to "
+            "the same floor, and this version's CPU over the baseline's, paired by round.",
+            "",
+            "| source | baseline x floor (median) | range | this / baseline (median) | range |",
+            "|---|---|---|---|---|",
+        ]
+        for name in cost["costs"]:
+            base, base_spread = _median_range(cost["baseline_ratios"][name], ".2f")
+            mine, mine_spread = _median_range(cost["against_baseline"][name], ".2f")
+            lines.append(f"| {name} | {base}x | {base_spread} | {mine} | {mine_spread} |")
     extra, spread = _median_range(cold["extra_ms"], ".1f")
     met = "met" if statistics.median(cold["extra_ms"]) <= COLDSTART_GOAL_MS else "not met"
     lines += [
@@ -363,6 +406,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 9)")
     parser.add_argument("--only", metavar="PREFIX",
                         help="only the sources whose name starts with PREFIX")
+    parser.add_argument("--baseline", type=Path, metavar="TREE",
+                        help="also run the asyncbatch of TREE (a checkout, e.g. of main), "
+                             "paired in the same rounds")
     parser.add_argument("--coldstart-reps", type=int, help="cold-start pairs (default 15)")
     parser.add_argument("--out", type=Path, default=RESULTS / "sources.md",
                         help="the markdown file to write (the plot goes beside it)")
@@ -372,7 +418,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     rounds = args.rounds or rounds
     reps = args.coldstart_reps or reps
     cases = tuple(c for c in CASES if args.only is None or c.name.startswith(args.only))
-    cost = per_record(n, rounds, cases)
+    baseline = load_baseline(args.baseline) if args.baseline is not None else None
+    cost = per_record(n, rounds, cases, baseline)
     memory = memory_per_record(n, cases)
     cold = coldstart(reps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
