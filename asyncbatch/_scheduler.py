@@ -60,6 +60,7 @@ __all__ = ["BatchRun", "Run", "Settings", "StopFlag", "pool", "validation_error"
 
 _PENDING_BYTE = bytes([PENDING])
 _SUCCEEDED_BYTE = bytes([SUCCEEDED])
+_SETTLE_CHUNK = 1 << 16
 
 #: the longest a run waits, shielded, to give idempotency claims back after a cancellation
 CLAIMS_BOUND = 5.0
@@ -1045,7 +1046,9 @@ class BatchRun(Run):
         indices, unstarted, _ = fast
         status = self.status
         taken = len(status) - length_hint(indices)
-        status[:taken] = status[:taken].replace(_PENDING_BYTE, _SUCCEEDED_BYTE)
+        for start in range(0, taken, _SETTLE_CHUNK):  # (by chunks: no copy of the whole)
+            end = min(start + _SETTLE_CHUNK, taken)
+            status[start:end] = status[start:end].replace(_PENDING_BYTE, _SUCCEEDED_BYTE)
         for index in unstarted:
             status[index] = PENDING
 
