@@ -32,18 +32,11 @@ from ._processor import (
     process_partial_response,
 )
 from ._rate import RateLimit
-from ._records import (
-    DynamoDBRecord,
-    FirehoseRecord,
-    KafkaRecord,
-    KinesisRecord,
-    Record,
-    SQSRecord,
-)
+from ._records import Record
 from ._report import BatchReport, Outcome
 from ._response import InvalidResponseError
 from ._retry import Retry, TransientError, is_transient
-from ._sources import DROPPED, EventType, FirehoseResult
+from ._sources import EventType
 from ._stream import Stream
 from ._windows import Window, WindowReducer
 
@@ -61,6 +54,15 @@ if _TYPE_CHECKING:
         InMemoryIdempotencyStore,
         Replay,
     )
+    from ._sources import (
+        DROPPED,
+        DynamoDBRecord,
+        FirehoseRecord,
+        FirehoseResult,
+        KafkaRecord,
+        KinesisRecord,
+        SQSRecord,
+    )
 
 # Loaded on first use: idempotency needs json, hashlib and logging, which a cold start
 # that does not use it should not pay for.
@@ -77,6 +79,11 @@ _LAZY = {name: "._idempotency" for name in (
     "InMemoryIdempotencyStore",
     "Replay",
 )}
+# Each source's descriptor and view load with the first batch of that source (an SQS
+# cold start never loads Kafka's, Kinesis', DynamoDB's or Firehose's).
+_LAZY.update((name, "._sources") for name in (
+    "DROPPED", "DynamoDBRecord", "FirehoseRecord", "FirehoseResult", "KafkaRecord",
+    "KinesisRecord", "SQSRecord"))
 
 
 def __getattr__(name: str) -> _Any:

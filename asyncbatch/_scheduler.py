@@ -58,6 +58,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchRun", "Run", "Settings", "StopFlag", "pool", "validation_error"]
 
+_PENDING_BYTE = bytes([PENDING])
+_SUCCEEDED_BYTE = bytes([SUCCEEDED])
+_SETTLE_CHUNK = 1 << 16
+
 #: the longest a run waits, shielded, to give idempotency claims back after a cancellation
 CLAIMS_BOUND = 5.0
 
@@ -780,9 +784,15 @@ class BatchRun(Run):
         self.window = window
         self.reducer = settings.reducer
         self.state: Any = window.state if window is not None else None
+        # the fast path's run (see _independent_worker): the indices, the records taken
+        # but not started, the workers' slots
+        self._fast: Optional[tuple[Any, list[int], list[list[int]]]] = None
 
     def running_identifiers(self) -> list[Any]:
-        return [self.identifiers[i] for i, code in enumerate(self.status) if code == RUNNING]
+        running = {i for i, code in enumerate(self.status) if code == RUNNING}
+        if self._fast is not None:  # the fast path writes no status while a handler runs
+            running.update(slot[0] for slot in self._fast[2] if slot[0] >= 0)
+        return [self.identifiers[i] for i in sorted(running)]
 
     def fail_all(self, exc: BaseException) -> None:
         """Fail every record with ``exc`` before anything runs (a dependency of the whole
@@ -953,7 +963,14 @@ class BatchRun(Run):
                                            Callable[[], bool]]:
         """The hottest path: independent records (SQS standard), no option that costs per
         record. The record run is inlined in the worker loop: one coroutine per record
-        (the handler's) and one status byte; a clock read only when there is a deadline."""
+        (the handler's), no status byte (``_settle_fast`` fills the statuses in once,
+        after the run) and a clock read only when there is a deadline.
+
+        While the run goes, a record's status is written only when it leaves the common
+        case: ``RUNNING`` when its handler failed (until the failure settles) or was
+        cancelled by us; taken but not started (the stop flag, the deadline), it is noted
+        in ``unstarted``. Each worker shows the record it runs in its slot (``-1``: none)
+        for ``running_identifiers``."""
         status = self.status
         records = self.records
         results = self.results
@@ -967,47 +984,80 @@ class BatchRun(Run):
         new = object.__new__
         indices = iter(range(len(records)))
         leak_check = self.backend.leak_check
+        unstarted: list[int] = []
+        slots: list[list[int]] = []
+        self._fast = (indices, unstarted, slots)
 
         clock = deadline.clock if deadline is not None else None
         soft = deadline.soft if deadline is not None else math.inf
 
         async def worker(crew: Crew) -> None:
             leaked = leak_check()  # a cancel request user code left on this worker's task
-            for index in indices:
-                if flag.is_set:
-                    return
-                if clock is not None and clock() >= soft:  # by clock: see _past_soft
-                    self._deadline_stop()
-                    return
-                status[index] = RUNNING
-                record = new(view)  # a view without a Python-level __init__
-                record.raw = records[index]
-                try:
-                    result = await call(record)
-                except Exception as exc:
-                    if leaked is not None and leaked():
-                        await self._absorb_leak()
-                    await failed(index, None, exc, 1)
-                except cancelled as exc:
-                    if self._is_real_cancel():
-                        raise
-                    await failed(index, None, self._own_cancel_error(index, exc), 1)
-                else:
-                    status[index] = SUCCEEDED
-                    if result is not None:
-                        results[index] = result
-                    if leaked is not None and leaked():
-                        await self._absorb_leak()
-                if not index % YIELD_EVERY:
-                    await yield_now()
+            slot = [-1]
+            slots.append(slot)
+            try:
+                for index in indices:
+                    if flag.is_set:
+                        unstarted.append(index)
+                        return
+                    if clock is not None and clock() >= soft:  # by clock: see _past_soft
+                        unstarted.append(index)
+                        self._deadline_stop()
+                        return
+                    slot[0] = index
+                    record = new(view)  # a view without a Python-level __init__
+                    record.raw = records[index]
+                    try:
+                        result = await call(record)
+                    except Exception as exc:
+                        slot[0] = -1
+                        status[index] = RUNNING  # until the failure settles
+                        if leaked is not None and leaked():
+                            await self._absorb_leak()
+                        await failed(index, None, exc, 1)
+                    except cancelled as exc:
+                        if self._is_real_cancel():
+                            status[index] = RUNNING  # cancelled running: _finalise says so
+                            raise
+                        slot[0] = -1
+                        status[index] = RUNNING
+                        await failed(index, None, self._own_cancel_error(index, exc), 1)
+                    else:
+                        if result is not None:
+                            results[index] = result
+                        if leaked is not None and leaked():
+                            slot[0] = -1
+                            await self._absorb_leak()
+                    if not index % YIELD_EVERY:
+                        slot[0] = -1
+                        await yield_now()
+            finally:
+                slot[0] = -1
 
         return worker, lambda: length_hint(indices) > 0
+
+    def _settle_fast(self) -> None:
+        """After ``_independent_worker``'s run: every record taken and still ``PENDING``
+        succeeded, in one C-speed pass; the ones taken but not started stay pending."""
+        fast = self._fast
+        if fast is None:
+            return
+        self._fast = None
+        indices, unstarted, _ = fast
+        status = self.status
+        taken = len(status) - length_hint(indices)
+        for start in range(0, taken, _SETTLE_CHUNK):  # (by chunks: no copy of the whole)
+            end = min(start + _SETTLE_CHUNK, taken)
+            status[start:end] = status[start:end].replace(_PENDING_BYTE, _SUCCEEDED_BYTE)
+        for index in unstarted:
+            status[index] = PENDING
 
     # -- after the run ---------------------------------------------------------------
 
     def _finalise(self) -> None:
         """Every record not finished gets its final outcome (pending ones are skipped,
         ones cancelled at the hard deadline failed); then the window state is folded."""
+        self._settle_fast()
         status = self.status
         if PENDING in status or RUNNING in status:
             reason = self.stop_reason or RecordSkippedError(

@@ -6,7 +6,8 @@
     python -m benchmarks --skip makespan --out /tmp/bench
     python -m benchmarks --report benchmarks/results/results.json   # re-render only
 
-Benchmarks: overhead, uvloop, memory, makespan, skew, coldstart, import. The run states its
+Benchmarks: overhead, uvloop, memory, makespan, skew, coldstart, import, streams,
+sources (every event source against its floor, paired in one interpreter). The run states its
 expected duration when it starts, and writes into a temporary directory: the results
 replace the previous ones only when every benchmark has finished.
 """
@@ -84,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print("issue 14 targets:")
         print("\n".join(targets_table(rows)))
+        print()
+    if "sources" in selected and (out / "sources.md").exists():
+        table = [line for line in (out / "sources.md").read_text(encoding="utf-8").splitlines()
+                 if line.startswith("|")]
+        print("issue 23, every source against its floor (sources.md):")
+        print("\n".join(table))
         print()
     print(out / "RESULTS.md")
     return 0

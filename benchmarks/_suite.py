@@ -28,7 +28,7 @@ __all__ = ["BENCHMARKS", "FULL", "KAFKA_CONTENDERS", "QUICK", "Settings", "run_s
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ("overhead", "uvloop", "memory", "makespan", "skew", "coldstart", "import",
-              "streams")
+              "streams", "sources")
 
 # asyncbatch_ctx: asyncbatch given a Lambda-like context whose deadline is far away (it
 # then reads the clock before each record).
@@ -637,6 +637,11 @@ def run_suite(settings: Settings, selected: Iterable[str], out: Path, *, quick: 
 
             log("streams: stream() against a bare pool, aiometer and aiostream")
             streams.main((["--quick"] if quick else []) + ["--out", str(work / "streams.md")])
+        if "sources" in chosen:  # in this interpreter too: asyncbatch and its floor paired
+            from . import sources
+
+            log("sources: every event source against the bare pool of its shape (issue 23)")
+            sources.main((["--quick"] if quick else []) + ["--out", str(work / "sources.md")])
         data["duration_s"] = time.perf_counter() - started
         data["machine"]["loadavg_end"] = list(os.getloadavg()) \
             if hasattr(os, "getloadavg") else None

@@ -520,6 +520,9 @@ def test_a_handler_that_ignores_cancellation_is_reported_with_a_warning(
         with caplog.at_level(logging.WARNING, logger="asyncbatch"):
             report = await processor.process(numbered_sqs(2), handle, LambdaContext(remaining=2.0))
         assert any("did not finish cancelling" in r.getMessage() for r in caplog.records)
+        # both named, though the fast path writes no status while a handler runs
+        assert any("2 handler(s) did not finish cancelling" in r.getMessage()
+                   for r in caplog.records)
         # it ran to its end: it succeeded, nothing is lost
         assert len(report.succeeded) + len(report.failed) == 2
 

@@ -14,18 +14,20 @@ its descriptor, registered in ``SOURCES`` below, and its tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Optional, Union
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._errors import ConfigurationError, InvalidEventError, safe_repr
 from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
-from .dynamodb import DYNAMODB, DynamoDBRecord
-from .firehose import DROPPED, FIREHOSE, FirehoseRecord, FirehoseResult
 from .iterable import ITEMS
-from .kafka import KAFKA, KafkaRecord
-from .kinesis import KINESIS, KinesisRecord
-from .pipes import read_pipe_batch
-from .sqs import SQS, SQSRecord
+
+if TYPE_CHECKING:
+    from .dynamodb import DynamoDBRecord
+    from .firehose import DROPPED, FirehoseRecord, FirehoseResult
+    from .kafka import KafkaRecord
+    from .kinesis import KinesisRecord
+    from .sqs import SQSRecord
 
 __all__ = [
     "DROPPED",
@@ -50,16 +52,100 @@ __all__ = [
     "split_event",
 ]
 
-#: every source, by event type
-SOURCES: dict[EventType, Source] = {
-    source.event_type: source for source in (SQS, KINESIS, DYNAMODB, KAFKA, FIREHOSE)
+# Each source's module is imported when a batch first needs it (a cold start that
+# handles SQS never loads the Kafka, Kinesis, DynamoDB or Firehose descriptors): its
+# module and descriptor, by event type.
+_MODULES: dict[EventType, tuple[str, str]] = {
+    EventType.SQS: (".sqs", "SQS"),
+    EventType.KINESIS: (".kinesis", "KINESIS"),
+    EventType.DYNAMODB_STREAMS: (".dynamodb", "DYNAMODB"),
+    EventType.KAFKA: (".kafka", "KAFKA"),
+    EventType.FIREHOSE: (".firehose", "FIREHOSE"),
+}
+# eventSource value -> event type; a record's for SQS/Kinesis/DynamoDB, the event's for
+# Kafka (each descriptor's ``event_sources``: a test keeps the two alike)
+_BY_EVENT_SOURCE: dict[str, EventType] = {
+    "aws:sqs": EventType.SQS,
+    "aws:kinesis": EventType.KINESIS,
+    "aws:dynamodb": EventType.DYNAMODB_STREAMS,
+    "aws:kafka": EventType.KAFKA,
+    "SelfManagedKafka": EventType.KAFKA,
+    "aws:SelfManagedKafka": EventType.KAFKA,
+}
+_EVENT_LEVEL = ("aws:kafka", "SelfManagedKafka", "aws:SelfManagedKafka")
+# the public names of the sources' modules, loaded with their module
+_LAZY = {
+    "SQSRecord": ".sqs", "KinesisRecord": ".kinesis", "DynamoDBRecord": ".dynamodb",
+    "KafkaRecord": ".kafka", "FirehoseRecord": ".firehose", "FirehoseResult": ".firehose",
+    "DROPPED": ".firehose",
 }
 
-# eventSource value -> source; a record's for SQS/Kinesis/DynamoDB, the event's for Kafka
-_BY_EVENT_SOURCE: dict[str, Source] = {
-    name: source for source in SOURCES.values() for name in source.event_sources
-}
-_EVENT_LEVEL = tuple(KAFKA.event_sources)
+
+def _import(module: str) -> Any:
+    """A source's module; its public names report ``asyncbatch`` as their module from
+    the moment it is loaded, however it was reached (see ``_public``)."""
+    loaded = importlib.import_module(module, __name__)
+    names = [name for name, where in _LAZY.items() if where == module]
+    from .._public import publish
+
+    publish({"__name__": "asyncbatch", **{name: getattr(loaded, name) for name in names}},
+            names)
+    return loaded
+
+
+def _load(event_type: EventType) -> Source:
+    module, name = _MODULES[event_type]
+    source: Source = getattr(_import(module), name)
+    return source
+
+
+class _Sources(Mapping[EventType, Source]):
+    """Every source by event type, each descriptor's module imported on first use."""
+
+    __slots__ = ("_loaded",)
+
+    def __init__(self) -> None:
+        self._loaded: dict[EventType, Source] = {}
+
+    def __getitem__(self, event_type: EventType) -> Source:
+        try:
+            return self._loaded[event_type]
+        except KeyError:
+            if event_type not in _MODULES:
+                raise
+        source = self._loaded[event_type] = _load(event_type)
+        return source
+
+    def __iter__(self) -> Iterator[EventType]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+    def __contains__(self, event_type: object) -> bool:
+        return event_type in _MODULES
+
+    def __repr__(self) -> str:
+        return f"SOURCES({', '.join(t.value for t in _MODULES)})"
+
+
+#: every source, by event type
+SOURCES: Mapping[EventType, Source] = _Sources()
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import(module), name)
+    globals()[name] = value
+    return value
+
+
+def _firehose_event(event: Mapping[str, Any]) -> bool:
+    """A Firehose transformation event: ``deliveryStreamArn`` and ``records`` (as
+    ``FirehoseSource.recognises`` says, without importing it)."""
+    return "deliveryStreamArn" in event and "records" in event
 
 
 def source_for(event_type: Union[EventType, str]) -> Source:
@@ -96,9 +182,9 @@ def _detect(event: Mapping[str, Any]) -> Source:
     SQS: it reports nothing whatever its source)."""
     top = event.get("eventSource")
     if isinstance(top, str) and top in _EVENT_LEVEL:
-        return _BY_EVENT_SOURCE[top]
-    if FIREHOSE.recognises(event):
-        return FIREHOSE
+        return SOURCES[EventType.KAFKA]
+    if _firehose_event(event):
+        return SOURCES[EventType.FIREHOSE]
     if "Records" not in event and isinstance(event.get("records"), Mapping):
         raise InvalidEventError(
             f"the event has 'records' but eventSource={safe_repr(top):.80}: a Kafka event "
@@ -106,14 +192,14 @@ def _detect(event: Mapping[str, Any]) -> Source:
             f"source ({', '.join(map(repr, _EVENT_LEVEL))}); pass event_type= to the processor")
     records = split_event(event)
     if not records:
-        return SQS
+        return SOURCES[EventType.SQS]
     first = records[0]
     if not isinstance(first, Mapping):
         raise InvalidEventError(
             f"Records[0] is a {type(first).__name__}, not a mapping", index=0)
     name = first.get("eventSource")
     found = _BY_EVENT_SOURCE.get(name) if isinstance(name, str) else None
-    if found is None or found is KAFKA:
+    if found is None or found is EventType.KAFKA:
         known = ", ".join(sorted(n for n in _BY_EVENT_SOURCE if n not in _EVENT_LEVEL))
         raise InvalidEventError(
             f"cannot tell the event source: Records[0] has eventSource={safe_repr(name):.80} "
@@ -121,7 +207,7 @@ def _detect(event: Mapping[str, Any]) -> Source:
             f"{known}); pass event_type= to the processor",
             index=0,
         )
-    return found
+    return SOURCES[found]
 
 
 def _check_source(event: Mapping[str, Any], source: Source) -> None:
@@ -135,11 +221,11 @@ def _check_source(event: Mapping[str, Any], source: Source) -> None:
         name = first.get("eventSource") if isinstance(first, Mapping) else None
     found = _BY_EVENT_SOURCE.get(name) if isinstance(name, str) else None
     where = f"eventSource {name!r}"
-    if found is None and FIREHOSE.recognises(event):
-        found, where = FIREHOSE, "it has a deliveryStreamArn"
-    if found is None or found is source:
+    if found is None and _firehose_event(event):
+        found, where = EventType.FIREHOSE, "it has a deliveryStreamArn"
+    if found is None or found is source.event_type:
         return
-    mine, theirs = source.event_type.value, found.event_type.value
+    mine, theirs = source.event_type.value, found.value
     raise InvalidEventError(
         f"the processor is made for {mine} events (event_type={mine!r}) but this event "
         f"comes from {theirs} ({where}); make the processor with "
@@ -157,6 +243,8 @@ def read_event(event: Any, event_type: Optional[EventType], *, fifo_stop_batch: 
     ``ConfigurationError`` (an ``ordering`` the source does not take) before any handler
     runs."""
     if isinstance(event, list):
+        from .pipes import read_pipe_batch
+
         source, records = read_pipe_batch(event, event_type)
     elif not isinstance(event, Mapping):
         raise InvalidEventError(
