@@ -51,7 +51,7 @@ else:  # pragma: no cover - exercised on 3.9 and 3.10
     from exceptiongroup import ExceptionGroup
 
 if TYPE_CHECKING:
-    from ._report import BatchReport
+    from ._core.report import BatchReport
 
 __all__ = [
     "AsyncBatchError",

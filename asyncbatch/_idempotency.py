@@ -41,15 +41,15 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
+from ._core.retry import Retry, TransientError
 from ._errors import ConfigurationError, RecordError, describe, exception_text, safe_repr
 from ._frozen import Frozen
-from ._retry import Retry, TransientError
 
 if TYPE_CHECKING:
     import anyio
 
-    from ._handlers import ThreadCall
-    from ._records import Record
+    from ._core.handlers import ThreadCall
+    from ._sources import Record
 
 __all__ = [
     "BatchIdempotency",

@@ -16,7 +16,7 @@ a shared machine, hence fresh interpreters, round-robin repetitions and medians.
 
 Contenders: fixed limits, ``concurrency="auto"`` (``WindowedLimit(AIMDLimit())``),
 ``GradientLimit(max=200)``, and variants of them defined here (the proposals of the
-report; ``asyncbatch/_limits.py`` is not modified). Each run is one fresh interpreter
+report; ``asyncbatch/_core/limits.py`` is not modified). Each run is one fresh interpreter
 (``python -m benchmarks.adaptive --worker``, JSON in, JSON out), with a fresh limit: the
 cold start of a Lambda container. Writes ``results/adaptive.md`` and ``adaptive.png``.
 """
@@ -622,7 +622,7 @@ def findings(result: Result) -> list[str]:
                    f"with {windowed.throttled:,.0f} throttled calls.")
     out += [
         "",
-        "**Proposal for `asyncbatch/_limits.py`** (not changed here): add the `Windowed` "
+        "**Proposal for `asyncbatch/_core/limits.py`** (not changed here): add the `Windowed` "
         "wrapper of this file (about 40 lines: a window closes after >= 10 calls spanning "
         ">= their mean round-trip time and hands the wrapped limit one sample: mean "
         "round-trip time, largest in-flight count, whether any call was dropped; before "

@@ -138,7 +138,7 @@ async def test_a_sync_call_cancelled_before_its_thread_started_leaves_no_thread(
     ``ThreadCall``, which says when it ended."""
     import anyio
 
-    from asyncbatch._handlers import abandoned_thread, in_thread
+    from asyncbatch._core.handlers import abandoned_thread, in_thread
 
     busy = threading.Event()
     release = threading.Event()

@@ -12,7 +12,7 @@ from trio.testing import MockClock
 
 import asyncbatch
 from asyncbatch import AIMDLimit, GradientLimit, Retry, TransientError
-from asyncbatch._limits import Gate
+from asyncbatch._core.limits import Gate
 from asyncbatch.testing._events import make_event, position
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import asyncbatch
 from asyncbatch import AIMDLimit
-from asyncbatch._limits import acquire_gate, release_gate
+from asyncbatch._core.limits import acquire_gate, release_gate
 from asyncbatch.testing import sqs_event
 
 WAIT = 30  # seconds before a test gives up on an event that should come

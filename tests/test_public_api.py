@@ -18,7 +18,7 @@ import pytest
 
 import asyncbatch
 from asyncbatch import ConfigurationError, Hooks
-from asyncbatch._hooks import HOOK_METHODS, coerce_hooks, implemented_hooks
+from asyncbatch._core.hooks import HOOK_METHODS, coerce_hooks, implemented_hooks
 
 FIXED = {  # SEMANTICS.md: users' code depends on these names
     "AsyncBatchProcessor", "EventType", "BatchReport", "BatchFailedError",
@@ -398,7 +398,7 @@ def test_hooks_typing_accepts_partial_objects(tmp_path: Path) -> None:
     snippet = tmp_path / "hooks_typing.py"
     snippet.write_text(
         "from typing import Any\n"
-        "from asyncbatch._hooks import HooksLike\n"
+        "from asyncbatch._core.hooks import HooksLike\n"
         "class One:\n"
         "    def batch_finished(self, r: Any) -> None: ...\n"
         "class Nothing:\n"

@@ -9,7 +9,12 @@ from decimal import Decimal
 import pytest
 
 import asyncbatch
-from asyncbatch._dynamodb import DynamoDBJSONError, canonical_key, deserialize, serialize
+from asyncbatch._sources.dynamodb_json import (
+    DynamoDBJSONError,
+    canonical_key,
+    deserialize,
+    serialize,
+)
 from asyncbatch.testing._events import ddb_record, kinesis_record, sqs_record
 
 

@@ -17,7 +17,7 @@ from trio.testing import MockClock
 
 import asyncbatch
 from asyncbatch import ConfigurationError, Failure, Retry, TransientError
-from asyncbatch._hooks import implemented_hooks
+from asyncbatch._core.hooks import implemented_hooks
 from asyncbatch.telemetry import EMFHooks
 from asyncbatch.telemetry.emf import METRICS
 from asyncbatch.testing import LambdaContext

@@ -10,7 +10,7 @@ import pytest
 
 import asyncbatch
 from asyncbatch import ConfigurationError, Retry, TransientError
-from asyncbatch._hooks import implemented_hooks
+from asyncbatch._core.hooks import implemented_hooks
 from asyncbatch.telemetry import OpenTelemetryHooks
 from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import make_event, position

@@ -44,7 +44,6 @@ __all__ = [
     "SourcePolicy",
     "coerce_event_type",
     "read_event",
-    "resolve_policy",
     "ITEMS",
     "source_for",
     "split_event",
@@ -189,10 +188,3 @@ def split_event(event: Any) -> list[Any]:
     if not isinstance(records, list):
         raise InvalidEventError(f"the event's 'Records' is a {type(records).__name__}, not a list")
     return records
-
-
-def resolve_policy(records: list[Any], event_type: Optional[EventType]) -> Source:
-    """The source of these ``Records``: the given type, or the one they name."""
-    if event_type is not None:
-        return SOURCES[event_type]
-    return _detect({"Records": records})

@@ -19,7 +19,7 @@ from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from .._report import BatchReport
+    from .._core.report import BatchReport
 
 __all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
 

@@ -16,9 +16,9 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Optional
 
-from .._dynamodb import DynamoDBJSONError, canonical_key, deserialize_item, serialize_item
 from .._errors import InvalidEventError, RecordDecodeError
 from ._base import _EMPTY, EventType, Plan, Record, Source, bad, stream_plan
+from .dynamodb_json import DynamoDBJSONError, canonical_key, deserialize_item, serialize_item
 
 __all__ = ["DYNAMODB", "DynamoDBRecord", "DynamoDBSource"]
 

@@ -28,7 +28,7 @@ from .._errors import ConfigurationError, InvalidEventError
 from ._base import EventType, FailureMode, Plan, Record, Source, payload_bytes
 
 if TYPE_CHECKING:
-    from .._report import BatchReport
+    from .._core.report import BatchReport
 
 __all__ = ["DROPPED", "FIREHOSE", "FirehoseRecord", "FirehoseResult", "FirehoseSource",
            "RecordId", "data_key", "encode_data"]

@@ -41,9 +41,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Callable, Optional
 
+from .._core.retry import TransientError
 from .._errors import ConfigurationError
 from .._idempotency import IN_PROGRESS, IdempotencyItem
-from .._retry import TransientError
 from ._common import error_code as _error_code
 from ._common import require_asyncio
 

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from .._handlers import Handler
+    from .._core.handlers import Handler
     from .sweep import Dependency, Level, LevelResult
 
 __all__ = ["add_parser"]
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .._retry import Retry
+    from .._core.retry import Retry
     from .sweep import (
         BenchError,
         Dependency,

@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import anyio
 
+from .._core.handlers import Handler
+from .._core.hooks import Hooks
+from .._core.limits import AIMDLimit, ConcurrencyLimit, GradientLimit
+from .._core.retry import Retry, TransientError
 from .._errors import exception_text, type_name
-from .._handlers import Handler
-from .._hooks import Hooks
-from .._limits import AIMDLimit, ConcurrencyLimit, GradientLimit
-from .._retry import Retry, TransientError
 from ._interrupt import run_interruptible
 
 if TYPE_CHECKING:
-    from .._records import Record
+    from .._sources import Record
 
 __all__ = [
     "BenchError",
@@ -246,7 +246,7 @@ class Dependency:
 
 def load_handler(spec: str) -> Handler:
     """``module:function`` or ``path/to/file.py:function`` to an async function."""
-    from .._processor import _is_async_callable
+    from .._core.processor import _is_async_callable
     from ._common import load_callable
 
     try:
@@ -484,8 +484,8 @@ async def run_level(
     seconds while it runs. ``limit`` overrides the limit ``level`` would make;
     ``record_timeout`` is the processor's per-record ``timeout``; ``rate`` a rate limit
     (handler calls started per second). ``event`` may be a stream workload (``Items``)."""
-    from .._processor import AsyncBatchProcessor
-    from .._rate import RateLimit
+    from .._core.processor import AsyncBatchProcessor
+    from .._core.rate import RateLimit
 
     concurrency = make_concurrency(level) if limit is None else limit
     hooks = _Progress()

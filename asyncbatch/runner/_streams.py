@@ -21,9 +21,9 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._dynamodb import DynamoDBJSONError
 from .._errors import ConfigurationError
 from .._sources.dynamodb import DYNAMODB
+from .._sources.dynamodb_json import DynamoDBJSONError
 from .._sources.kinesis import KINESIS
 from ._checkpoint import CheckpointStore, MemoryCheckpointStore
 from ._core import BatchResult, Env, Invocation, Source, Wakeup, check_positive, shielded

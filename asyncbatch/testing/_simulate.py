@@ -30,14 +30,14 @@ from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from .._core.report import identity_key
 from .._errors import exception_text
-from .._report import identity_key
 from .._response import InvalidResponseError, reported_identifiers
 from .._sources import EventType
 from ._context import LambdaContext
 
 if TYPE_CHECKING:
-    from .._processor import AsyncBatchProcessor
+    from .._core.processor import AsyncBatchProcessor
 
 __all__ = ["Invocation", "InvalidResponseError", "Simulation", "simulate", "simulate_lambda"]
 
@@ -301,8 +301,8 @@ async def simulate(
     Every record failing (``BatchFailedError``) fails the whole batch, as Lambda sees it.
     A malformed event or a bad handler raises at once (``InvalidEventError``,
     ``ConfigurationError``)."""
+    from .._core.processor import AsyncBatchProcessor, async_process_partial_response
     from .._errors import BatchFailedError
-    from .._processor import AsyncBatchProcessor, async_process_partial_response
 
     if processor is None:
         processor = AsyncBatchProcessor()

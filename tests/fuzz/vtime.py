@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 
 import anyio.to_thread
 
-import asyncbatch._backends
+import asyncbatch._core.backends
 
 __all__ = ["BACKENDS", "Deadlock", "ThreadJob", "Tracker", "VirtualLoop", "current_job",
            "install_thread_tracking", "run_on", "trio_driver", "use_backend"]
@@ -41,12 +41,12 @@ def use_backend(backend: str) -> Iterator[None]:
     """The one place that chooses asyncbatch's backend (and puts the choice back after):
     native asyncio (``"asyncio"``), anyio on asyncio (``"anyio"``), or trio (anyio on
     trio, chosen by the running loop)."""
-    saved = asyncbatch._backends.FORCE_ANYIO
-    asyncbatch._backends.FORCE_ANYIO = backend == "anyio"
+    saved = asyncbatch._core.backends.FORCE_ANYIO
+    asyncbatch._core.backends.FORCE_ANYIO = backend == "anyio"
     try:
         yield
     finally:
-        asyncbatch._backends.FORCE_ANYIO = saved
+        asyncbatch._core.backends.FORCE_ANYIO = saved
 
 
 class Deadlock(RuntimeError):

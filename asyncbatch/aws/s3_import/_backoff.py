@@ -10,8 +10,8 @@ import anyio
 from ._errors import ImportDeadlineError
 
 if TYPE_CHECKING:
-    from ..._deadline import Deadline
-    from ..._retry import Retry
+    from ..._core.deadline import Deadline
+    from ..._core.retry import Retry
 
 __all__ = ["Backoff", "error_code"]
 

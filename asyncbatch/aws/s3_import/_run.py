@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import anyio
 
+from ..._core.pool import StopFlag, pool
 from ..._errors import _bounded, exception_text
-from ..._scheduler import StopFlag, pool
 from ._backoff import Backoff, error_code
 from ._csv import CsvRecords
 from ._errors import CsvDecodeError, CsvHeaderError, ImportDeadlineError, S3MoveError
@@ -29,7 +29,7 @@ from ._summary import publish
 from ._write import Writer
 
 if TYPE_CHECKING:
-    from ..._deadline import Deadline
+    from ..._core.deadline import Deadline
     from ._event import S3Object
     from ._importer import Clients, S3CsvImporter
 

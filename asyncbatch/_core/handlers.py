@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
 from typing import Any, Callable, Optional
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 __all__ = ["Handler", "ThreadCall", "abandoned_thread", "bind_handler", "context_style",
            "is_async_callable", "is_record_model", "parsed", "record_model_sources"]

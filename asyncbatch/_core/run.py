@@ -1,4 +1,4 @@
-"""The one scheduler: a run of records on the worker pool of ``_pool.py``.
+"""The one scheduler: a run of records on the worker pool of ``pool.py``.
 
 ``Run`` is what every record goes through, whatever feeds it: model parsing, an
 idempotency claim, the stop rules, the adaptive gate and the rate limit, the handler call
@@ -8,10 +8,10 @@ timers and the claims given back after a cancellation. Two feeds run on it:
 - ``BatchRun`` (here): the records of one Lambda event, either one by one (independent
   records) or as lanes (records that must run one at a time, in order, scheduled record
   by record: the ready lane head of lowest rank first); outcomes kept in compact arrays.
-- ``StreamRun`` (``_stream.py``): the items of any iterable, read lazily, keyed items one
+- ``StreamRun`` (``stream.py``): the items of any iterable, read lazily, keyed items one
   at a time per key; outcomes handed back as they settle.
 
-It runs over a backend seam (``_backends.py``): native asyncio or anyio, one code path.
+It runs over a backend seam (``backends.py``): native asyncio or anyio, one code path.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from contextlib import asynccontextmanager
 from operator import length_hint
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._backends import current_backend
-from ._errors import (
+from .._errors import (
     CallbackError,
     DeadlineExceededError,
     HandlerCancelledError,
@@ -36,25 +35,25 @@ from ._errors import (
     SinkError,
     describe,
 )
-from ._frozen import Frozen
-from ._handlers import abandoned_thread
-from ._hooks import Failure
-from ._limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
-from ._pool import YIELD_EVERY, Crew, StopFlag, pool, run_workers
-from ._report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
-from ._retry import is_transient
-from ._sources import FailureMode
+from .._frozen import Frozen
+from .._sources import FailureMode
+from .backends import current_backend
+from .handlers import abandoned_thread
+from .hooks import Failure
+from .limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
+from .pool import YIELD_EVERY, Crew, StopFlag, pool, run_workers
+from .report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
+from .retry import is_transient
 
 if TYPE_CHECKING:
-    from ._backends import Backend, Scope
-    from ._deadline import Deadline
-    from ._hooks import FailureSink, Hooks
-    from ._idempotency import BatchIdempotency
-    from ._rate import RateLimit
-    from ._records import Record
-    from ._retry import Retry
-    from ._sources import Plan, SourcePolicy
-    from ._windows import Window, WindowReducer
+    from .._idempotency import BatchIdempotency
+    from .._sources import Plan, Record, SourcePolicy
+    from .._sources.windows import Window, WindowReducer
+    from .backends import Backend, Scope
+    from .deadline import Deadline
+    from .hooks import FailureSink, Hooks
+    from .rate import RateLimit
+    from .retry import Retry
 
 __all__ = ["BatchRun", "Run", "Settings", "StopFlag", "pool", "validation_error"]
 

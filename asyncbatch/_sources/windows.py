@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional, Protocol
 
-from ._errors import InvalidEventError
-from ._frozen import Frozen
+from .._errors import InvalidEventError
+from .._frozen import Frozen
 
 __all__ = ["Window", "WindowReducer", "parse_window"]
 

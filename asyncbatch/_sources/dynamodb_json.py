@@ -6,7 +6,7 @@ import binascii
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import safe_repr
+from .._errors import safe_repr
 
 if TYPE_CHECKING:
     from decimal import Decimal

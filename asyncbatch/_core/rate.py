@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 __all__ = ["RateLimit"]
 

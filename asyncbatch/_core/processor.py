@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import functools
-import threading
 import time
-from collections.abc import AsyncIterable, Awaitable, Coroutine, Hashable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Hashable, Iterable
 from operator import length_hint
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-from ._backends import current_backend, running_library
-from ._deadline import check_margins, deadlines
-from ._errors import (
+from .._errors import (
     BatchFailedError,
     ConfigurationError,
     RecordError,
@@ -20,16 +17,20 @@ from ._errors import (
     safe_repr,
     type_name,
 )
-from ._handlers import Handler
-from ._hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
-from ._limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
-from ._rate import RateLimit
-from ._report import BatchReport
-from ._retry import Retry
-from ._scheduler import BatchRun, Settings, validation_error
-from ._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
-from ._stream import Stream, StreamRun, check_items
-from ._windows import WindowReducer, parse_window
+from .._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
+from .._sources.windows import WindowReducer, parse_window
+from .backends import current_backend
+from .deadline import check_margins, deadlines
+from .handlers import Handler
+from .hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
+from .limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
+from .loop import run_blocking
+from .pool import fatal_in
+from .rate import RateLimit
+from .report import BatchReport
+from .retry import Retry
+from .run import BatchRun, Settings, validation_error
+from .stream import Stream, StreamRun, check_items
 
 __all__ = [
     "AsyncBatchProcessor",
@@ -38,9 +39,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    import asyncio
 
-    from ._idempotency import Idempotency
+    from .._idempotency import Idempotency
 
 T = TypeVar("T")
 
@@ -263,7 +263,7 @@ class AsyncBatchProcessor:
             try:
                 await run.execute()
             except BaseException as exc:
-                fatal = _fatal(exc)
+                fatal = fatal_in(exc)
                 if fatal is not None and fatal is not exc:
                     raise fatal from None  # KeyboardInterrupt / SystemExit, unwrapped
                 raise
@@ -375,12 +375,12 @@ class AsyncBatchProcessor:
             return None
         from pydantic import ValidationError
 
-        from ._handlers import is_record_model, parsed
+        from .handlers import is_record_model, parsed
 
         check_model_source(model, policy.event_type.value)
         model_input = policy.model_input
         if self.envelope is not None:
-            from ._sources.envelopes import payload_parser
+            from .._sources.envelopes import payload_parser
 
             parse_payload = payload_parser(self.envelope, model)
 
@@ -418,7 +418,7 @@ def check_model_source(model: Any, event_type: str) -> None:
     """``ConfigurationError`` when ``model`` describes the whole record of another source
     than ``event_type`` (Powertools' ``KinesisDataStreamRecord`` on SQS, or any model with
     another source's record fields): every record would fail its validation, forever."""
-    from ._handlers import _POWERTOOLS_RECORD_MODELS, record_model_sources
+    from .handlers import _POWERTOOLS_RECORD_MODELS, record_model_sources
 
     sources = record_model_sources(model)
     if not sources or event_type in sources or event_type == EventType.ITERABLE.value:
@@ -439,7 +439,7 @@ def _envelope(envelope: Any, model: Any) -> Optional[str]:
     ``ConfigurationError`` saying what to do when it cannot apply."""
     if envelope is None:
         return None
-    from ._sources.envelopes import ENVELOPES, coerce_envelope
+    from .._sources.envelopes import ENVELOPES, coerce_envelope
 
     name = coerce_envelope(envelope)
     if name is None:
@@ -449,7 +449,7 @@ def _envelope(envelope: Any, model: Any) -> Optional[str]:
             f"envelope={envelope!r} tells model= where the payload is ({ENVELOPES[name]} "
             "inside the SQS body); give model= too, or leave envelope= unset and read the "
             "body in your handler (record.json())")
-    from ._handlers import is_record_model
+    from .handlers import is_record_model
 
     if is_record_model(model, EventType.SQS.value):
         raise ConfigurationError(
@@ -472,17 +472,6 @@ def _batch_hook(hooks: Any, name: str, *args: Any) -> None:
     except Exception as exc:
         _logger().warning("asyncbatch: hooks.%s raised %s (ignored)", name, describe(exc),
                           exc_info=exc)
-
-
-def _fatal(exc: BaseException) -> Optional[BaseException]:
-    """The ``KeyboardInterrupt`` or ``SystemExit`` inside an exception (group), if any."""
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        return exc
-    for inner in getattr(exc, "exceptions", ()):
-        found = _fatal(inner)
-        if found is not None:
-            return found
-    return None
 
 
 def _log_summary(event_type: str, report: BatchReport, log_failures: int = 10) -> None:
@@ -529,7 +518,7 @@ def _log_summary(event_type: str, report: BatchReport, log_failures: int = 10) -
 
 
 def _not_transient(exc: BaseException) -> bool:
-    from ._retry import is_transient
+    from .retry import is_transient
 
     return not is_transient(exc)
 
@@ -552,81 +541,12 @@ def _bind(handler: Any, context: Any,
     """The handler as a one-argument coroutine function: the context bound to a
     ``lambda_context`` parameter or a second positional one; a sync handler run on worker
     threads, at most ``concurrency`` at once (see ``_handlers``)."""
-    from ._handlers import bind_handler
+    from .handlers import bind_handler
 
     return bind_handler(handler, context, concurrency)
 
 
-def _with_context(handler: Handler, context: Any) -> Callable[[Any], Awaitable[Any]]:
-    from ._handlers import _with_context as with_context
-
-    return with_context(handler, context)
-
-
 # -- Lambda entry points ------------------------------------------------------------
-
-_loops = threading.local()
-
-
-class _ThreadLoop:
-    """This thread's event loop, kept across warm invocations and closed with the thread
-    (or at exit), so that no ``unclosed event loop`` warning is left behind."""
-
-    __slots__ = ("loop",)
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-
-    def __del__(self) -> None:
-        _close_loop(self.loop)
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    """This thread's event loop, created once and reused across warm invocations."""
-    import asyncio
-
-    holder: Optional[_ThreadLoop] = getattr(_loops, "holder", None)
-    if holder is None or holder.loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.holder = _ThreadLoop(loop)
-        if threading.current_thread() is threading.main_thread():
-            import atexit
-
-            atexit.register(_close_loop, loop)
-        return loop
-    return holder.loop
-
-
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel whatever is left on ``loop``, let it finish, and close the loop."""
-    if loop.is_closed() or loop.is_running():
-        return
-    import asyncio
-
-    from ._backends import closing
-
-    closing(loop)
-    try:
-        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    except BaseException:  # closing must not raise over the real error
-        pass
-    finally:
-        loop.close()
-
-
-def _discard_loop() -> None:
-    """After ``KeyboardInterrupt``/``SystemExit`` escaped the loop, tasks of the batch are
-    still on it: cancel them and close the loop, so a warm invocation starts clean."""
-    holder: Optional[_ThreadLoop] = getattr(_loops, "holder", None)
-    if holder is not None:
-        _loops.holder = None
-        _close_loop(holder.loop)
-
 
 def _finish(report: BatchReport, processor: AsyncBatchProcessor) -> dict[str, Any]:
     if report.all_failed and processor.raise_on_all_failed:
@@ -662,31 +582,6 @@ def process_partial_response(
         lambda: processor.process(event, handler, context), "process_partial_response",
         "use 'await async_process_partial_response(...)' there")
     return _finish(report, processor)
-
-
-def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]], entry: str,
-                 fix: str) -> T:
-    """Run ``factory()`` to completion from synchronous code, on this thread's event loop
-    (kept across warm invocations): the one way every sync entry point (this module's,
-    the Powertools drop-in's) runs a batch.
-
-    Inside a running event loop it refuses (``ConfigurationError`` naming ``entry`` and
-    ``fix``): blocking that loop for a whole batch would freeze every other task on it,
-    and a helper thread with a loop of its own would run the handlers away from the
-    caller's loop-bound clients and context, or deadlock on them. After a
-    ``KeyboardInterrupt`` or ``SystemExit`` the loop may still hold the batch's tasks: it
-    is discarded, so the next (warm) invocation starts clean."""
-    if running_library() is not None:
-        raise ConfigurationError(
-            f"{entry} was called inside a running event loop; {fix}; or, to keep a sync "
-            "Lambda handler, run it in a worker thread: "
-            "'await asyncio.to_thread(lambda_handler, event, context)'")
-    loop = _loop()
-    try:
-        return loop.run_until_complete(factory())
-    except (KeyboardInterrupt, SystemExit):
-        _discard_loop()
-        raise
 
 
 def _check_processor(processor: Any) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional, Union
 
-from ._errors import ConfigurationError, describe, safe_repr
+from .._errors import ConfigurationError, describe, safe_repr
 
 __all__ = ["AUTO", "Deadline", "check_margins", "deadlines"]
 

@@ -1,7 +1,7 @@
 """The worker pool under the scheduler: at most ``concurrency`` workers pull items from one
 shared feed (a list, an iterator or an async iterator) and await ``work(item)`` for each; no
 task per item, nothing gathered. The crew starts with one worker and grows on demand.
-``BatchRun`` (``_scheduler.py``) and the S3 import run on it.
+``BatchRun`` (``run.py``) and the S3 import run on it.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
-from ._backends import current_backend
+from .backends import current_backend
 
 if TYPE_CHECKING:
-    from ._backends import Backend
+    from .backends import Backend
 
-__all__ = ["YIELD_EVERY", "Crew", "StopFlag", "pool", "run_workers"]
+__all__ = ["YIELD_EVERY", "Crew", "StopFlag", "fatal_in", "pool", "run_workers"]
 
 T = TypeVar("T")
 
@@ -167,7 +167,7 @@ async def run_workers(body: Callable[[Crew], Coroutine[Any, Any, None]], limit: 
             if waiting is not None and limit > 1:
                 backend.each_turn(group, crew.turn)
     except BaseException as exc:
-        fatal = _carried(exc)
+        fatal = fatal_in(exc)
         if fatal is None:
             raise
     finally:
@@ -201,13 +201,15 @@ def _carrying_fatal(
     return guarded
 
 
-def _carried(exc: BaseException) -> Optional[BaseException]:
-    """The ``KeyboardInterrupt`` / ``SystemExit`` a worker raised, found in the task
-    group's exception (group), if any."""
+def fatal_in(exc: BaseException) -> Optional[BaseException]:
+    """The ``KeyboardInterrupt`` or ``SystemExit`` inside an exception (group), if any:
+    raised as it is, or carried out of a worker by the pool."""
     if isinstance(exc, _Fatal):
         return exc.exc
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return exc
     for inner in getattr(exc, "exceptions", ()):
-        found = _carried(inner)
+        found = fatal_in(inner)
         if found is not None:
             return found
     return None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from ._errors import ConfigurationError
-from ._frozen import Frozen
+from .._errors import ConfigurationError
+from .._frozen import Frozen
 
 if TYPE_CHECKING:
     import random

@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, runtime_checkable
 
-from ._errors import ConfigurationError, describe, safe_repr
+from .._errors import ConfigurationError, describe, safe_repr
 
 if TYPE_CHECKING:
     pass
@@ -335,7 +335,7 @@ def threadsafe_call_soon() -> Callable[[Callable[[], Any]], Any]:
     asyncio's ``loop.call_soon_threadsafe``, trio's ``TrioToken.run_sync_soon``. Raises
     when that loop is gone. (What a limit shared across threads needs to wake a waiter
     of another loop: the concurrency gate here, a shared token bucket likewise.)"""
-    from ._backends import running_library
+    from .backends import running_library
 
     if running_library() == "trio":
         import trio

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
-from ._errors import ConfigurationError
-from ._frozen import Frozen
+from .._errors import ConfigurationError
+from .._frozen import Frozen
 
 if TYPE_CHECKING:
-    from ._records import Record
-    from ._report import BatchReport
+    from .._sources import Record
+    from .report import BatchReport
 
 __all__ = ["Failure", "FailureSink", "Hooks", "HooksLike", "coerce_hooks", "implemented_hooks"]
 
@@ -204,20 +204,3 @@ def implemented_hooks(hooks: Hooks) -> frozenset[str]:
         name for name in HOOK_METHODS
         if name in instance or getattr(type(hooks), name, None) is not getattr(Hooks, name)
     )
-
-
-def _accepts_context(handler: Any) -> bool:
-    """Whether ``handler`` takes a second positional argument (the Lambda context)."""
-    import inspect
-
-    try:
-        signature = inspect.signature(handler)
-    except (TypeError, ValueError):
-        return False
-    positional = 0
-    for param in signature.parameters.values():
-        if param.kind is param.VAR_POSITIONAL:
-            return True
-        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
-            positional += 1
-    return positional >= 2

@@ -1,6 +1,6 @@
 """Any iterable through the one scheduler: ``stream()`` and ``run()``.
 
-``StreamRun`` is a feed of ``Run`` (``_scheduler.py``): workers read the input lazily (a
+``StreamRun`` is a feed of ``Run`` (``run.py``): workers read the input lazily (a
 list, a generator, an async iterator that never ends), each item goes through the same
 per-record path as a record of an event (model, idempotency, gate, rate limit, timeout,
 retries, hooks, sink, deadline), and each outcome is handed back as it settles. Nothing
@@ -29,9 +29,10 @@ from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Hasha
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from ._errors import CallbackError, RecordSkippedError, describe
-from ._pool import YIELD_EVERY, Crew, run_workers
-from ._report import (
+from .._errors import CallbackError, RecordSkippedError, describe
+from .._sources import FailureMode
+from .pool import YIELD_EVERY, Crew, run_workers
+from .report import (
     _NAMES,
     FAILED,
     PENDING,
@@ -42,13 +43,12 @@ from ._report import (
     SUNK,
     make_outcome,
 )
-from ._scheduler import Run, Settings
-from ._sources import FailureMode
+from .run import Run, Settings
 
 if TYPE_CHECKING:
-    from ._backends import Backend
-    from ._deadline import Deadline
-    from ._report import Outcome
+    from .backends import Backend
+    from .deadline import Deadline
+    from .report import Outcome
 
 __all__ = ["Stream", "StreamRun", "check_items"]
 
@@ -58,7 +58,7 @@ READ_AHEAD = 2
 
 def check_items(items: Any) -> None:
     """``ConfigurationError`` for an input that is not an iterable or async iterable."""
-    from ._errors import ConfigurationError
+    from .._errors import ConfigurationError
 
     if isinstance(items, (str, bytes, bytearray)) or not (
             hasattr(items, "__aiter__") or hasattr(items, "__iter__")):
@@ -467,7 +467,7 @@ class StreamRun(Run):
             code = SKIPPED
             self.errors[index] = self._stop_error()
         elif code == RUNNING:  # cancelled at the hard deadline
-            from ._errors import DeadlineExceededError
+            from .._errors import DeadlineExceededError
 
             code = FAILED
             self.errors[index] = DeadlineExceededError(
@@ -582,7 +582,7 @@ class Stream:
 
     async def __aenter__(self) -> Stream:
         if self._run is not None:
-            from ._errors import ConfigurationError
+            from .._errors import ConfigurationError
 
             raise ConfigurationError("a stream runs once: call processor.stream() again")
         run = self._run = await self._start()
@@ -618,9 +618,9 @@ class Stream:
         try:
             await self._group_cm.__aexit__(None, None, None)
         except BaseException as error:
-            from ._processor import _fatal
+            from .pool import fatal_in
 
-            fatal = _fatal(error)
+            fatal = fatal_in(error)
             if fatal is not None and fatal is not error:
                 raise fatal from None  # KeyboardInterrupt / SystemExit, unwrapped
             raise

@@ -9,8 +9,8 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:
-    from ._sources import EventType, Source
-    from ._windows import Window
+    from .._sources import EventType, Source
+    from .._sources.windows import Window
 
 __all__ = ["BatchReport", "Outcome"]
 
@@ -291,7 +291,7 @@ class BatchReport:
         Firehose's ``{"records": [...]}``."""
         source = self._source
         if source is None:
-            from ._sources import ITEMS, SOURCES
+            from .._sources import ITEMS, SOURCES
 
             source = self._source = SOURCES.get(self.event_type, ITEMS)
         return source.response(self)
