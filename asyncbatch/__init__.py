@@ -35,7 +35,7 @@ from ._errors import (
     ResponseTooLargeError,
     SinkError,
 )
-from ._response import InvalidResponseError
+from ._lambda.response import InvalidResponseError
 from ._sources import (
     DROPPED,
     DynamoDBRecord,

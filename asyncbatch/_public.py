@@ -19,9 +19,11 @@ __all__ = ["publish"]
 
 def publish(namespace: MutableMapping[str, Any], names: Iterable[str]) -> None:
     """Set ``__module__`` to the package's name on each class or function of ``names``
-    defined in a private module below the package (``<package>._x`` or deeper)."""
+    defined in a private module below the package (``<package>._x`` or deeper) or in a
+    private package of the library (``asyncbatch._lambda.context``, shared by two public
+    packages: the first to publish a name is its home)."""
     package = namespace["__name__"]
-    private = package + "._"
+    private = (package + "._", package.split(".")[0] + "._")
     for name in names:
         value: Any = namespace.get(name)  # a lazily loaded name is published on load
         if isinstance(value, (type, FunctionType)) \

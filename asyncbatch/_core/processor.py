@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import AsyncIterable, Awaitable, Hashable, Iterable
 from operator import length_hint
@@ -21,7 +20,7 @@ from .._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
 from .._sources.windows import WindowReducer, parse_window
 from .backends import current_backend
 from .deadline import check_margins, deadlines
-from .handlers import Handler
+from .handlers import Handler, is_async_callable
 from .hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
 from .limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from .loop import run_blocking
@@ -169,7 +168,7 @@ class AsyncBatchProcessor:
         if isinstance(log_failures, bool) or not isinstance(log_failures, int) \
                 or log_failures < 0:
             raise ConfigurationError(f"log_failures={log_failures!r}: give a whole number >= 0")
-        if sink is not None and not _is_async_callable(sink):
+        if sink is not None and not is_async_callable(sink):
             raise ConfigurationError(
                 f"sink={sink!r} is not an async callable: give 'async def sink(failure): ...' "
                 "or an object with 'async def __call__(self, failure)'")
@@ -525,15 +524,6 @@ def _not_transient(exc: BaseException) -> bool:
 
 _RECORD_HOOKS = frozenset({"record_started", "record_succeeded", "record_failed",
                            "record_retried"})
-
-
-def _is_async_callable(obj: Any) -> bool:
-    import inspect
-
-    while isinstance(obj, functools.partial):
-        obj = obj.func
-    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
-        getattr(obj, "__call__", None))  # noqa: B004
 
 
 def _bind(handler: Any, context: Any,

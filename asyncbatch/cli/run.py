@@ -331,16 +331,6 @@ def explain(exc: BaseException, args: argparse.Namespace) -> Optional[str]:
     return None
 
 
-def _is_coroutine_function(handler: Any) -> bool:
-    import functools
-    import inspect
-
-    while isinstance(handler, functools.partial):
-        handler = handler.func
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None))  # noqa: B004
-
-
 def _async_handler_warning(spec: str) -> str:
     """Lambda's Python runtime calls the handler and serialises what it returns: an
     ``async def`` handler returns a coroutine nobody awaits, so every invocation fails
@@ -491,7 +481,9 @@ def _run_with(args: argparse.Namespace, failures: FailureLog) -> int:
 
     try:
         handler = load_handler(args.handler)
-        if _is_coroutine_function(handler):
+        from .._core.handlers import is_async_callable
+
+        if is_async_callable(handler):
             print(_async_handler_warning(args.handler), file=sys.stderr, flush=True)
         source = _source(args)
         runner = Runner(source, handler, function_timeout=args.function_timeout,

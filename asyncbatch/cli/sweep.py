@@ -246,14 +246,14 @@ class Dependency:
 
 def load_handler(spec: str) -> Handler:
     """``module:function`` or ``path/to/file.py:function`` to an async function."""
-    from .._core.processor import _is_async_callable
+    from .._core.handlers import is_async_callable
     from ._common import load_callable
 
     try:
         target = load_callable(spec)
     except ValueError as exc:
         raise BenchError(str(exc)) from None
-    if not _is_async_callable(target):
+    if not is_async_callable(target):
         attribute = spec.rpartition(":")[2]
         raise BenchError(f"--handler {spec!r}: {attribute} is not an async function; define "
                          f"it with 'async def {attribute.rsplit('.', 1)[-1]}(record): ...'")

@@ -26,7 +26,7 @@ from .._sources.dynamodb import DYNAMODB
 from .._sources.dynamodb_json import DynamoDBJSONError
 from .._sources.kinesis import KINESIS
 from ._checkpoint import CheckpointStore, MemoryCheckpointStore
-from ._core import BatchResult, Env, Invocation, Source, Wakeup, check_positive, shielded
+from ._core import Answer, BatchResult, Env, Source, Wakeup, check_positive, shielded
 from ._events import arn_account, arn_region, dynamodb_record, epoch, kinesis_record
 
 __all__ = ["DynamoDBStreamSource", "KinesisSource", "OnFailure"]
@@ -535,7 +535,7 @@ class _ShardRun:
                 return
             self.saved = last[0]
 
-    async def _discard(self, failed: list[_Rec], invocation: Invocation,
+    async def _discard(self, failed: list[_Rec], invocation: Answer,
                        attempts: int) -> bool:
         """Send the failed batch's metadata to the on-failure destination; ``True`` when
         the records may be skipped (a destination that fails keeps them for a retry)."""

@@ -23,18 +23,18 @@ Lambda does, redeliver, repeat until every record is acknowledged or dead-letter
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 import uuid
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from .._core.handlers import is_async_callable
 from .._core.report import identity_key
 from .._errors import exception_text
-from .._response import InvalidResponseError, reported_identifiers
+from .._lambda.context import LambdaContext
+from .._lambda.invoke import call_function
+from .._lambda.response import InvalidResponseError, reported_identifiers
 from .._sources import EventType
-from ._context import LambdaContext
 
 if TYPE_CHECKING:
     from .._core.processor import AsyncBatchProcessor
@@ -330,23 +330,12 @@ async def simulate_lambda(
     if not callable(function):
         raise ValueError(f"function={function!r}: give your Lambda handler, "
                          "def lambda_handler(event, context)")
-    is_async = _is_async(function)
+    is_async = is_async_callable(function)
 
     async def invoke(delivered: Any, ctx: Any) -> Any:
         try:
-            if is_async:
-                return await function(delivered, ctx)
-            import anyio.to_thread
-
-            return await anyio.to_thread.run_sync(function, delivered, ctx)
+            return await call_function(function, delivered, ctx, is_async=is_async)
         except Exception as exc:
             raise _WholeBatchFailure(exc) from exc
 
     return await _run(invoke, event, context, max_attempts)
-
-
-def _is_async(function: Any) -> bool:
-    while isinstance(function, functools.partial):
-        function = function.func
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        getattr(function, "__call__", None))  # noqa: B004
