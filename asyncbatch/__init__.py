@@ -50,7 +50,7 @@ from ._sources import (
 from ._sources.windows import Window, WindowReducer
 
 if _TYPE_CHECKING:
-    from ._idempotency import (
+    from .idempotency import (
         BatchIdempotency,
         Idempotency,
         IdempotencyError,
@@ -66,7 +66,7 @@ if _TYPE_CHECKING:
 
 # Loaded on first use: idempotency needs json, hashlib and logging, which a cold start
 # that does not use it should not pay for.
-_LAZY = {name: "._idempotency" for name in (
+_LAZY = {name: ".idempotency" for name in (
     "BatchIdempotency",
     "Idempotency",
     "IdempotencyError",

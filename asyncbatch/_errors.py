@@ -15,7 +15,7 @@
         ├── HandlerCancelledError               the handler raised CancelledError itself
         ├── CallbackError                       a hook, predicate or reducer of yours raised
         ├── RecordSkippedError                  it was never run; ``reason`` says why
-        └── IdempotencyError (in _idempotency)  idempotency kept it from succeeding (``key``)
+        └── IdempotencyError (in idempotency/)  idempotency kept it from succeeding (``key``)
             ├── IdempotencyInProgressError (TransientError) another invocation holds its key
             ├── IdempotencyValidationError (ValueError) its key was seen with another payload
             ├── IdempotencyKeyError (ValueError)    its key could not be computed

@@ -39,7 +39,7 @@ __all__ = [
 
 if TYPE_CHECKING:
 
-    from .._idempotency import Idempotency
+    from ..idempotency import Idempotency
 
 T = TypeVar("T")
 

@@ -46,9 +46,9 @@ from .report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
 from .retry import is_transient
 
 if TYPE_CHECKING:
-    from .._idempotency import BatchIdempotency
     from .._sources import Plan, Record, SourcePolicy
     from .._sources.windows import Window, WindowReducer
+    from ..idempotency import BatchIdempotency
     from .backends import Backend, Scope
     from .deadline import Deadline
     from .hooks import FailureSink, Hooks

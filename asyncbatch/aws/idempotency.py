@@ -43,7 +43,7 @@ from typing import Any, Callable, Optional
 
 from .._core.retry import TransientError
 from .._errors import ConfigurationError
-from .._idempotency import IN_PROGRESS, IdempotencyItem
+from ..idempotency import IN_PROGRESS, IdempotencyItem
 from ._common import error_code as _error_code
 from ._common import require_asyncio
 

@@ -1,310 +1,37 @@
-"""Idempotent record handlers: a record whose key completed before succeeds without
-running again.
-
-::
-
-    store = InMemoryIdempotencyStore()            # or aws.idempotency.DynamoDBIdempotencyStore
-    processor = AsyncBatchProcessor(idempotency=Idempotency(store))
-
-Per record, before its handler's first attempt (``BatchIdempotency.begin``):
-
-- its key COMPLETED and has not expired: the record succeeds without running and its
-  stored result is replayed;
-- its key is claimed (IN PROGRESS) by an invocation still within its deadline: the
-  record fails with ``IdempotencyInProgressError`` (transient: Lambda redelivers it);
-- otherwise the key is claimed with a conditional write whose in-progress expiry is the
-  Lambda deadline, the handler runs, and the key is marked COMPLETED with the result
-  (``complete``) or the claim is deleted so a retry can run (``release``).
-
-Cost: ``Idempotency.prepare`` looks every key of the batch up at once (the store's
-``get_many``: BatchGetItem of 100 keys on DynamoDB) before anything runs, and keeps a
-small LRU of keys completed in this process, so a redelivered batch of finished records
-costs about one request per hundred records, or none.
-
-The records stored are those of aws-lambda-powertools' idempotency utility (attributes
-``id``, ``expiration`` (UNIX seconds), ``status`` (``INPROGRESS`` / ``COMPLETED``),
-``data`` (the result as JSON text), ``validation`` (MD5 of the validated payload part),
-``in_progress_expiration`` (UNIX milliseconds)); an ``id`` is
-``"<key_prefix>#<md5 of the key as sorted JSON>"``, as Powertools builds it.
-"""
+"""``Idempotency`` (the user's settings) and ``BatchIdempotency`` (one batch's claims):
+look up, claim, complete or release each record's key around its handler."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
-from ._core.retry import Retry, TransientError
-from ._errors import ConfigurationError, RecordError, describe, exception_text, safe_repr
-from ._frozen import Frozen
+from .._core.retry import Retry
+from .._errors import ConfigurationError, describe, exception_text, safe_repr
+from .._frozen import Frozen
+from ._errors import (
+    IdempotencyInProgressError,
+    IdempotencyKeyError,
+    IdempotencyStoreError,
+    IdempotencyValidationError,
+)
+from ._keys import dump_result, md5_of, part
+from ._store import COMPLETED, IN_PROGRESS, IdempotencyItem, IdempotencyStore
 
 if TYPE_CHECKING:
     import anyio
 
-    from ._core.handlers import ThreadCall
-    from ._sources import Record
+    from .._core.handlers import ThreadCall
+    from .._sources import Record
 
-__all__ = [
-    "BatchIdempotency",
-    "Idempotency",
-    "IdempotencyError",
-    "IdempotencyInProgressError",
-    "IdempotencyItem",
-    "IdempotencyKeyError",
-    "IdempotencyStore",
-    "IdempotencyStoreError",
-    "IdempotencyValidationError",
-    "InMemoryIdempotencyStore",
-    "Replay",
-]
 
 logger = logging.getLogger("asyncbatch")
-
-#: The ``status`` values, spelled as Powertools spells them.
-IN_PROGRESS = "INPROGRESS"
-COMPLETED = "COMPLETED"
-
-
-# -- errors ------------------------------------------------------------------------------
-
-
-class IdempotencyError(RecordError):
-    """Why idempotency kept one record from succeeding. ``key`` is its idempotency id
-    (``None`` when it could not be computed)."""
-
-    def __init__(self, message: str, *, identifier: Optional[str] = None,
-                 key: Optional[str] = None) -> None:
-        super().__init__(message, identifier=identifier)
-        self.key = key
-
-
-class IdempotencyInProgressError(IdempotencyError, TransientError):
-    """Another invocation holds a live claim on the record's key; the record is
-    reported failed so that Lambda redelivers it later (transient)."""
-
-
-class IdempotencyValidationError(IdempotencyError, ValueError):
-    """The record's key was seen before with a different payload (the hash of the
-    ``validate`` part differs from the stored one). Not retried."""
-
-
-class IdempotencyKeyError(IdempotencyError, ValueError):
-    """The record's idempotency key (or validated part) could not be computed: the
-    ``key`` / ``validate`` function raised, returned ``None`` or a value JSON cannot
-    hold. ``__cause__`` is the original error, when there is one."""
-
-
-class IdempotencyStoreError(IdempotencyError):
-    """The store failed to claim the record's key (after the retry policy's attempts);
-    the handler did not run. ``__cause__`` is the store's error."""
-
-
-# -- the store -----------------------------------------------------------------------------
-
-
-class IdempotencyItem(Frozen):
-    """One stored record, attribute for attribute as Powertools stores it.
-
-    ``key`` the ``id``; ``status`` ``"INPROGRESS"`` or ``"COMPLETED"``; ``expiration``
-    UNIX seconds after which the record no longer counts; ``in_progress_expiration``
-    UNIX milliseconds after which an INPROGRESS claim no longer counts (``None``: until
-    ``expiration``); ``data`` the handler's result as JSON text (``None``: not stored);
-    ``validation`` the MD5 hex of the validated payload part (``None``: none)."""
-
-    __slots__ = ("data", "expiration", "in_progress_expiration", "key", "status", "validation")
-
-    key: str
-    status: str
-    expiration: int
-    in_progress_expiration: Optional[int]
-    data: Optional[str]
-    validation: Optional[str]
-
-    def __init__(self, key: str, status: str, expiration: int,
-                 in_progress_expiration: Optional[int] = None, data: Optional[str] = None,
-                 validation: Optional[str] = None) -> None:
-        set_ = object.__setattr__  # Frozen's _set, spelled out: one per record and step
-        set_(self, "key", key)
-        set_(self, "status", status)
-        set_(self, "expiration", expiration)
-        set_(self, "in_progress_expiration", in_progress_expiration)
-        set_(self, "data", data)
-        set_(self, "validation", validation)
-
-    def claimable(self, now: float) -> bool:
-        """Whether a claim may replace this record at UNIX time ``now``: it expired, or it
-        is an INPROGRESS claim past its in-progress expiry (Powertools' put condition)."""
-        if self.expiration < int(now):
-            return True
-        return (self.status == IN_PROGRESS and self.in_progress_expiration is not None
-                and self.in_progress_expiration < int(now * 1000))
-
-
-class IdempotencyStore(Protocol):
-    """Where idempotency records live. Every method may raise; the ``Idempotency``
-    retries what its retry policy calls transient."""
-
-    def now(self) -> float:
-        """The current UNIX time in seconds: the clock expiries are judged by."""
-        ...
-
-    async def get_many(self, keys: Sequence[str]) -> Mapping[str, IdempotencyItem]:
-        """The stored records of ``keys`` (distinct); absent keys are left out."""
-        ...
-
-    async def claim(self, item: IdempotencyItem) -> Optional[IdempotencyItem]:
-        """Write ``item`` (INPROGRESS) if its key has no record, or the record is
-        ``claimable(now())``; return ``None`` then. Otherwise write nothing and return
-        the record in the way."""
-        ...
-
-    async def complete(self, item: IdempotencyItem) -> None:
-        """Mark the claimed key COMPLETED: set ``status``, ``expiration``, ``data``
-        (when not ``None``) and ``validation``."""
-        ...
-
-    async def release(self, claim: IdempotencyItem) -> None:
-        """Delete the record of ``claim.key`` if it is still exactly this claim
-        (INPROGRESS with the same expiries); otherwise leave it."""
-        ...
-
-
-class InMemoryIdempotencyStore:
-    """An ``IdempotencyStore`` in a dict: for tests and local runs (one process only).
-
-    ``clock`` gives the UNIX time in seconds (default ``time.time``): inject one to
-    make expiry testable. ``items`` is the dict, readable in tests; ``calls`` counts the
-    calls per method."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        if not callable(clock):
-            raise ConfigurationError(
-                f"InMemoryIdempotencyStore(clock={clock!r}): give a function returning "
-                "UNIX seconds, such as time.time")
-        self._clock = clock
-        self.items: dict[str, IdempotencyItem] = {}
-        self.calls: dict[str, int] = {"get_many": 0, "claim": 0, "complete": 0, "release": 0}
-
-    def now(self) -> float:
-        return float(self._clock())
-
-    async def get_many(self, keys: Sequence[str]) -> Mapping[str, IdempotencyItem]:
-        self.calls["get_many"] += 1
-        items = self.items
-        return {key: items[key] for key in keys if key in items}
-
-    async def claim(self, item: IdempotencyItem) -> Optional[IdempotencyItem]:
-        self.calls["claim"] += 1
-        current = self.items.get(item.key)
-        if current is not None and not current.claimable(self.now()):
-            return current
-        self.items[item.key] = item
-        return None
-
-    async def complete(self, item: IdempotencyItem) -> None:
-        self.calls["complete"] += 1
-        self.items[item.key] = item  # the claim's in-progress expiry and validation included
-
-    async def release(self, claim: IdempotencyItem) -> None:
-        self.calls["release"] += 1
-        current = self.items.get(claim.key)
-        if current is not None and _same_claim(current, claim):
-            del self.items[claim.key]
-
-    def __repr__(self) -> str:
-        return f"InMemoryIdempotencyStore({len(self.items)} items)"
-
-
-def _same_claim(current: IdempotencyItem, claim: IdempotencyItem) -> bool:
-    return (current.status == IN_PROGRESS and current.expiration == claim.expiration
-            and current.in_progress_expiration == claim.in_progress_expiration)
-
-
-# -- hashing, as Powertools hashes ----------------------------------------------------------
-
-
-def _encode(value: Any) -> Any:
-    """JSON for what ``json`` does not know: Decimal as text (as Powertools' encoder),
-    bytes as base64, sets sorted, pydantic models and dataclasses as dicts."""
-    import decimal
-
-    if isinstance(value, decimal.Decimal):
-        return "NaN" if value.is_nan() else str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        import base64
-
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=lambda v: json.dumps(v, default=_encode, sort_keys=True))
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    fields = getattr(value, "__dataclass_fields__", None)
-    if isinstance(fields, dict) and not isinstance(value, type):
-        return {name: getattr(value, name) for name in fields}
-    import enum
-
-    if isinstance(value, enum.Enum):
-        return value.value
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-#: ``json.dumps(value, default=_encode, sort_keys=True)``, without a new encoder per call.
-_dumps = json.JSONEncoder(default=_encode, sort_keys=True).encode
-
-
-def _hash(value: Any) -> str:
-    """MD5 hex of ``value`` as sorted JSON: Powertools' ``_generate_hash``."""
-    text = _dumps(value)
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def _dump_result(result: Any) -> Optional[str]:
-    if result is None:
-        return "null"
-    try:
-        return _dumps(result)
-    except (TypeError, ValueError):
-        return None
-
-
-def _part(spec: Union[str, Callable[[Any], Any]], what: str) -> Callable[[Any], Any]:
-    """A function of the record view: ``spec`` itself, or for a dotted name
-    (``"order.id"``) that path into the record's JSON payload (``view.json()``)."""
-    if callable(spec):
-        return spec
-    if isinstance(spec, str) and spec and all(spec.split(".")):
-        path = spec.split(".")
-
-        from ._sources._base import Record as View
-
-        def lookup(view: Any) -> Any:
-            # a record view's JSON payload; an item of stream()/run() as it is
-            value = view.json() if isinstance(view, View) else view  # type: ignore[attr-defined]
-            for name in path:
-                if not isinstance(value, Mapping) or name not in value:
-                    return None
-                value = value[name]
-            return value
-
-        return lookup
-    raise ConfigurationError(
-        f"Idempotency({what}={spec!r}): give a function of the record view (for example "
-        "'lambda record: record.json()[\"order_id\"]') or a dotted name into its JSON "
-        "payload (for example 'order.id')")
-
-
-# -- the public pieces -------------------------------------------------------------------
 
 
 class Replay(Frozen):
@@ -379,8 +106,8 @@ class Idempotency:
             raise ConfigurationError(
                 f"Idempotency(retry={retry!r}): give an asyncbatch.Retry or None")
         self.store = store
-        self._key = None if key is None else _part(key, "key")
-        self._validate = None if validate is None else _part(validate, "validate")
+        self._key = None if key is None else part(key, "key")
+        self._validate = None if validate is None else part(validate, "validate")
         self.expires_after = expires_after
         self.key_prefix = key_prefix
         self._local_cache = local_cache
@@ -410,7 +137,7 @@ class Idempotency:
                 f"({safe_repr(value)}); "
                 "every record needs one", identifier=_identifier(view))
         try:
-            digest = _hash(value)
+            digest = md5_of(value)
         except Exception as exc:  # a model's model_dump is user code too
             raise IdempotencyKeyError(
                 f"record {_identifier(view)}: its idempotency key is not JSON "
@@ -423,7 +150,7 @@ class Idempotency:
         if validate is None:
             return None
         try:
-            return _hash(validate(view))
+            return md5_of(validate(view))
         except Exception as exc:
             raise IdempotencyKeyError(
                 f"record {_identifier(view)}: its validated payload part could not be "
@@ -451,7 +178,7 @@ class Idempotency:
             store = self.store
             item = IdempotencyItem(
                 claim.key, COMPLETED, int(store.now() + self.expires_after),
-                claim.in_progress_expiration, _dump_result(result), claim.validation)
+                claim.in_progress_expiration, dump_result(result), claim.validation)
             await _call(self.retry, deadline, store, store.complete, item)
             self._remember(item)
         except Exception as exc:
