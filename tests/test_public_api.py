@@ -410,3 +410,12 @@ def test_hooks_typing_accepts_partial_objects(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=ROOT.parent)
     errors = [line for line in out.stdout.splitlines() if ": error:" in line]
     assert [line.split(":")[1] for line in errors] == ["8"], out.stdout
+
+
+def test_the_pollers_former_names_still_work() -> None:
+    from asyncbatch import runner
+
+    assert runner.SQSSource is runner.SQSPoller
+    assert runner.KinesisSource is runner.KinesisPoller
+    assert runner.DynamoDBStreamSource is runner.DynamoDBStreamPoller
+    assert runner.Source is runner.Poller

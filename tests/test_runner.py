@@ -31,13 +31,13 @@ from asyncbatch import DynamoDBRecord, KinesisRecord, SQSRecord
 from asyncbatch.runner import (
     BatchResult,
     DynamoDBCheckpointStore,
-    DynamoDBStreamSource,
+    DynamoDBStreamPoller,
     FunctionTimeoutError,
     InvalidResponseError,
-    KinesisSource,
+    KinesisPoller,
     MemoryCheckpointStore,
     Runner,
-    SQSSource,
+    SQSPoller,
     parse_response,
 )
 
@@ -139,11 +139,11 @@ class Stream:
         self.shard_id = shard_id
         self.sequence_numbers = sequence_numbers
 
-    def source(self, **options: Any) -> KinesisSource | DynamoDBStreamSource:
+    def source(self, **options: Any) -> KinesisPoller | DynamoDBStreamPoller:
         options.setdefault("poll_interval", 0.05)
         if self.kind == "kinesis":
-            return KinesisSource(self.name, **options)
-        return DynamoDBStreamSource(self.arn, **options)
+            return KinesisPoller(self.name, **options)
+        return DynamoDBStreamPoller(self.arn, **options)
 
 
 async def make_stream(kind: str, keys: list[str], name: str = "orders") -> Stream:
@@ -240,7 +240,7 @@ async def test_sqs_first_delivery_failures_end_processed_exactly_once(
     def on_batch(result: BatchResult) -> None:
         snapshots.append(runner.counters)
 
-    runner = make_runner(SQSSource(url, wait_time=1, failure_visibility_timeout=0),
+    runner = make_runner(SQSPoller(url, wait_time=1, failure_visibility_timeout=0),
                          lambda_handler(record_handler, sync=sync), on_batch=on_batch)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
@@ -264,10 +264,10 @@ async def test_sqs_poison_message_ends_in_dead_letter_queue(aws: str, mode: str)
     if mode == "redrive-policy":
         policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
         url, _ = await make_queue("work", RedrivePolicy=policy)
-        source = SQSSource(url, wait_time=1, failure_visibility_timeout=0)
+        source = SQSPoller(url, wait_time=1, failure_visibility_timeout=0)
     else:
         url, _ = await make_queue("work")
-        source = SQSSource(url, wait_time=1, failure_visibility_timeout=0,
+        source = SQSPoller(url, wait_time=1, failure_visibility_timeout=0,
                            max_receive_count=3, dead_letter_queue_url=dlq_url)
     bodies = [f"m:{i}" for i in range(12)]
     await send(url, bodies,
@@ -319,7 +319,7 @@ async def test_fifo_groups_keep_order_across_redelivery(aws: str) -> None:
         return await inner(event, context)
 
     results: list[BatchResult] = []
-    runner = make_runner(SQSSource(url, wait_time=1, failure_visibility_timeout=0,
+    runner = make_runner(SQSPoller(url, wait_time=1, failure_visibility_timeout=0,
                                    max_concurrency=2),
                          handler, on_batch=results.append)
     with anyio.fail_after(TIMEOUT):
@@ -371,7 +371,7 @@ async def test_sqs_whole_batch_fails_when_the_invocation_fails(
         await anyio.sleep_forever()  # past the function timeout: cancelled there
 
     results: list[BatchResult] = []
-    runner = make_runner(SQSSource(url, wait_time=1, failure_visibility_timeout=0), handler,
+    runner = make_runner(SQSPoller(url, wait_time=1, failure_visibility_timeout=0), handler,
                          function_timeout=0.5, on_batch=results.append)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
@@ -399,7 +399,7 @@ async def test_sqs_event_and_context_are_shaped_as_lambda_shapes_them(aws: str) 
         seen.append((json.loads(json.dumps(event)), context,
                      context.get_remaining_time_in_millis()))
 
-    runner = make_runner(SQSSource(url, wait_time=1), handler, function_timeout=20,
+    runner = make_runner(SQSPoller(url, wait_time=1), handler, function_timeout=20,
                          function_name="orders")
     with anyio.fail_after(TIMEOUT):
         await runner.run(until_empty=True)
@@ -441,7 +441,7 @@ async def test_sqs_stop_mid_batch_loses_nothing(aws: str, how: str) -> None:
         handled.extend(number_of(r["body"]) for r in event["Records"])
 
     stop = anyio.Event()
-    runner = make_runner(SQSSource(url, wait_time=1), handler)
+    runner = make_runner(SQSPoller(url, wait_time=1), handler)
     with anyio.fail_after(TIMEOUT):
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: runner.run(stop=stop))
@@ -470,7 +470,7 @@ async def test_stop_inside_a_batching_window_hands_the_messages_back(aws: str) -
         nonlocal calls
         calls += 1
 
-    runner = make_runner(SQSSource(url, batch_size=50, batching_window=30, wait_time=1),
+    runner = make_runner(SQSPoller(url, batch_size=50, batching_window=30, wait_time=1),
                          handler)
     with anyio.fail_after(TIMEOUT):
         async with anyio.create_task_group() as tg:
@@ -484,7 +484,7 @@ async def test_stop_inside_a_batching_window_hands_the_messages_back(aws: str) -
 async def test_max_batches_stops_after_that_many_invocations(aws: str) -> None:
     url, _ = await make_queue("work")
     await send(url, [f"m:{i}" for i in range(25)])
-    runner = make_runner(SQSSource(url, wait_time=1), lambda event, context: None)
+    runner = make_runner(SQSPoller(url, wait_time=1), lambda event, context: None)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(max_batches=2)
     assert (counters.batches, counters.succeeded) == (2, 20)
@@ -494,7 +494,7 @@ async def test_max_batches_stops_after_that_many_invocations(aws: str) -> None:
 async def test_visibility_timeout_shorter_than_the_function_timeout_is_refused(
         aws: str) -> None:
     url, _ = await make_queue("work", VisibilityTimeout="5")
-    runner = make_runner(SQSSource(url, wait_time=1), lambda event, context: None,
+    runner = make_runner(SQSPoller(url, wait_time=1), lambda event, context: None,
                          function_timeout=30)
     with pytest.raises(asyncbatch.ConfigurationError, match="visibility timeout"):
         await runner.run(until_empty=True)
@@ -686,7 +686,7 @@ async def test_kinesis_resharded_stream_is_read_parents_first(aws: str) -> None:
             seen.append((r["eventID"].split(":")[0],
                          json.loads(base64.b64decode(r["kinesis"]["data"]))["n"]))
 
-    runner = make_runner(KinesisSource("resharded", poll_interval=0.05), handler)
+    runner = make_runner(KinesisPoller("resharded", poll_interval=0.05), handler)
     with anyio.fail_after(TIMEOUT):
         counters = await runner.run(until_empty=True)
     assert sorted(n for _, n in seen) == list(range(20))  # each record once
@@ -775,13 +775,13 @@ def test_invalid_responses_fail_the_whole_batch(response: Any) -> None:
 
 
 @pytest.mark.parametrize(("make", "match"), [
-    (lambda: SQSSource("u", batch_size=11), "batching_window"),
-    (lambda: SQSSource("u", wait_time=21), "0..20"),
-    (lambda: SQSSource("u", max_receive_count=0), "max_receive_count"),
-    (lambda: KinesisSource("s", parallelization_factor=11), "at most 10"),
-    (lambda: KinesisSource("s", starting_position="AT_TIMESTAMP"), "TRIM_HORIZON"),
-    (lambda: DynamoDBStreamSource("t", max_retry_attempts=-2), "max_retry_attempts"),
-    (lambda: Runner(SQSSource("u"), "not callable"), "not callable"),  # type: ignore[arg-type]
+    (lambda: SQSPoller("u", batch_size=11), "batching_window"),
+    (lambda: SQSPoller("u", wait_time=21), "0..20"),
+    (lambda: SQSPoller("u", max_receive_count=0), "max_receive_count"),
+    (lambda: KinesisPoller("s", parallelization_factor=11), "at most 10"),
+    (lambda: KinesisPoller("s", starting_position="AT_TIMESTAMP"), "TRIM_HORIZON"),
+    (lambda: DynamoDBStreamPoller("t", max_retry_attempts=-2), "max_retry_attempts"),
+    (lambda: Runner(SQSPoller("u"), "not callable"), "not callable"),  # type: ignore[arg-type]
 ])
 def test_misconfiguration_says_how_to_fix_it(make: Callable[[], Any], match: str) -> None:
     with pytest.raises(asyncbatch.ConfigurationError, match=match):

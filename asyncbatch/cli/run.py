@@ -19,7 +19,7 @@ from .._errors import describe
 from ._common import load_callable
 
 if TYPE_CHECKING:
-    from ..runner import BatchResult, Counters, Runner, Source
+    from ..runner import BatchResult, Counters, Poller, Runner
 
 __all__ = ["add_parser", "load_handler"]
 
@@ -133,12 +133,12 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _source(args: argparse.Namespace) -> Source:
+def _source(args: argparse.Namespace) -> Poller:
     from ..runner import (
         DynamoDBCheckpointStore,
-        DynamoDBStreamSource,
-        KinesisSource,
-        SQSSource,
+        DynamoDBStreamPoller,
+        KinesisPoller,
+        SQSPoller,
     )
 
     common: dict[str, Any] = {"batching_window": args.batching_window}
@@ -152,7 +152,7 @@ def _source(args: argparse.Namespace) -> Source:
                                   "failure_visibility_timeout", "max_receive_count"))
         if args.dlq is not None:
             options["dead_letter_queue_url"] = args.dlq
-        return SQSSource(args.sqs, **common, **options)
+        return SQSPoller(args.sqs, **common, **options)
     wrong = _given(args, _SQS_ONLY)
     if wrong:
         raise ValueError(f"{', '.join(wrong)}: for SQS only")
@@ -164,8 +164,8 @@ def _source(args: argparse.Namespace) -> Source:
             args.checkpoint_table, consumer=args.consumer_name,
             endpoint_url=args.endpoint_url, region_name=args.region)
     if args.kinesis:
-        return KinesisSource(args.kinesis, **common, **options)
-    return DynamoDBStreamSource(args.dynamodb_stream, **common, **options)
+        return KinesisPoller(args.kinesis, **common, **options)
+    return DynamoDBStreamPoller(args.dynamodb_stream, **common, **options)
 
 
 class FailureLog(logging.Filter):

@@ -8,7 +8,6 @@ from typing import Optional, Protocol
 
 from .._frozen import Frozen
 
-
 #: The ``status`` values, spelled as Powertools spells them.
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"

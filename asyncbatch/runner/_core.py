@@ -41,7 +41,7 @@ __all__ = [
     "LambdaContext",
     "Runner",
     "RunnerError",
-    "Source",
+    "Poller",
 ]
 
 logger = logging.getLogger("asyncbatch.runner")
@@ -310,8 +310,8 @@ class Env:
             logger.exception("the on_batch callback raised; ignored")
 
 
-class Source(abc.ABC):
-    """Where batches come from: ``SQSSource``, ``KinesisSource``, ``DynamoDBStreamSource``."""
+class Poller(abc.ABC):
+    """Where batches come from: ``SQSPoller``, ``KinesisPoller``, ``DynamoDBStreamPoller``."""
 
     @abc.abstractmethod
     async def _run(self, env: Env) -> None:
@@ -343,7 +343,7 @@ class Runner:
 
     def __init__(
         self,
-        source: Source,
+        source: Poller,
         handler: LambdaHandler,
         *,
         function_timeout: float = 30.0,
@@ -353,10 +353,10 @@ class Runner:
         region_name: Optional[str] = None,
         on_batch: Optional[Callable[[BatchResult], None]] = None,
     ) -> None:
-        if not isinstance(source, Source):
+        if not isinstance(source, Poller):
             raise ConfigurationError(
-                f"source={source!r}: give SQSSource(...), KinesisSource(...) or "
-                "DynamoDBStreamSource(...)")
+                f"source={source!r}: give SQSPoller(...), KinesisPoller(...) or "
+                "DynamoDBStreamPoller(...)")
         if not callable(handler):
             raise ConfigurationError(
                 f"handler={handler!r} is not callable; give a Lambda handler "

@@ -26,10 +26,10 @@ from .._sources.dynamodb import DYNAMODB
 from .._sources.dynamodb_json import DynamoDBJSONError
 from .._sources.kinesis import KINESIS
 from ._checkpoint import CheckpointStore, MemoryCheckpointStore
-from ._core import Answer, BatchResult, Env, Source, Wakeup, check_positive, shielded
+from ._core import Answer, BatchResult, Env, Poller, Wakeup, check_positive, shielded
 from ._events import arn_account, arn_region, dynamodb_record, epoch, kinesis_record
 
-__all__ = ["DynamoDBStreamSource", "KinesisSource", "OnFailure"]
+__all__ = ["DynamoDBStreamPoller", "KinesisPoller", "OnFailure"]
 
 logger = logging.getLogger("asyncbatch.runner")
 
@@ -136,7 +136,7 @@ class _Lane:
 
 
 @dataclass(frozen=True)
-class _StreamSource(Source):
+class _StreamPoller(Poller):
     stream: str
     batch_size: int = 100
     batching_window: float = 0.0
@@ -237,7 +237,7 @@ class _StreamSource(Source):
 class _Consumer:
     """All shards of one stream: parents before children, one ``_ShardRun`` each."""
 
-    def __init__(self, source: _StreamSource, env: Env, client: Any, stream: _Stream,
+    def __init__(self, source: _StreamPoller, env: Env, client: Any, stream: _Stream,
                  sqs: Any) -> None:
         self.source = source
         self.env = env
@@ -588,7 +588,7 @@ class _ShardRun:
 
 
 @dataclass(frozen=True)
-class KinesisSource(_StreamSource):
+class KinesisPoller(_StreamPoller):
     """A Kinesis data stream (name or ARN), read shard by shard as Lambda reads it.
 
     - ``batch_size`` (up to 10,000) and ``batching_window`` (seconds to gather records
@@ -663,9 +663,9 @@ class KinesisSource(_StreamSource):
 
 
 @dataclass(frozen=True)
-class DynamoDBStreamSource(_StreamSource):
+class DynamoDBStreamPoller(_StreamPoller):
     """A DynamoDB stream (its ARN, or the table's name), read as Lambda reads it; the
-    options are ``KinesisSource``'s. Records of one item (its primary key) stay in
+    options are ``KinesisPoller``'s. Records of one item (its primary key) stay in
     order; the on-failure record carries ``DDBStreamBatchInfo``."""
 
     poll_interval: float = 0.25
