@@ -3,7 +3,7 @@
 Two backends implement it. ``NativeAsyncio`` runs on asyncio itself (3.11+: task groups,
 ``create_task``, loop timers, ``asyncio.timeout``) and imports nothing else: it is what a
 Lambda function on asyncio pays for on a cold start. ``AnyIO`` runs everywhere else (trio,
-and asyncio on Python 3.10) through anyio. The scheduler, policies, lanes, statuses and
+and asyncio on Python 3.10) through anyio. The scheduler, sources, lanes, statuses and
 report are written once, over this seam.
 
 Primitives: ``spawn`` (a task group whose ``start_soon`` starts a child), ``call_at`` (a

@@ -239,20 +239,20 @@ class AsyncBatchProcessor:
         ``KeyboardInterrupt`` and ``SystemExit`` propagate (unwrapped), and a cancellation
         of the caller."""
         call = _bind(handler, context, self.concurrency)
-        policy, records, plan = read_event(
+        source, records, plan = read_event(
             event, self._event_type, fifo_stop_batch=self.fifo_stop_on_failure,
             ordering=self.ordering)
-        policy.check_options(idempotency=self.idempotency, envelope=self.envelope)
-        call = policy.checked(call)
+        source.check_options(idempotency=self.idempotency, envelope=self.envelope)
+        call = source.checked(call)
         window = parse_window(event)
         backend = current_backend()
         deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
                              clock=backend.clock)
-        run = BatchRun(self._settings, records=records, policy=policy, plan=plan, call=call,
-                       parse=self._parser(policy), deadline=deadline, window=window,
+        run = BatchRun(self._settings, records=records, source=source, plan=plan, call=call,
+                       parse=self._parser(source), deadline=deadline, window=window,
                        backend=backend)
         hooks = self.hooks
-        event_type = policy.event_type.value
+        event_type = source.event_type.value
         if hooks is not None:
             _batch_hook(hooks, "batch_started", event_type, len(records))
         started = time.perf_counter()
@@ -267,11 +267,11 @@ class AsyncBatchProcessor:
                     raise fatal from None  # KeyboardInterrupt / SystemExit, unwrapped
                 raise
         report = BatchReport(
-            event_type=policy.event_type, records=records, view=policy.view,
+            event_type=source.event_type, records=records, view=source.view,
             status=run.status, errors=run.errors, attempts=run.attempts,
             durations=run.durations, elapsed=time.perf_counter() - started,
             window=window, state=run.state, identifiers=run.identifiers,
-            results=run.results, source=policy,
+            results=run.results, source=source,
         )
         if hooks is not None:
             run.report_skips(hooks)
@@ -368,7 +368,7 @@ class AsyncBatchProcessor:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _parser(self, policy: Any) -> Optional[Callable[[Any, Any], Any]]:
+    def _parser(self, source: Any) -> Optional[Callable[[Any, Any], Any]]:
         model = self.model
         if model is None:
             return None
@@ -376,8 +376,8 @@ class AsyncBatchProcessor:
 
         from .handlers import is_record_model, parsed
 
-        check_model_source(model, policy.event_type.value)
-        model_input = policy.model_input
+        check_model_source(model, source.event_type.value)
+        model_input = source.model_input
         if self.envelope is not None:
             from .._sources.envelopes import payload_parser
 
@@ -391,7 +391,7 @@ class AsyncBatchProcessor:
             return parse_enveloped
         validate_json = model.model_validate_json
         validate = model.model_validate
-        if is_record_model(model, policy.event_type.value):
+        if is_record_model(model, source.event_type.value):
             # A model of the whole record (Powertools' SqsRecordModel and the like, or
             # any model with the record's own fields): the metadata stays in the model.
             def parse_record(record: Any, identifier: Any) -> Any:

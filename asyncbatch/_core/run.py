@@ -46,7 +46,7 @@ from .report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
 from .retry import is_transient
 
 if TYPE_CHECKING:
-    from .._sources import Plan, Record, SourcePolicy
+    from .._sources import Plan, Record, Source
     from .._sources.windows import Window, WindowReducer
     from ..idempotency import BatchIdempotency
     from .backends import Backend, Scope
@@ -757,7 +757,7 @@ class BatchRun(Run):
         settings: Settings,
         *,
         records: list[Any],
-        policy: SourcePolicy,
+        source: Source,
         plan: Plan,
         call: Callable[[Any], Awaitable[Any]],
         parse: Optional[Callable[[Any, Any], Any]] = None,
@@ -766,15 +766,13 @@ class BatchRun(Run):
         backend: Optional[Backend] = None,
     ) -> None:
         n = len(records)
-        identifiers: list[Any] = plan.identifiers if plan.identifiers is not None \
-            else [policy.identifier(raw) for raw in records]
         super().__init__(
             settings, call=call, parse=parse, deadline=deadline, backend=backend,
-            mode=plan.mode, event_source=policy.event_type.value, view=policy.view,
-            records=records, identifiers=identifiers, status=bytearray(n),
+            mode=plan.mode, event_source=source.event_type.value, view=source.view,
+            records=records, identifiers=plan.identifiers, status=bytearray(n),
             durations=array("d", bytes(8 * n)) if settings.timings else None,
             sequence=plan.sequence, partition=plan.partition)
-        self.policy = policy
+        self.source = source
         self.plan = plan
         self.window = window
         self.reducer = settings.reducer
@@ -848,7 +846,7 @@ class BatchRun(Run):
         status = self.status
         records = self.records
         results = self.results
-        view = self.policy.view
+        view = self.source.view
         call = self.call
         failed = self._failed
         flag = self.stop
@@ -956,7 +954,7 @@ class BatchRun(Run):
         status = self.status
         records = self.records
         results = self.results
-        view = self.policy.view
+        view = self.source.view
         call = self.call
         failed = self._failed
         flag = self.stop

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, Optional, Union
 
 from .._errors import ConfigurationError, InvalidEventError, safe_repr
-from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
+from ._base import EventType, FailureMode, Plan, Record, Source
 from .dynamodb import DYNAMODB, DynamoDBRecord
 from .firehose import DROPPED, FIREHOSE, FirehoseRecord, FirehoseResult
 from .iterable import ITEMS
@@ -41,7 +41,6 @@ __all__ = [
     "Record",
     "SQSRecord",
     "Source",
-    "SourcePolicy",
     "coerce_event_type",
     "read_event",
     "ITEMS",

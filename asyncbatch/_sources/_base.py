@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from .._core.report import BatchReport
 
-__all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
+__all__ = ["EventType", "FailureMode", "Plan", "Record", "Source"]
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -73,7 +73,7 @@ class Plan:
 
     def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
                  sequence: Optional[Callable[[int], int]] = None, *,
-                 identifiers: Optional[list[Any]] = None,
+                 identifiers: list[Any],
                  partition: Optional[Callable[[int], Hashable]] = None,
                  rank: Optional[Callable[[int], Any]] = None) -> None:
         self.size = size
@@ -369,10 +369,6 @@ class Source:
 
     def __repr__(self) -> str:
         return f"<source {self.event_type.value}>"
-
-
-#: the name the scheduler and processor know a source by
-SourcePolicy = Source
 
 
 def payload_text(payload: Any) -> str:

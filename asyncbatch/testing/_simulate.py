@@ -114,9 +114,9 @@ class _Batch:
     def __init__(self, event: Any) -> None:
         from .._sources import FailureMode, read_event
 
-        policy, records, plan = read_event(event, None)
+        source, records, plan = read_event(event, None)
         self.event = event
-        self.event_type = policy.event_type
+        self.event_type = source.event_type
         self.pristine = [copy.deepcopy(raw) for raw in records]
         self.keys = [identity_key(i) for i in plan.identifiers or ()]
         self.streaming = plan.mode is FailureMode.CHECKPOINT
