@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._errors import ConfigurationError
 from .._frozen import Frozen
@@ -11,7 +11,7 @@ from .._frozen import Frozen
 if TYPE_CHECKING:
     import random
 
-__all__ = ["Retry", "TransientError", "is_transient"]
+__all__ = ["Retry", "TransientError", "aws_error_code", "is_transient"]
 
 # Error codes AWS services use for throttling and transient server trouble.
 THROTTLING_CODES = frozenset({
@@ -32,6 +32,18 @@ class TransientError(Exception):
     predicate treats it as transient."""
 
 
+def aws_error_code(exc: BaseException) -> Optional[str]:
+    """The AWS error code of a botocore ``ClientError`` (``None`` for anything else), read
+    from its ``response`` without importing botocore: the one reader of it."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping):
+            code = error.get("Code")
+            return code if isinstance(code, str) else None
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """The default retry predicate: ``TransientError``, timeouts, connection errors, and
     AWS throttling or 5xx errors as botocore raises them (recognised by their
@@ -40,11 +52,10 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if type(exc).__name__ in _NETWORK_ERRORS:
         return True
+    if aws_error_code(exc) in THROTTLING_CODES:
+        return True
     response = getattr(exc, "response", None)
     if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping) and error.get("Code") in THROTTLING_CODES:
-            return True
         meta = response.get("ResponseMetadata")
         status = meta.get("HTTPStatusCode") if isinstance(meta, Mapping) else None
         if isinstance(status, int) and (status >= 500 or status == 429):

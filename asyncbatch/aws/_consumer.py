@@ -37,7 +37,7 @@ from .._core.retry import Retry
 from .._errors import ConfigurationError, describe
 from .._frozen import Frozen
 from .._sources.sqs import SQSRecord
-from ._common import error_code, open_client, region_in_url, require_asyncio
+from ._client import error_code, open_client, region_in_url, require_asyncio
 from ._settling import (
     BATCH,
     HEARTBEAT_CALLS,

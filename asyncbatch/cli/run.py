@@ -303,8 +303,10 @@ def explain(exc: BaseException, args: argparse.Namespace) -> Optional[str]:
         return (f"cannot connect to {target}: is the server running and the address "
                 "right? check --endpoint-url (or AWS_ENDPOINT_URL) and your network")
     if isinstance(exc, aws.ClientError):
+        from .._core.retry import aws_error_code
+
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
+        code = aws_error_code(exc) or ""
         text = str(error.get("Message", "")).rstrip(".")
         operation = exc.operation_name
         if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):

@@ -21,6 +21,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .._core.retry import aws_error_code
 from .._errors import ConfigurationError
 from .._sources.dynamodb import DYNAMODB
 from .._sources.dynamodb_json import DynamoDBJSONError
@@ -45,12 +46,6 @@ def _iso(epoch: Optional[float]) -> Optional[str]:
         return None
     moment = _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 @dataclass(frozen=True)
@@ -388,7 +383,7 @@ class _ShardRun:
                     raws, following, caught_up = await source._get(
                         self.consumer.client, iterator, limit)
                 except _AWS_ERRORS as exc:
-                    if _code(exc) != "ExpiredIteratorException":
+                    if aws_error_code(exc) != "ExpiredIteratorException":
                         logger.warning("%s %s: GetRecords failed: %r", self.stream.arn,
                                        self.shard_id, exc)
                         await anyio.sleep(1.0)

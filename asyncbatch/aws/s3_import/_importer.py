@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Uni
 from ..._core.deadline import AUTO, Deadline, check_margins, deadlines
 from ..._core.retry import Retry
 from ..._errors import ConfigurationError
-from ._backoff import Backoff, error_code
+from .._client import error_code
+from ._backoff import Backoff
 from ._errors import ImportDeadlineError, ImportIncompleteError, S3MoveError
 from ._event import object_event, s3_objects
 from ._results import ImportProgress, ImportResult, ObjectResult

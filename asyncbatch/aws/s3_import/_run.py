@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Optional
 import anyio
 
 from ..._core.pool import StopFlag, pool
-from ..._errors import _bounded, exception_text
-from ._backoff import Backoff, error_code
+from ..._errors import bounded_text, exception_text
+from .._client import error_code
+from ._backoff import Backoff
 from ._csv import CsvRecords
 from ._errors import CsvDecodeError, CsvHeaderError, ImportDeadlineError, S3MoveError
 from ._moves import Mover
@@ -88,7 +89,7 @@ class ObjectRun:
 
     def reject(self, line: int, fields: Sequence[str], columns: Sequence[str],
                message: str) -> None:
-        message = _bounded(message)  # a validator's message may be huge, or not UTF-8
+        message = bounded_text(message)  # a validator's message may be huge, or not UTF-8
         self.rejected += 1
         if len(self.errors) < self.importer.max_errors:
             self.errors.append(RowError(line, tuple(columns), message))

@@ -1,6 +1,6 @@
-"""What the AWS integrations share: the asyncio check, opening an aioboto3 client,
-reading an AWS error code and a queue URL's region. Nothing here imports aioboto3 or
-botocore until a client is opened."""
+"""What the AWS integrations share: the asyncio check, the one way an aioboto3 client is
+opened and closed, the AWS error code (the engine's reader, ``aws_error_code``) and a
+queue URL's region. Nothing here imports aioboto3 or botocore until a client is opened."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Any, Optional
+
+from .._core.retry import aws_error_code as error_code
 
 __all__ = ["error_code", "open_client", "region_in_url", "require_asyncio"]
 
@@ -41,17 +43,6 @@ async def open_client(session: Any, service: str,
         await stack.aclose()
         raise
     return stack, client
-
-
-def error_code(exc: BaseException) -> Optional[str]:
-    """The AWS error code of a botocore ``ClientError``, read without importing botocore."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            code = error.get("Code")
-            return code if isinstance(code, str) else None
-    return None
 
 
 def region_in_url(url: str) -> Optional[str]:
