@@ -14,7 +14,7 @@ import anyio.lowlevel
 import pytest
 
 import asyncbatch
-from asyncbatch import _backends
+from asyncbatch._core import backends as _backends
 from asyncbatch.testing import LambdaContext, kinesis_event, sqs_event
 
 pytestmark = pytest.mark.anyio

@@ -1,7 +1,6 @@
 """A limit object shared by processors holds its ``max`` across all of them, in any
-thread (SEMANTICS: "a limit object shared by processors holds its maximum across all of
-them"). Real threads, each running its own event loop (asyncio or trio); handlers held
-by an event the test controls."""
+thread (docs/contract.md, "Order"). Real threads, each running its own event loop
+(asyncio or trio); handlers held by an event the test controls."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ WAIT = 30  # seconds before a test gives up on an event that should come
 
 def waiting(limit: Any) -> int:
     """Calls waiting at ``limit``'s gate, in every thread."""
-    from asyncbatch import _limits
+    from asyncbatch._core import limits as _limits
 
     shared = _limits._shared.get(id(limit))
     return 0 if shared is None else len(shared.waiters)
@@ -215,7 +214,7 @@ def test_a_loop_that_ends_while_its_waiter_waits_does_not_wedge_the_others() -> 
 async def test_a_single_thread_keeps_the_fast_path() -> None:
     """One thread, no contention: acquire and release never wait, and nothing is left
     registered once the call is done."""
-    from asyncbatch import _limits
+    from asyncbatch._core import limits as _limits
 
     limit = AIMDLimit(initial=4, max=4)
     gate, key = acquire_gate(limit, anyio.Event)

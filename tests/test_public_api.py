@@ -1,4 +1,4 @@
-"""The public surface: names fixed by SEMANTICS.md, ``__all__`` in sync in every public
+"""The public surface: names fixed by docs/contract.md, ``__all__`` in sync in every public
 package, public names reporting a public module, hooks as a Protocol, a cheap import."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncbatch
 from asyncbatch import ConfigurationError, Hooks
 from asyncbatch._core.hooks import HOOK_METHODS, coerce_hooks, implemented_hooks
 
-FIXED = {  # SEMANTICS.md: users' code depends on these names
+FIXED = {  # docs/contract.md, "The names": users' code depends on these names
     "AsyncBatchProcessor", "EventType", "BatchReport", "BatchFailedError",
     "InvalidEventError", "process_partial_response", "async_process_partial_response",
 }
@@ -419,3 +419,97 @@ def test_the_pollers_former_names_still_work() -> None:
     assert runner.KinesisSource is runner.KinesisPoller
     assert runner.DynamoDBStreamSource is runner.DynamoDBStreamPoller
     assert runner.Source is runner.Poller
+
+
+
+#: Every public module and its ``__all__`` before the layout of docs/design.md (the
+#: engine in _core/, idempotency/, _lambda/): each name still imports from its path.
+BEFORE_THE_LAYOUT: dict[str, tuple[str, ...]] = {
+    'asyncbatch': (
+        'AIMDLimit', 'AsyncBatchError', 'AsyncBatchProcessor', 'BatchFailedError',
+        'BatchIdempotency', 'BatchReport', 'CallbackError', 'ConcurrencyLimit',
+        'ConfigurationError', 'DROPPED', 'DeadlineExceededError', 'DynamoDBRecord', 'EventType',
+        'Failure', 'FailureSink', 'FirehoseRecord', 'FirehoseResult', 'GradientLimit', 'Handler',
+        'HandlerCancelledError', 'Hooks', 'Idempotency', 'IdempotencyError',
+        'IdempotencyInProgressError', 'IdempotencyItem', 'IdempotencyKeyError',
+        'IdempotencyStore', 'IdempotencyStoreError', 'IdempotencyValidationError',
+        'InMemoryIdempotencyStore', 'InvalidEventError', 'InvalidResponseError', 'KafkaRecord',
+        'KinesisRecord', 'Outcome', 'RateLimit', 'Record', 'RecordDecodeError', 'RecordError',
+        'RecordSkippedError', 'RecordTimeoutError', 'RecordValidationError', 'Replay',
+        'ResponseTooLargeError', 'Retry', 'SQSRecord', 'SinkError', 'Stream', 'TransientError',
+        'Window', 'WindowReducer', 'WindowedLimit', 'async_process_partial_response',
+        'is_transient', 'process_partial_response',
+    ),
+    'asyncbatch.aws': (),
+    'asyncbatch.aws.idempotency': (
+        'BATCH_GET_MAX_KEYS', 'BATCH_WRITE_MAX_ITEMS', 'DynamoDBIdempotencyStore',
+    ),
+    'asyncbatch.aws.s3_import': (
+        'BATCH_SIZE', 'Clients', 'CsvDecodeError', 'CsvHeaderError', 'ImportDeadlineError',
+        'ImportIncompleteError', 'ImportProgress', 'ImportResult', 'MESSAGE_LIMIT',
+        'ObjectResult', 'RowError', 'S3CsvImporter', 'S3ImportError', 'S3MoveError', 'S3Object',
+        'import_csv_objects', 'neutralise', 's3_objects',
+    ),
+    'asyncbatch.aws.sqs': (
+        'ConsumeSummary', 'DEFAULT_MAX_MESSAGE_BYTES', 'SQSDeadLetterSink', 'SQSSinkError',
+        'SQS_MAX_BATCH', 'consume',
+    ),
+    'asyncbatch.powertools': (
+        'AsyncBatchProcessor', 'BasePartialBatchProcessor', 'BasePartialProcessor',
+        'BatchProcessor', 'BatchTypeModels', 'DEFAULT_ASYNC_CONCURRENCY', 'EventType',
+        'ExceptionInfo', 'FailureResponse', 'SqsFifoPartialProcessor', 'SuccessResponse',
+        'async_batch_processor', 'async_process_partial_response', 'batch_processor',
+        'exceptions', 'process_partial_response',
+    ),
+    'asyncbatch.powertools.exceptions': (
+        'BaseBatchProcessingError', 'BatchProcessingError', 'ExceptionInfo',
+        'SQSFifoCircuitBreakerError', 'SQSFifoMessageGroupCircuitBreakerError',
+        'UnexpectedBatchTypeError',
+    ),
+    'asyncbatch.runner': (
+        'BatchResult', 'CheckpointStore', 'Counters', 'DynamoDBCheckpointStore',
+        'DynamoDBStreamSource', 'FunctionTimeoutError', 'InvalidResponseError', 'KinesisSource',
+        'LambdaContext', 'LambdaHandler', 'MemoryCheckpointStore', 'OnFailure', 'Runner',
+        'RunnerError', 'SQSSource', 'Source', 'parse_response',
+    ),
+    'asyncbatch.telemetry': (
+        'EMFHooks', 'OpenTelemetryHooks',
+    ),
+    'asyncbatch.telemetry.emf': (
+        'EMFHooks', 'METRICS',
+    ),
+    'asyncbatch.telemetry.otel': (
+        'OpenTelemetryHooks',
+    ),
+    'asyncbatch.testing': (
+        'ClientContext', 'CognitoIdentity', 'InvalidResponseError', 'Invocation', 'LambdaContext',
+        'Simulation', 'dynamodb_event', 'eventbridge_sqs_event', 'firehose_event', 'kafka_event',
+        'kinesis_event', 'pipes_event', 's3_event', 'simulate', 'simulate_lambda',
+        'sns_sqs_event', 'sqs_event',
+    ),
+    'asyncbatch.testing.pytest_plugin': (
+        'dynamodb_event', 'eventbridge_sqs_event', 'firehose_event', 'kafka_event',
+        'kinesis_event', 'lambda_context', 'pipes_event', 'pytest_configure', 's3_event',
+        'sns_sqs_event', 'sqs_event',
+    ),
+    'asyncbatch.testing.strategies': (
+        'dynamodb_events', 'events', 'firehose_events', 'kafka_events', 'kinesis_events',
+        'ordering_keys', 'payloads', 'pipes_batches', 'sns_sqs_events', 'sqs_events',
+    ),
+}
+
+
+@pytest.mark.parametrize("module", sorted(BEFORE_THE_LAYOUT))
+def test_every_former_import_path_still_works(module: str) -> None:
+    imported = importlib.import_module(module)
+    missing = [name for name in BEFORE_THE_LAYOUT[module] if not hasattr(imported, name)]
+    assert not missing, f"{module} no longer has {missing}"
+    assert set(BEFORE_THE_LAYOUT[module]) <= set(imported.__all__)
+
+
+def test_the_local_aws_keeps_its_former_path() -> None:
+    from asyncbatch.aws import _local, local
+
+    assert _local.local_aws is local.local_aws
+    assert _local.local_aws_process is local.local_aws_process
+    assert _local.LOCAL_ENV is local.LOCAL_ENV

@@ -820,7 +820,7 @@ async def test_50000_rows_memory_stays_flat(
 ) -> None:
     """50,000 rows (~15 MB) stream through a bounded pipeline: the peak of memory
     allocated while importing is a small fraction of the file."""
-    from asyncbatch.aws._local import LOCAL_ENV
+    from asyncbatch.aws.local import LOCAL_ENV
 
     for key, value in LOCAL_ENV.items():
         monkeypatch.setenv(key, value)
@@ -860,7 +860,7 @@ async def test_50000_rows_memory_stays_flat(
     assert extra < size / 4, (extra, size)
 
 
-# -- never overwrite an object (issue 10, item 9) ----------------------------------
+# -- never overwrite an object --------------------------------------------------
 
 
 async def test_report_keys_are_unique_per_source_object(env: Aws) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import handler  # the Lambda function under test, beside this file (on sys.path[0])
 
-from asyncbatch.aws._local import local_aws
+from asyncbatch.aws.local import local_aws
 from asyncbatch.runner import BatchResult, Runner, SQSPoller
 
 ORDERS = 30

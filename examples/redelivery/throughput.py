@@ -29,7 +29,7 @@ from typing import Any, Callable, Optional
 import anyio
 
 import asyncbatch
-from asyncbatch.aws._local import local_aws, local_aws_process
+from asyncbatch.aws.local import local_aws, local_aws_process
 from asyncbatch.runner import BatchResult, KinesisPoller, Runner, Source, SQSPoller
 
 
