@@ -306,7 +306,7 @@ MALFORMED = [
     pytest.param({"Records": [dynamodb(keys={"pk": {"N": "sNaN"}})]}, None,
                  r"Records\[0\]: Keys\.pk: 'sNaN' is not a DynamoDB number",
                  id="dynamodb-sNaN-key"),
-    # issue 10 item 6: the validation gaps
+    # the validation gaps
     pytest.param({"Records": [sqs(0, eventSourceARN=_FIFO, attributes={"MessageGroupId": "g"}),
                               sqs(1, eventSourceARN=_FIFO, attributes={"MessageGroupId": 7})]},
                  None, r"Records\[1\] has attributes\.MessageGroupId=7, not a non-empty string",
@@ -499,7 +499,7 @@ async def _async_gen(record: Any) -> AsyncIterator[None]:
 
 
 BAD_HANDLERS = [
-    # plain 'def' handlers are accepted since issue 12 (run on worker threads):
+    # plain 'def' handlers are accepted (run on worker threads):
     # tests/test_handlers.py covers them
     pytest.param(None, r"handler None is not callable; give an async function", id="none"),
     pytest.param("handle", r"handler 'handle' is not callable", id="str"),

@@ -1,4 +1,4 @@
-"""Envelopes for ``model=`` (SEMANTICS.md, "More Lambda batch shapes"): the producer's
+"""Envelopes for ``model=`` (docs/sources/envelopes.md): the producer's
 payload inside an SNS notification or an EventBridge event delivered through SQS.
 
 Checked on Powertools' published SNS-over-SQS samples (standard and FIFO) and an

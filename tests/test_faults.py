@@ -1,4 +1,5 @@
-"""Faults in the user's own code cost at most their record (issue 10, items 1-5, 7, 8).
+"""Faults in the user's own code cost at most their record (docs/contract.md, "Faults in
+your code").
 
 Each test fails without its fix: the handler's own ``CancelledError`` used to cancel the
 batch (or make ``process()`` raise), raising hooks and predicates crashed it, a handler

@@ -1,4 +1,4 @@
-"""Amazon Data Firehose transformations (SEMANTICS.md, "More Lambda batch shapes").
+"""Amazon Data Firehose transformations (docs/sources/firehose.md).
 
 Detection and the record view on the sample events AWS and its SDKs publish (Kinesis,
 Direct PUT and MSK sources), the response (every recordId once, in event order; ``Ok`` /

@@ -1,4 +1,4 @@
-"""Event order when the batch cannot all run at once (issue 11, section 2).
+"""Event order when the batch cannot all run at once (docs/contract.md, "Order").
 
 Ready work starts lowest rank first (its position in the event; for streams, its
 sequence number): at ``concurrency=1`` processing is exactly event order, so nothing above

@@ -1,4 +1,4 @@
-"""EventBridge Pipes (SEMANTICS.md, "More Lambda batch shapes"): a pipe whose source is an
+"""EventBridge Pipes (docs/sources/pipes.md): a pipe whose source is an
 SQS queue, a Kinesis stream or a DynamoDB stream hands its Lambda target a top-level list
 of the source's records, processed and answered exactly as the same records under
 ``"Records"``. Checked on the EventBridge user guide's sample batches and on every

@@ -1,4 +1,4 @@
-"""The contract of SEMANTICS.md: concurrency, order, failures and the partial response."""
+"""The contract of docs/contract.md: concurrency, order, failures and the partial response."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Time, retries, cancellation, sinks, hooks and tumbling windows (SEMANTICS.md).
+"""Time, retries, cancellation, sinks, hooks and tumbling windows (docs/contract.md, "Time").
 
 Time-dependent tests run on trio with ``MockClock(autojump_threshold=0)``: the clock
 jumps to the next timer whenever every task is blocked, so a 10 s handler "runs" in no

@@ -1,4 +1,4 @@
-"""What handlers return: ``Outcome.result`` and ``report.results()`` (issue 12)."""
+"""What handlers return: ``Outcome.result`` and ``report.results()``."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ _EMPTY: Mapping[str, Any] = {}
 
 
 class EventType(str, enum.Enum):
-    """The event sources asyncbatch knows; the values are the names SEMANTICS.md uses."""
+    """The event sources asyncbatch knows; the values are the names the docs use."""
 
     SQS = "SQS"
     KINESIS = "KinesisDataStreams"

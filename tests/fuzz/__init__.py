@@ -1,4 +1,4 @@
-"""The invariant fuzzer: random batches, random faults, every rule of SEMANTICS.md checked.
+"""The invariant fuzzer: random batches, random faults, every promise of docs/contract.md checked.
 
 What is generated (``scenario.py``): one scenario per seed, from ``random.Random(seed)``:
 a backend (native asyncio, anyio on asyncio, trio); one to three ``process()`` calls
