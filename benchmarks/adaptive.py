@@ -630,7 +630,7 @@ def findings(result: Result) -> list[str]:
         "and make `concurrency=\"auto\"` mean `Windowed(AIMDLimit())`. `AIMDLimit` and "
         "`GradientLimit` keep their per-call rules (their unit tests check per-call steps), "
         "and users wrap them the same way. Checked against the engine's own adaptive tests "
-        "(`tests/test_limits.py`: settling near capacity on trio's mock clock, and the "
+        "(`tests/core/test_limits.py`: settling near capacity on trio's mock clock, and the "
         "bound-and-order property) with `AIMDLimit` wrapped: both pass.",
     ]
     return out

@@ -59,7 +59,7 @@ FAST, SLOW, SLOW_SHARE = 0.05, 0.25, 0.10
 
 _SERIALISER = """
 import sys, time
-from tests.faultproxy import FaultProxy
+from tests._support.faultproxy import FaultProxy
 proxy = FaultProxy(sys.argv[1], serialize_sqs=True).__enter__()
 print(proxy.url, flush=True)
 time.sleep(1e9)

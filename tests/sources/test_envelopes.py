@@ -29,7 +29,7 @@ from asyncbatch.testing._events import kinesis_event
 
 pytestmark = pytest.mark.anyio
 
-SHAPES = Path(__file__).parent / "events" / "shapes"  # the samples: see the README there
+SHAPES = Path(__file__).parent.parent / "events" / "shapes"  # the samples: see the README there
 
 
 def sample(name: str) -> Any:

@@ -1,6 +1,6 @@
 """The S3 CSV import under AWS faults: throttling, 5xx, a failed copy, delete or publish.
 
-The importer talks to moto through ``tests/faultproxy.py``, which answers chosen
+The importer talks to moto through ``tests/_support/faultproxy.py``, which answers chosen
 requests as AWS does when it throttles or fails; the test's own clients talk to moto
 directly. Faults are picked by counting or by a seeded draw, so every run sees the same.
 The importer's ``lambda_handler`` is the entry point, as in Lambda.
@@ -26,7 +26,7 @@ from asyncbatch.aws.s3_import import ImportIncompleteError, S3CsvImporter
 from asyncbatch.cli.demo_s3 import STUDENT_TABLE
 from asyncbatch.testing import LambdaContext
 
-from .faultproxy import Fault, FaultProxy
+from .._support.faultproxy import Fault, FaultProxy
 
 BUCKET = "inbound-faults"
 TABLE = "FAULT_STUDENTS"

@@ -21,7 +21,7 @@ from asyncbatch import AsyncBatchProcessor
 from asyncbatch._errors import exception_text
 from asyncbatch.aws.sqs import SQSDeadLetterSink
 from asyncbatch.testing._events import make_event
-from tests.test_s3_import import (  # noqa: F401 - fixtures
+from tests.aws.test_s3_import import (  # noqa: F401 - fixtures
     BUCKET,
     Aws,
     Student,
@@ -30,8 +30,8 @@ from tests.test_s3_import import (  # noqa: F401 - fixtures
     s3_event,
     students,
 )
-from tests.test_sqs_sink import drain, make_queue, sqs  # noqa: F401 - fixtures
-from tests.test_unformattable import BAD, assert_safe
+from tests.aws.test_sqs_sink import drain, make_queue, sqs  # noqa: F401 - fixtures
+from tests.core.test_unformattable import BAD, assert_safe
 
 pytestmark = pytest.mark.anyio
 
@@ -172,7 +172,7 @@ async def test_a_validator_raising_an_unformattable_error_fails_the_object_clear
 
 async def _run_with(env: Aws, model: type[Any], key: str) -> Any:  # noqa: F811
     from asyncbatch.aws.s3_import import S3CsvImporter
-    from tests.test_s3_import import TABLE
+    from tests.aws.test_s3_import import TABLE
 
     chosen = S3CsvImporter(model, TABLE, topic_arn=env.topic, concurrency=8,
                            session=env.session)

@@ -2,7 +2,7 @@
 
 The pages are ``docs/**/*.md`` (the site ``mkdocs.yml`` builds). Every fenced block that
 opens with ```` ```python ```` at the start of a line is a snippet; its first line says how
-it runs (the same marks as the README's, which tests/test_readme.py runs):
+it runs (the same marks as the README's, which tests/docs/test_readme.py runs):
 
 - no mark: executed as a script, in a fresh namespace;
 - ``# runs against AWS ...``: executed with the moto server fixture (``aws``) providing the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)

@@ -17,7 +17,7 @@ from asyncbatch import AsyncBatchProcessor, EventType, KafkaRecord
 from asyncbatch._sources import read_event
 from asyncbatch.testing._events import make_event
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parent.parent / "events"
 ROUNDTRIP = "aws-lambda-java-events-kafka-event-roundtrip.json"
 KAFKA_SAMPLES = sorted(p.name for p in EVENTS.glob("*.json") if p.name != ROUNDTRIP)
 

@@ -698,7 +698,7 @@ def test_import_stays_cheap() -> None:
 
 # -- the example Lambda function -------------------------------------------------
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "s3_csv_import"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "s3_csv_import"
 
 
 def load_example() -> Any:

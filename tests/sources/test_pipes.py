@@ -26,7 +26,7 @@ from asyncbatch.testing._events import SOURCE_NAMES, make_event, position
 
 pytestmark = pytest.mark.anyio
 
-SHAPES = Path(__file__).parent / "events" / "shapes"  # the samples: see the README there
+SHAPES = Path(__file__).parent.parent / "events" / "shapes"  # the samples: see the README there
 
 
 def sample(name: str) -> Any:

@@ -47,7 +47,7 @@ from asyncbatch.testing._events import position
 
 pytestmark = pytest.mark.anyio
 
-SHAPES = Path(__file__).parent / "events" / "shapes"  # the samples: see the README there
+SHAPES = Path(__file__).parent.parent / "events" / "shapes"  # the samples: see the README there
 
 
 def sample(name: str) -> Any:

@@ -26,7 +26,7 @@ import pytest
 import asyncbatch
 from asyncbatch import AsyncBatchProcessor, ConfigurationError
 from asyncbatch.aws.sqs import ConsumeSummary, SQSDeadLetterSink, consume
-from tests.faultproxy import Fault, FaultProxy
+from tests._support.faultproxy import Fault, FaultProxy
 
 pytestmark = pytest.mark.anyio
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
 AWS_MARK = "# runs against AWS"
 
 
 def test_the_readme_has_examples() -> None:
-    assert len(BLOCKS) >= 1  # the rest of the examples are in docs/ (tests/test_docs.py)
+    assert len(BLOCKS) >= 1  # the rest of the examples are in docs/ (tests/docs/test_docs.py)
 
 
 LOCAL = [b for b in BLOCKS if not b.startswith(AWS_MARK)]

@@ -50,7 +50,7 @@ any handler runs:
   `Records[1] has a kinesis.sequenceNumber of 4301 digits, more than Python converts to int
   (4300, sys.get_int_max_str_digits())`
 - `window` not a mapping → `the event's 'window' is not a mapping with start and end`
-- Kafka: see `tests/test_kafka.py` (records not a mapping, no offset/partition, ...)
+- Kafka: see `tests/sources/test_kafka.py` (records not a mapping, no offset/partition, ...)
 
 **Bad payloads**: only that record fails (the error is on its outcome); the batch goes on:
 
@@ -210,7 +210,7 @@ _DID_NOT_RAISE = pytest.fail.Exception  # what pytest.raises raises when nothing
 
 # (id, event, event_type, match)
 MALFORMED = [
-    # (a top-level list is an EventBridge pipe's batch: tests/test_pipes.py)
+    # (a top-level list is an EventBridge pipe's batch: tests/sources/test_pipes.py)
     pytest.param([{"Records": []}], None, r"record 0 of the pipe's batch .* is a whole event",
                  id="event-list-of-events"),
     pytest.param("Records", None, r"the event is a str, not a mapping", id="event-str"),
@@ -500,7 +500,7 @@ async def _async_gen(record: Any) -> AsyncIterator[None]:
 
 BAD_HANDLERS = [
     # plain 'def' handlers are accepted (run on worker threads):
-    # tests/test_handlers.py covers them
+    # tests/core/test_handlers.py covers them
     pytest.param(None, r"handler None is not callable; give an async function", id="none"),
     pytest.param("handle", r"handler 'handle' is not callable", id="str"),
     pytest.param(object(), r"handler <object object at .*> is not callable",

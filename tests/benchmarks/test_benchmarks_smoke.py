@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("## Machine", "## Targets", "### issue 14 targets", "## Overhead per record",
             "## uvloop on and off", "## Peak memory", "## I/O-bound makespan", "## Stream skew",

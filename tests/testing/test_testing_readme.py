@@ -10,7 +10,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parent.parent / "docs" / "testing.md"  # moved from README.md
+README = Path(__file__).resolve().parents[2] / "docs" / "testing.md"  # moved from README.md
 
 
 def readme_testing_example() -> str:

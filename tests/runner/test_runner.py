@@ -897,7 +897,7 @@ def test_import_asyncbatch_does_not_import_aws_sdks() -> None:
 
 
 def test_redelivery_example_runs() -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "redelivery" / "run.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "redelivery" / "run.py"
     done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -27,7 +27,7 @@ from asyncbatch import (
 from asyncbatch.testing import LambdaContext
 from asyncbatch.testing._events import SOURCE_NAMES as SOURCES
 from asyncbatch.testing._events import make_event, position, sqs_record
-from tests.test_idempotency import TABLE, Clock, create_table
+from tests.idempotency.test_idempotency import TABLE, Clock, create_table
 
 pytestmark = pytest.mark.anyio
 

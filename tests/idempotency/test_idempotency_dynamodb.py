@@ -19,7 +19,7 @@ import asyncbatch
 from asyncbatch import Idempotency, SQSRecord
 from asyncbatch.aws.idempotency import DynamoDBIdempotencyStore
 from asyncbatch.testing._events import sqs_record
-from tests.test_idempotency import TABLE, create_table, run_once, views
+from tests.idempotency.test_idempotency import TABLE, create_table, run_once, views
 
 pytestmark = pytest.mark.anyio
 
@@ -239,7 +239,7 @@ def test_the_readme_sam_snippet_passes_cfn_lint(tmp_path: Any) -> None:
     from pathlib import Path
 
     api = pytest.importorskip("cfnlint.api")
-    readme = (Path(__file__).resolve().parent.parent / "docs" / "idempotency.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "idempotency.md").read_text()
     (template,) = [block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
                    if "IdempotencyTable" in block]
     path = tmp_path / "template.yaml"
@@ -250,7 +250,7 @@ def test_the_readme_sam_snippet_passes_cfn_lint(tmp_path: Any) -> None:
 async def test_throttling_and_5xx_go_through_the_retry_policy(table: str, aws: str) -> None:
     """DynamoDB throttles or fails some calls (a fault-injecting proxy in front of moto):
     the retry policy absorbs them, every record runs once, and a replay finds them all."""
-    from tests.faultproxy import Fault, FaultProxy
+    from tests._support.faultproxy import Fault, FaultProxy
 
     with FaultProxy(aws, seed=3) as proxy:
         proxy.add(Fault("BatchGetItem", "5xx", times=1))
