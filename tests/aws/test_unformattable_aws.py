@@ -20,7 +20,7 @@ from pydantic import field_validator
 from asyncbatch import AsyncBatchProcessor
 from asyncbatch._errors import exception_text
 from asyncbatch.aws.sqs import SQSDeadLetterSink
-from asyncbatch.testing._events import make_event
+from tests._support.events import make_event
 from tests.aws.test_s3_import import (  # noqa: F401 - fixtures
     BUCKET,
     Aws,

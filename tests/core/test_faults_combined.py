@@ -223,7 +223,7 @@ def on_virtual_clock(test: Any) -> Any:
 def stream_event(source: str, count: int) -> dict[str, Any]:
     """``count`` records, each of its own key (so nothing orders them but the stop rule):
     Kinesis, Kafka (one partition, ``ordering="key"``) or FIFO (groups)."""
-    from asyncbatch.testing._events import make_event
+    from tests._support.events import make_event
 
     return make_event(source, [f"k{i}" for i in range(count)])
 
@@ -239,7 +239,7 @@ STOPPING = [  # (source, processor options): a failure forbids the records above
 @pytest.mark.parametrize(("source", "options"), STOPPING)
 def test_a_record_waiting_at_an_adaptive_gate_does_not_start_after_a_stop(
         source: str, options: dict[str, Any]) -> None:
-    from asyncbatch.testing._events import position
+    from tests._support.events import position
 
     started: list[int] = []
 
@@ -264,7 +264,7 @@ def test_a_record_waiting_at_an_adaptive_gate_does_not_start_after_a_stop(
 @pytest.mark.parametrize(("source", "options"), STOPPING)
 def test_nothing_starts_above_a_failure_while_a_slow_sink_decides(
         source: str, options: dict[str, Any], accepts: bool) -> None:
-    from asyncbatch.testing._events import position
+    from tests._support.events import position
 
     started: list[tuple[int, float]] = []
     sunk_at: list[float] = []
@@ -310,7 +310,7 @@ class SlowReleaseStore(asyncbatch.InMemoryIdempotencyStore):
 @pytest.mark.parametrize(("source", "options"), STOPPING)
 def test_nothing_starts_above_a_failure_while_its_claim_is_released(
         source: str, options: dict[str, Any]) -> None:
-    from asyncbatch.testing._events import position
+    from tests._support.events import position
 
     started: list[int] = []
 

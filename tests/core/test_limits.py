@@ -13,7 +13,7 @@ from trio.testing import MockClock
 import asyncbatch
 from asyncbatch import AIMDLimit, GradientLimit, Retry, TransientError
 from asyncbatch._core.limits import Gate
-from asyncbatch.testing._events import make_event, position
+from tests._support.events import make_event, position
 
 
 def test_aimd_grows_while_used_and_backs_off_on_drops() -> None:

@@ -13,8 +13,8 @@ import pytest
 
 import asyncbatch
 from asyncbatch import EventType, RecordSkippedError
-from asyncbatch.testing._events import SOURCE_NAMES as SOURCES
-from asyncbatch.testing._events import ddb_record, kinesis_record, make_event, position, sqs_record
+from tests._support.events import SOURCE_NAMES as SOURCES
+from tests._support.events import ddb_record, kinesis_record, make_event, position, sqs_record
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup

@@ -18,7 +18,7 @@ from trio.testing import MockClock
 import asyncbatch
 from asyncbatch import TransientError
 from asyncbatch.testing import LambdaContext
-from asyncbatch.testing._events import make_event, position
+from tests._support.events import make_event, position
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

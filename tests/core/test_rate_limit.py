@@ -17,7 +17,7 @@ from trio.testing import MockClock
 import asyncbatch
 from asyncbatch import RateLimit, Retry, TransientError
 from asyncbatch.testing import LambdaContext, sqs_event
-from asyncbatch.testing._events import make_event, position
+from tests._support.events import make_event, position
 
 
 def virtual(main: Any) -> Any:

@@ -25,7 +25,7 @@ from asyncbatch import (
     TransientError,
 )
 from asyncbatch.testing import LambdaContext
-from asyncbatch.testing._events import ddb_record, kinesis_record, make_event, position, sqs_record
+from tests._support.events import ddb_record, kinesis_record, make_event, position, sqs_record
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ import asyncbatch
 from asyncbatch import AsyncBatchProcessor, InvalidEventError
 from asyncbatch._errors import MAX_TEXT, describe
 from asyncbatch.testing import sqs_event
-from asyncbatch.testing._events import make_event
+from tests._support.events import make_event
 
 #: the longest text a test accepts for one exception (the formatter's bound and the
 #: few words around it)

@@ -26,7 +26,7 @@ from asyncbatch import (
     Replay,
     SQSRecord,
 )
-from asyncbatch.testing._events import sqs_record
+from tests._support.events import sqs_record
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ import pytest
 import asyncbatch
 from asyncbatch import Idempotency, SQSRecord
 from asyncbatch.aws.idempotency import DynamoDBIdempotencyStore
-from asyncbatch.testing._events import sqs_record
+from tests._support.events import sqs_record
 from tests.idempotency.test_idempotency import TABLE, create_table, run_once, views
 
 pytestmark = pytest.mark.anyio

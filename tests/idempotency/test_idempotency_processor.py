@@ -25,8 +25,8 @@ from asyncbatch import (
     InMemoryIdempotencyStore,
 )
 from asyncbatch.testing import LambdaContext
-from asyncbatch.testing._events import SOURCE_NAMES as SOURCES
-from asyncbatch.testing._events import make_event, position, sqs_record
+from tests._support.events import SOURCE_NAMES as SOURCES
+from tests._support.events import make_event, position, sqs_record
 from tests.idempotency.test_idempotency import TABLE, Clock, create_table
 
 pytestmark = pytest.mark.anyio

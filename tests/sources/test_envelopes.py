@@ -24,8 +24,13 @@ from asyncbatch import (
     RecordValidationError,
     SQSRecord,
 )
-from asyncbatch.testing import eventbridge_sqs_event, pipes_event, sns_sqs_event, sqs_event
-from asyncbatch.testing._events import kinesis_event
+from asyncbatch.testing import (
+    eventbridge_sqs_event,
+    kinesis_event,
+    pipes_event,
+    sns_sqs_event,
+    sqs_event,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -43,7 +43,7 @@ from asyncbatch.testing import (
     sqs_event,
     strategies,
 )
-from asyncbatch.testing._events import position
+from tests._support.events import position
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ import pytest
 import asyncbatch
 from asyncbatch import AsyncBatchProcessor, EventType, InvalidEventError, KafkaRecord
 from asyncbatch._sources import read_event
-from asyncbatch.testing._events import kafka_event
+from asyncbatch.testing import kafka_event
 
 # The sample events of the Lambda developer guide ("Using Lambda with Amazon MSK" and
 # "... with self-managed Apache Kafka"), as documented.

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 import asyncbatch
 from asyncbatch import AsyncBatchProcessor, ConfigurationError
-from asyncbatch.testing._events import make_event
+from tests._support.events import make_event
 
 
 class HasKinesis(BaseModel):

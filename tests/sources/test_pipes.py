@@ -22,7 +22,7 @@ import asyncbatch
 from asyncbatch import AsyncBatchProcessor, EventType, InvalidEventError, KinesisRecord
 from asyncbatch._sources import read_event
 from asyncbatch.testing import kafka_event, pipes_event, simulate, sqs_event, strategies
-from asyncbatch.testing._events import SOURCE_NAMES, make_event, position
+from tests._support.events import SOURCE_NAMES, make_event, position
 
 pytestmark = pytest.mark.anyio
 

@@ -15,7 +15,7 @@ from asyncbatch._sources.dynamodb_json import (
     deserialize,
     serialize,
 )
-from asyncbatch.testing._events import ddb_record, kinesis_record, sqs_record
+from tests._support.events import ddb_record, kinesis_record, sqs_record
 
 
 def test_sqs_view() -> None:

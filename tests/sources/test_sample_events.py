@@ -15,7 +15,7 @@ import pytest
 import asyncbatch
 from asyncbatch import AsyncBatchProcessor, EventType, KafkaRecord
 from asyncbatch._sources import read_event
-from asyncbatch.testing._events import make_event
+from tests._support.events import make_event
 
 EVENTS = Path(__file__).parent.parent / "events"
 ROUNDTRIP = "aws-lambda-java-events-kafka-event-roundtrip.json"
@@ -182,7 +182,7 @@ async def test_a_repeated_identifier_is_reported_once(source: str) -> None:
 
 def _position(record: Any) -> int:
     """The record's position as built (the third keeps its own payload)."""
-    from asyncbatch.testing._events import position
+    from tests._support.events import position
 
     raw = record.raw
     if "kinesis" in raw:

@@ -18,13 +18,7 @@ import pytest
 import asyncbatch
 from asyncbatch import ConfigurationError, EventType, InvalidEventError
 from asyncbatch._sources import SOURCES, FailureMode, read_event, source_for
-from asyncbatch.testing._events import (
-    dynamodb_event,
-    kafka_event,
-    kinesis_event,
-    s3_event,
-    sqs_event,
-)
+from asyncbatch.testing import dynamodb_event, kafka_event, kinesis_event, s3_event, sqs_event
 
 # every Lambda event source (EventType.ITERABLE names what stream() and run() process)
 ALL = pytest.mark.parametrize("event_type", [t for t in EventType if t is not EventType.ITERABLE],

@@ -21,7 +21,7 @@ from asyncbatch._core.hooks import implemented_hooks
 from asyncbatch.telemetry import EMFHooks
 from asyncbatch.telemetry.emf import METRICS
 from asyncbatch.testing import LambdaContext
-from asyncbatch.testing._events import make_event, position
+from tests._support.events import make_event, position
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from asyncbatch import ConfigurationError, Retry, TransientError
 from asyncbatch._core.hooks import implemented_hooks
 from asyncbatch.telemetry import OpenTelemetryHooks
 from asyncbatch.testing import LambdaContext
-from asyncbatch.testing._events import make_event, position
+from tests._support.events import make_event, position
 
 trace = pytest.importorskip("opentelemetry.trace")
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
