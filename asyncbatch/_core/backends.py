@@ -17,10 +17,16 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Coroutine
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from typing import Any, Callable, Optional, Protocol
 
-__all__ = ["AnyIO", "Backend", "NativeAsyncio", "Spawner", "current_backend"]
+__all__ = ["BACKEND_NAMES", "AnyIO", "Backend", "NativeAsyncio", "Spawner", "check_backend",
+           "current_backend"]
 
 
 class Spawner(Protocol):
@@ -65,6 +71,11 @@ class Backend(Protocol):
     def shielded(self, seconds: float) -> AbstractAsyncContextManager[Any]:
         """``async with``: the block runs even in a task being cancelled (clean-up after
         a cancellation), and raises ``TimeoutError`` past ``seconds``."""
+        ...
+
+    def timers(self) -> AbstractAsyncContextManager[None]:
+        """``async with``, around a run: what ``call_at`` needs to run its timers (anyio:
+        the task group they run in; asyncio: nothing, the loop has timers)."""
         ...
 
     def leak_check(self) -> Optional[Callable[[], Any]]:
@@ -137,6 +148,9 @@ class _NativeScope:
                 task.cancel()
 
 
+_NO_TIMERS: AbstractAsyncContextManager[None] = nullcontext()
+
+
 class NativeAsyncio:
     """asyncio, with nothing in between (Python 3.11+)."""
 
@@ -167,6 +181,9 @@ class NativeAsyncio:
         finally:
             if spawner is not None:
                 spawner.closed = True
+
+    def timers(self) -> AbstractAsyncContextManager[None]:
+        return _NO_TIMERS  # the loop runs call_at's timers itself
 
     def cancel_scope(self) -> Scope:
         return _NativeScope(self)
@@ -365,13 +382,42 @@ def closing(loop: Any) -> None:
     _closing.add(loop)
 
 
-# Tests set this to run the anyio backend on asyncio too.
-FORCE_ANYIO = False
+#: What ``AsyncBatchProcessor(backend=...)`` takes: ``None`` (native asyncio where it can
+#: run, 3.11+, else anyio), ``"asyncio"`` (native asyncio: Python 3.11+, an asyncio loop)
+#: or ``"anyio"`` (anyio, on asyncio or trio).
+BACKEND_NAMES = (None, "asyncio", "anyio")
 
 
-def current_backend() -> Backend:
-    """The backend for the running loop: native on asyncio (3.11+), anyio otherwise."""
-    if sys.version_info >= (3, 11) and not FORCE_ANYIO and running_library() == "asyncio":
+def check_backend(name: Any) -> Optional[str]:
+    """``name`` if it is one of ``BACKEND_NAMES`` and can run on this Python, else a
+    ``ConfigurationError`` saying what to give."""
+    from .._errors import ConfigurationError
+
+    if name not in BACKEND_NAMES:
+        raise ConfigurationError(
+            f"backend={name!r}: give None (native asyncio where it can run, else anyio), "
+            "'asyncio' or 'anyio'")
+    if name == "asyncio" and sys.version_info < (3, 11):
+        raise ConfigurationError(
+            "backend='asyncio' needs Python 3.11+ (asyncio.TaskGroup); give None or 'anyio'")
+    return name  # type: ignore[no-any-return]
+
+
+def current_backend(name: Optional[str] = None) -> Backend:
+    """The backend for the running loop: ``name`` when given (``"asyncio"``, ``"anyio"``);
+    by default native on asyncio (3.11+), anyio otherwise."""
+    if name == "anyio":
+        return AnyIO()
+    library = running_library()
+    if name == "asyncio":
+        if library != "asyncio":
+            from .._errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"backend='asyncio' runs on asyncio, and this is {library or 'no event loop'}: "
+                "give None or 'anyio'")
+        return NativeAsyncio()
+    if sys.version_info >= (3, 11) and library == "asyncio":
         return NativeAsyncio()
     return AnyIO()
 

@@ -18,7 +18,7 @@ from .._errors import (
 )
 from .._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
 from .._sources.windows import WindowReducer, parse_window
-from .backends import current_backend
+from .backends import check_backend, current_backend
 from .deadline import check_margins, deadlines
 from .handlers import Handler, is_async_callable
 from .hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
@@ -95,11 +95,16 @@ class AsyncBatchProcessor:
     - ``timings``: measure every record's duration (``Outcome.duration``). Off by default:
       a clock read per record is the largest cost of the hot path. Retry, timeout, hooks
       and model processors measure anyway.
+    - ``backend``: the event-loop seam the run uses. ``None`` (the default): native
+      asyncio where it can run (Python 3.11+ on asyncio), anyio otherwise (trio, 3.10);
+      ``"asyncio"``: native asyncio (``ConfigurationError`` on 3.10, or when called on
+      trio); ``"anyio"``: anyio, on asyncio as on trio.
 
     A processor holds no per-call state: one instance may serve concurrent calls.
     """
 
-    __slots__ = ("_event_type", "_record_hooks", "_settings", "cancel_margin", "concurrency",
+    __slots__ = ("_event_type", "_record_hooks", "_settings", "backend", "cancel_margin",
+                 "concurrency",
                  "deadline_margin", "envelope", "fifo_stop_on_failure", "hooks",
                  "idempotency", "limit",
                  "log_failures", "log_summary", "model", "ordering", "raise_on_all_failed",
@@ -129,8 +134,10 @@ class AsyncBatchProcessor:
         log_failures: int = 10,
         rate_limit: Optional[RateLimit] = None,
         envelope: Any = None,
+        backend: Optional[str] = None,
     ) -> None:
         self._event_type = coerce_event_type(event_type)
+        self.backend = check_backend(backend)
         limit: Optional[ConcurrencyLimit] = None
         if concurrency == "auto":
             limit = WindowedLimit(AIMDLimit())
@@ -245,7 +252,7 @@ class AsyncBatchProcessor:
         source.check_options(idempotency=self.idempotency, envelope=self.envelope)
         call = source.checked(call)
         window = parse_window(event)
-        backend = current_backend()
+        backend = current_backend(self.backend)
         deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
                              clock=backend.clock)
         run = BatchRun(self._settings, records=records, source=source, plan=plan, call=call,
@@ -312,9 +319,10 @@ class AsyncBatchProcessor:
             idempotency.check_stream()
         settings = self._settings
         margins = (self.deadline_margin, self.cancel_margin)
+        chosen = self.backend
 
         async def start() -> StreamRun:
-            backend = current_backend()
+            backend = current_backend(chosen)
             deadline = deadlines(context, *margins, clock=backend.clock)
             run = StreamRun(settings, items=items, call=call, parse=parse, deadline=deadline,
                             backend=backend, key=key, ordered=ordered,

@@ -199,14 +199,9 @@ class Run:
         gate_key = None
         if self.limit is not None:
             self.gate, gate_key = acquire_gate(self.limit, backend.event)
-        timers = getattr(backend, "timers", None)
         try:
-            if timers is None:
-                async with self._deadline_scope():
-                    yield
-            else:
-                async with timers(), self._deadline_scope():
-                    yield
+            async with backend.timers(), self._deadline_scope():
+                yield
         except self.cancelled_exc:
             # The caller cancelled: the claims of the records it cancelled go back now
             # (shielded, bounded), or every redelivery would find them in progress until

@@ -6,8 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import anyio
 import anyio.lowlevel
@@ -20,16 +19,13 @@ from asyncbatch.testing import LambdaContext, kinesis_event, sqs_event
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["native", "anyio"])
-def backend(request: pytest.FixtureRequest, anyio_backend: str) -> Iterator[str]:
-    """On asyncio, run each test on both backends; trio always uses anyio."""
-    if anyio_backend == "trio" and request.param == "native":
+@pytest.fixture(params=[None, "anyio"], ids=["native", "anyio"])
+def backend(request: pytest.FixtureRequest, anyio_backend: str) -> Optional[str]:
+    """What ``AsyncBatchProcessor(backend=)`` gets: on asyncio, each test runs on both
+    backends; trio always uses anyio."""
+    if anyio_backend == "trio" and request.param is None:
         pytest.skip("trio runs on the anyio backend")
-    _backends.FORCE_ANYIO = request.param == "anyio"
-    try:
-        yield request.param
-    finally:
-        _backends.FORCE_ANYIO = False
+    return request.param  # type: ignore[no-any-return]
 
 
 def numbered(count: int) -> dict[str, Any]:
@@ -74,7 +70,7 @@ def test_the_native_path_imports_no_anyio_on_the_first_batch() -> None:
     assert done.stdout.strip() == "[]"
 
 
-async def test_outcomes_match_on_both_backends(backend: str) -> None:
+async def test_outcomes_match_on_both_backends(backend: Optional[str]) -> None:
     async def handle(record: Any) -> None:
         n = n_of(record)
         if n == 1:
@@ -85,7 +81,7 @@ async def test_outcomes_match_on_both_backends(backend: str) -> None:
             await anyio.sleep(10)  # past its timeout
         await anyio.lowlevel.checkpoint()
 
-    processor = asyncbatch.AsyncBatchProcessor(concurrency=4, timeout=1.0)
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=4, timeout=1.0, backend=backend)
     report = await processor.process(numbered(8), handle)
     failed = {o.index: type(o.exception).__name__ for o in report.failed}
     assert failed[1] == "ValueError" and failed[3] == "RecordTimeoutError"
@@ -93,7 +89,7 @@ async def test_outcomes_match_on_both_backends(backend: str) -> None:
     assert len(report.succeeded) == 5
 
 
-async def test_the_deadline_cancels_and_reports_on_both_backends(backend: str) -> None:
+async def test_the_deadline_cancels_and_reports_on_both_backends(backend: Optional[str]) -> None:
     started = 0
     all_running = anyio.Event()
 
@@ -104,7 +100,7 @@ async def test_the_deadline_cancels_and_reports_on_both_backends(backend: str) -
             all_running.set()
         await anyio.sleep(30)
 
-    processor = asyncbatch.AsyncBatchProcessor(concurrency=3, deadline_margin=0.3,
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=3, backend=backend, deadline_margin=0.3,
                                                cancel_margin=0.2)
     report = await processor.process(kinesis_event(*((f"k{i}", {"n": i}) for i in range(6))),
                                      handle, LambdaContext(remaining=0.5))
@@ -113,7 +109,7 @@ async def test_the_deadline_cancels_and_reports_on_both_backends(backend: str) -
 
 
 async def test_the_callers_cancellation_reaches_every_worker_on_both_backends(
-        backend: str) -> None:
+        backend: Optional[str]) -> None:
     running = 0
     cancelled = 0
     ready = anyio.Event()
@@ -129,7 +125,7 @@ async def test_the_callers_cancellation_reaches_every_worker_on_both_backends(
             cancelled += 1
             raise
 
-    processor = asyncbatch.AsyncBatchProcessor(concurrency=4)
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=4, backend=backend)
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as group:
             group.start_soon(processor.process, numbered(10), handle)
@@ -142,3 +138,19 @@ def _is_asyncio() -> bool:
     import sniffio
 
     return sniffio.current_async_library() == "asyncio"
+
+
+async def test_the_backend_is_a_parameter(anyio_backend: str) -> None:
+    """``backend="anyio"`` runs anyio on asyncio too; ``"asyncio"`` refuses trio (and
+    Python 3.10) with a ConfigurationError; anything else is refused when made."""
+    assert isinstance(_backends.current_backend("anyio"), _backends.AnyIO)
+    if anyio_backend == "trio" or sys.version_info < (3, 11):
+        with pytest.raises(asyncbatch.ConfigurationError, match="backend='asyncio'"):
+            await asyncbatch.AsyncBatchProcessor(backend="asyncio").process(
+                numbered(2), n_of)
+    else:
+        processor = asyncbatch.AsyncBatchProcessor(backend="asyncio")
+        assert processor.backend == "asyncio"
+        assert isinstance(_backends.current_backend("asyncio"), _backends.NativeAsyncio)
+    with pytest.raises(asyncbatch.ConfigurationError, match="backend='trio'"):
+        asyncbatch.AsyncBatchProcessor(backend="trio")
