@@ -339,25 +339,7 @@ class _Awaitable:
 
 # -- models of the whole record -----------------------------------------------------
 
-# The top-level fields that make a model a model of the whole record, per source: a
-# model that declares all of them parses ``record.raw``; any other parses the payload.
-_RECORD_FIELDS: Mapping[str, frozenset[str]] = {
-    "SQS": frozenset({"messageId", "body"}),
-    "KinesisDataStreams": frozenset({"kinesis"}),
-    "DynamoDBStreams": frozenset({"dynamodb"}),
-    "Kafka": frozenset({"topic", "partition", "offset", "value"}),
-    "Firehose": frozenset({"recordId", "data"}),
-}
-
 _POWERTOOLS_MODELS = "aws_lambda_powertools.utilities.parser.models"
-# Powertools' models of the whole record, per source.
-_POWERTOOLS_RECORD_MODELS: Mapping[str, str] = {
-    "SQS": "SqsRecordModel",
-    "KinesisDataStreams": "KinesisDataStreamRecord",
-    "DynamoDBStreams": "DynamoDBStreamRecordModel",
-    "Kafka": "KafkaRecordModel",
-    "Firehose": "KinesisFirehoseRecord",
-}
 
 
 def is_record_model(model: Any, event_type: str) -> bool:
@@ -372,13 +354,15 @@ def record_model_sources(model: Any) -> frozenset[str]:
     """The sources (``EventType`` values) whose whole record ``model`` describes: by
     Powertools' record model it subclasses, or by the record's own top-level fields it
     declares (names or aliases). Empty for a model of a payload."""
+    from .._sources import SOURCES
+
     found: set[str] = set()
     models = sys.modules.get(_POWERTOOLS_MODELS)  # never imported from here
     if models is not None and isinstance(model, type):
-        for source, name in _POWERTOOLS_RECORD_MODELS.items():
-            base = getattr(models, name, None)
+        for source in SOURCES.values():
+            base = getattr(models, source.powertools_record_model or "", None)
             if isinstance(base, type) and issubclass(model, base):
-                found.add(source)
+                found.add(source.event_type.value)
     fields = getattr(model, "model_fields", None)
     if isinstance(fields, Mapping):
         names = set(fields)
@@ -387,5 +371,6 @@ def record_model_sources(model: Any) -> frozenset[str]:
                           getattr(field, "validation_alias", None)):
                 if isinstance(alias, str):
                     names.add(alias)
-        found.update(source for source, wanted in _RECORD_FIELDS.items() if wanted <= names)
+        found.update(source.event_type.value for source in SOURCES.values()
+                     if source.record_fields and source.record_fields <= names)
     return frozenset(found)

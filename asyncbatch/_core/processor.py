@@ -425,19 +425,19 @@ def check_model_source(model: Any, event_type: str) -> None:
     """``ConfigurationError`` when ``model`` describes the whole record of another source
     than ``event_type`` (Powertools' ``KinesisDataStreamRecord`` on SQS, or any model with
     another source's record fields): every record would fail its validation, forever."""
-    from .handlers import _POWERTOOLS_RECORD_MODELS, record_model_sources
+    from .handlers import record_model_sources
 
     sources = record_model_sources(model)
     if not sources or event_type in sources or event_type == EventType.ITERABLE.value:
         return  # (an item of stream()/run() is validated as it is, whatever its shape)
     other = sorted(sources)[0]
     name = getattr(model, "__name__", None) or safe_repr(model)
+    own = SOURCES[EventType(event_type)].powertools_record_model
     raise ConfigurationError(
         f"model={name} describes a whole {other} record, but these are {event_type} "
         f"events: every record would fail its validation. Give a model of the "
         f"{event_type} record"
-        + (f" (such as Powertools' {_POWERTOOLS_RECORD_MODELS[event_type]})"
-           if event_type in _POWERTOOLS_RECORD_MODELS else "")
+        + (f" (such as Powertools' {own})" if own else "")
         + f" or of its payload, or use it with {other} events (event_type={other!r})")
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Iterator
 from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .._sources import identity_key
 
 if TYPE_CHECKING:
     from .._sources import EventType, Source
@@ -21,23 +23,6 @@ _NAMES = {SUCCEEDED: "succeeded", SUNK: "succeeded", REPLAYED: "succeeded", FAIL
           SKIPPED: "skipped"}
 _OK = (SUCCEEDED, SUNK, REPLAYED)
 _ROW_NAMES = {**_NAMES, SUNK: "sunk", PENDING: "skipped", RUNNING: "skipped"}
-
-
-def identity_key(identifier: Any) -> Hashable:
-    """An ``itemIdentifier`` as a hashable key: strings as they are, Kafka's
-    ``{"partition": p, "offset": o}`` as ``(p, int(o))``."""
-    if isinstance(identifier, str):
-        return identifier
-    if isinstance(identifier, Mapping):
-        if set(identifier) == {"partition", "offset"}:
-            offset = identifier["offset"]
-            if isinstance(offset, str) and offset.isdigit():
-                offset = int(offset)
-            return (identifier["partition"], offset)
-        return tuple(sorted(identifier.items(), key=repr))
-    if isinstance(identifier, Hashable):
-        return identifier
-    return repr(identifier)
 
 
 _OUTCOME_FIELDS = ("status", "record", "identifier", "exception", "attempts", "duration",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Container, Hashable, Mapping
 from typing import Any
 
-from .._core.report import identity_key
 from .._errors import AsyncBatchError, safe_repr
+from .._sources import identity_key
 
 __all__ = ["InvalidResponseError", "reported_identifiers"]
 

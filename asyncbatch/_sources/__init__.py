@@ -14,7 +14,7 @@ its descriptor, registered in ``SOURCES`` below, and its tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any, Optional, Union
 
 from .._errors import ConfigurationError, InvalidEventError, safe_repr
@@ -22,7 +22,7 @@ from ._base import EventType, FailureMode, Plan, Record, Source
 from .dynamodb import DYNAMODB, DynamoDBRecord
 from .firehose import DROPPED, FIREHOSE, FirehoseRecord, FirehoseResult
 from .iterable import ITEMS
-from .kafka import KAFKA, KafkaRecord
+from .kafka import KAFKA, KafkaRecord, identity_of
 from .kinesis import KINESIS, KinesisRecord
 from .pipes import read_pipe_batch
 from .sqs import SQS, SQSRecord
@@ -42,6 +42,7 @@ __all__ = [
     "SQSRecord",
     "Source",
     "coerce_event_type",
+    "identity_key",
     "read_event",
     "ITEMS",
     "source_for",
@@ -187,3 +188,18 @@ def split_event(event: Any) -> list[Any]:
     if not isinstance(records, list):
         raise InvalidEventError(f"the event's 'Records' is a {type(records).__name__}, not a list")
     return records
+
+
+def identity_key(identifier: Any) -> Hashable:
+    """An ``itemIdentifier`` as a hashable key: strings as they are, Kafka's
+    ``{"partition": p, "offset": o}`` as ``(p, int(o))`` (``kafka.identity_of``)."""
+    if isinstance(identifier, str):
+        return identifier
+    if isinstance(identifier, Mapping):
+        kafka = identity_of(identifier)
+        if kafka is not None:
+            return kafka
+        return tuple(sorted(identifier.items(), key=repr))
+    if isinstance(identifier, Hashable):
+        return identifier
+    return repr(identifier)

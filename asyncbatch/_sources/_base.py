@@ -244,6 +244,12 @@ class Source:
     #: whether ``envelope=`` applies: the payload may be an SNS notification or an
     #: EventBridge event wrapping the producer's own
     envelopes: ClassVar[bool] = False
+    #: the record's own top-level fields: a ``model=`` declaring all of them (by name or
+    #: alias) parses the whole record (``record.raw``); any other model parses the payload
+    record_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Powertools' model of the whole record (in ``aws_lambda_powertools.utilities.parser
+    #: .models``): a ``model=`` subclassing it parses the whole record too
+    powertools_record_model: ClassVar[Optional[str]] = None
 
     @property
     def event_source(self) -> str:

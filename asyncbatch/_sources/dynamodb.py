@@ -83,6 +83,8 @@ _sequence = itemgetter("SequenceNumber")
 
 class DynamoDBSource(Source):
     event_type = EventType.DYNAMODB_STREAMS
+    record_fields = frozenset({"dynamodb"})
+    powertools_record_model = "DynamoDBStreamRecordModel"
     event_sources = ("aws:dynamodb",)
     view = DynamoDBRecord
     identifier_path = "dynamodb.SequenceNumber"

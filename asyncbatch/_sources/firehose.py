@@ -217,6 +217,8 @@ _record_id = itemgetter("recordId")
 
 class FirehoseSource(Source):
     event_type = EventType.FIREHOSE
+    record_fields = frozenset({"recordId", "data"})
+    powertools_record_model = "KinesisFirehoseRecord"
     event_sources = ()
     view = FirehoseRecord
     identifier_path = "recordId"

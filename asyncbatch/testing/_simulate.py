@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from .._core.handlers import is_async_callable
-from .._core.report import identity_key
 from .._errors import exception_text
 from .._lambda.context import LambdaContext
 from .._lambda.invoke import call_function
 from .._lambda.response import InvalidResponseError, reported_identifiers
-from .._sources import EventType
+from .._sources import EventType, identity_key
 
 if TYPE_CHECKING:
     from .._core.processor import AsyncBatchProcessor
