@@ -5,7 +5,7 @@ and throttles above its capacity.
     python -m benchmarks.adaptive --quick     # 600 records, 1 repetition, to a temp dir
     python -m benchmarks.adaptive --reps 9 --out /tmp/adaptive
 
-Every handler call awaits one call of the dependency (``asyncbatch.cli.sweep.Dependency``):
+Every handler call awaits one call of the dependency (``asyncbatch.bench.Dependency``):
 below its capacity it answers after a lognormal latency; above it (``n`` calls in flight,
 ``overload = n / capacity - 1``) the latency is multiplied by ``1 + slowdown * overload``
 and the call is throttled (``TransientError`` after ``throttle_latency``) with
@@ -313,7 +313,7 @@ async def run_contender(scenario: Scenario, contender: str, rep: int = 0,
                         trace_every: float = 0.01) -> Run:
     """Process the scenario's batch once with ``contender``, on the running event loop."""
     from asyncbatch import Retry
-    from asyncbatch.cli.sweep import Dependency, Latency, generate_event, run_level
+    from asyncbatch.bench import Dependency, Latency, generate_event, run_level
 
     concurrency = make_contender(contender)
     dependency = Dependency(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asyncbatch.cli import main
-from asyncbatch.cli import sweep as _bench
+from asyncbatch import bench as _bench
 
 TINY = ["--records", "200", "--concurrency", "1,4", "-q"]
 
@@ -293,7 +293,7 @@ def test_cli_modules_import_nothing_heavy() -> None:
     import sys
 
     code = ("import sys; import asyncbatch.cli as c; c.build_parser(); "
-            "print(sorted(m for m in ('matplotlib', 'asyncbatch.cli.sweep') if m in sys.modules))")
+            "print(sorted(m for m in ('matplotlib', 'asyncbatch.bench') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"

@@ -231,7 +231,7 @@ def test_asyncbatch_run_prints_an_unformattable_batch_error(
 
 @pytest.mark.parametrize("make", BAD)
 def test_bench_describes_an_unformattable_failure(make: Callable[[], BaseException]) -> None:
-    from asyncbatch.cli.sweep import describe_failure
+    from asyncbatch.bench import describe_failure
 
     error = make()
     text = describe_failure("msg-1", error)

@@ -1,5 +1,5 @@
-"""Concurrency sweeps: the machinery behind ``asyncbatch bench`` (and the adaptive
-concurrency benchmark in ``benchmarks/adaptive.py``).
+"""Concurrency sweeps: the engine behind ``asyncbatch bench`` (which only parses its
+arguments) and the adaptive concurrency benchmark in ``benchmarks/adaptive.py``.
 
 A sweep runs one event through ``AsyncBatchProcessor(timings=True)`` at several
 concurrency levels (fixed numbers, ``auto`` or ``gradient``) and measures, per level,
@@ -27,32 +27,42 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import anyio
 
-from .._core.handlers import Handler
-from .._core.hooks import Hooks
-from .._core.limits import AIMDLimit, ConcurrencyLimit, GradientLimit
-from .._core.retry import Retry, TransientError
-from .._errors import exception_text, type_name
-from ._interrupt import run_interruptible
+from ._core.handlers import Handler
+from ._core.hooks import Hooks
+from ._core.limits import AIMDLimit, ConcurrencyLimit, GradientLimit
+from ._core.retry import Retry, TransientError
+from ._errors import exception_text, type_name
 
 if TYPE_CHECKING:
-    from .._sources import Record
+    from ._sources import Record
 
 __all__ = [
+    "ADAPTIVE_LEVELS",
     "BenchError",
     "Dependency",
-    "LevelResult",
+    "ERRORS_KEPT",
+    "ERRORS_SHOWN",
+    "Items",
+    "KNEE_TOLERANCE",
     "Latency",
+    "Level",
+    "LevelResult",
+    "Progress",
     "SOURCES",
     "Sweep",
+    "count_records",
+    "describe_failure",
+    "describe_failures",
+    "describe_knee",
     "find_knee",
     "format_table",
-    "count_records",
     "generate_event",
     "load_event",
-    "load_handler",
+    "make_concurrency",
     "parse_duration",
     "parse_latency",
     "parse_levels",
+    "percentile",
     "plot_sweep",
     "run_level",
     "run_sweep",
@@ -244,22 +254,6 @@ class Dependency:
 # -- handlers and events ---------------------------------------------------------------
 
 
-def load_handler(spec: str) -> Handler:
-    """``module:function`` or ``path/to/file.py:function`` to an async function."""
-    from .._core.handlers import is_async_callable
-    from ._common import load_callable
-
-    try:
-        target = load_callable(spec)
-    except ValueError as exc:
-        raise BenchError(str(exc)) from None
-    if not is_async_callable(target):
-        attribute = spec.rpartition(":")[2]
-        raise BenchError(f"--handler {spec!r}: {attribute} is not an async function; define "
-                         f"it with 'async def {attribute.rsplit('.', 1)[-1]}(record): ...'")
-    return target  # type: ignore[no-any-return]
-
-
 class Items:
     """A ``stream()`` workload: ``items`` (dicts ``{"n": i, "key": k}``) through
     ``processor.run()``, one at a time per ``"key"`` when ``keyed``."""
@@ -278,7 +272,7 @@ def generate_event(source: str, records: int, keys: int = 100,
     item keys, Kafka partitions; ignored for standard SQS), made by the
     ``asyncbatch.testing`` event factories (the source descriptors' own records); for
     ``"stream"``, an ``Items`` workload of the same bodies (``keyed``: in order per key)."""
-    from ..testing import dynamodb_event, kafka_event, kinesis_event, sqs_event
+    from .testing import dynamodb_event, kafka_event, kinesis_event, sqs_event
 
     if source not in SOURCES:
         raise BenchError(f"--source {source!r}: choose from {', '.join(SOURCES)}")
@@ -303,7 +297,7 @@ def generate_event(source: str, records: int, keys: int = 100,
 def count_records(event: Any) -> int:
     """How many records ``event`` holds (any source, Kafka's grouped records included; a
     stream workload's items)."""
-    from .._sources import read_event
+    from ._sources import read_event
 
     if isinstance(event, Items):
         return len(event.items)
@@ -314,8 +308,8 @@ def load_event(path: str, records: Optional[int] = None) -> dict[str, Any]:
     """A sample Lambda event from a JSON file; with ``records``, its records repeated (or
     cut) to that many, every record given the identifier (and sequence number) of its
     position, as the source's descriptor numbers its sample records."""
-    from .._errors import AsyncBatchError
-    from .._sources import read_event
+    from ._errors import AsyncBatchError
+    from ._sources import read_event
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -484,8 +478,8 @@ async def run_level(
     seconds while it runs. ``limit`` overrides the limit ``level`` would make;
     ``record_timeout`` is the processor's per-record ``timeout``; ``rate`` a rate limit
     (handler calls started per second). ``event`` may be a stream workload (``Items``)."""
-    from .._core.processor import AsyncBatchProcessor
-    from .._core.rate import RateLimit
+    from ._core.processor import AsyncBatchProcessor
+    from ._core.rate import RateLimit
 
     concurrency = make_concurrency(level) if limit is None else limit
     hooks = _Progress()
@@ -628,11 +622,15 @@ def run_sweep(
     retry: Optional[Retry] = None,
     timeout: Optional[float] = None,
     progress: Optional[Callable[[int, Level, int, int, Optional[LevelResult]], None]] = None,
+    runner: Callable[..., Any] = anyio.run,
 ) -> Sweep:
     """Run every level ``sweep.repeat`` times, round-robin (repetition 1 of every level,
     then repetition 2, ...), so that a noisy neighbour spreads over all levels; keep each
     level's median-makespan run. ``make_handler`` gives a fresh handler (and its simulated
-    dependency, if any) per run. ``progress(rep, level, done, total, result)``."""
+    dependency, if any) per run. ``progress(rep, level, done, total, result)``.
+    ``runner(main, backend=...)`` runs the sweep's event loop (default ``anyio.run``; the
+    command line passes one that turns Ctrl-C into ``KeyboardInterrupt`` on every
+    Python)."""
     runs: dict[tuple[str, Optional[float]], list[LevelResult]] = {
         (str(level), rate): [] for level, rate in sweep.runs}
 
@@ -648,7 +646,7 @@ def run_sweep(
                 if progress is not None:
                     progress(rep, level, result.records, result.records, result)
 
-    run_interruptible(main, backend=sweep.backend)
+    runner(main, backend=sweep.backend)
     sweep.results = [_median_run(runs[(str(level), rate)]) for level, rate in sweep.runs]
     return sweep
 
