@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncbatch.cli import main
 from asyncbatch import bench as _bench
+from asyncbatch.cli import main
 
 TINY = ["--records", "200", "--concurrency", "1,4", "-q"]
 
