@@ -24,6 +24,7 @@ messages received; around it, in one task group (nothing outlives ``consume``):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import deque
@@ -357,7 +358,7 @@ async def _describe_queue(client: Any, url: str, settings: _Settings) -> _Queue:
     try:
         found = await Backoff(settings.retry, None, None).call(
             client.get_queue_attributes, QueueUrl=url,
-            AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue"])
+            AttributeNames=["QueueArn", "VisibilityTimeout", "FifoQueue", "RedrivePolicy"])
     except Exception as exc:
         if error_code(exc) not in _NO_QUEUE:
             raise
@@ -374,7 +375,30 @@ async def _describe_queue(client: Any, url: str, settings: _Settings) -> _Queue:
             "would be delivered again while it runs; pass visibility_timeout=30 (seconds, "
             "renewed while a message is held)")
     fifo = attributes.get("FifoQueue") == "true" or url.endswith(".fifo")
+    if fifo:
+        _warn_of_tight_redrive(url, attributes.get("RedrivePolicy"))
     return _Queue(url, arn, arn_region(arn), fifo, visibility)
+
+
+#: a FIFO queue's maxReceiveCount below this leaves too little room for releases
+FIFO_RECEIVES_ADVISED = 5
+
+
+def _warn_of_tight_redrive(url: str, policy: Any) -> None:
+    """A FIFO group's messages received behind a failed one are released unrun, and each
+    release counts a receive: with a small ``maxReceiveCount`` they can reach the
+    dead-letter queue without having run. Said once, at start."""
+    try:
+        receives = int(json.loads(policy)["maxReceiveCount"]) if policy else None
+    except (TypeError, ValueError, KeyError):
+        return
+    if receives is not None and receives < FIFO_RECEIVES_ADVISED:
+        logger.warning(
+            "the FIFO queue %s moves a message to its dead-letter queue after %d receives; "
+            "a message received behind a failed one of its group is released unrun, which "
+            "SQS counts as a receive, so it can be dead-lettered without having run %d "
+            "times (or at all): give the redrive policy a maxReceiveCount of at least %d",
+            url, receives, receives, FIFO_RECEIVES_ADVISED)
 
 
 class _Worker:
@@ -632,8 +656,13 @@ class _Worker:
             self.behind.pop(group, None)
 
     def _release_group(self, group: Any) -> None:
-        for record in self.behind.pop(group, ()):
+        """A FIFO group's later messages received, released unrun: their places are
+        free again (they never reach the stream, whose outcomes give places back)."""
+        behind = self.behind.pop(group, ())
+        for record in behind:
             self._release(self.held[record])
+        if behind:
+            self.places.give(len(behind))
 
     def _release(self, held: Held) -> None:
         self.counts.released += 1

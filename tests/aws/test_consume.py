@@ -14,6 +14,7 @@ Set-up and inspection go to moto directly, never through the proxy's faults.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -593,12 +594,13 @@ async def test_throttling_and_5xx_on_every_call_lose_nothing(aws: str,
                                                               proxy: FaultProxy) -> None:
     """20% of every SQS call throttled and 5% failing (botocore's own retries off): the
     worker retries with backoff and never crashes; every message is handled exactly once
-    and deleted. A few 2.5 s handlers on a 2 s visibility timeout need heartbeats through
+    and deleted. A few 4.5 s handlers on a 4 s visibility timeout need heartbeats through
     the faults too."""
     from botocore.config import Config
 
     async with sqs_client(aws) as sqs:
-        url = await make_queue(sqs, "throttled", visibility=2)
+        # 4 s: a renewal has 2.7 s to land through the faults and the serialising proxy
+        url = await make_queue(sqs, "throttled", visibility=4)
         await send(sqs, url, [{"n": i} for i in range(200)])
         for operation in ("ReceiveMessage", "DeleteMessageBatch",
                           "ChangeMessageVisibilityBatch"):  # each of them surely, first
@@ -610,7 +612,7 @@ async def test_throttling_and_5xx_on_every_call_lose_nothing(aws: str,
 
         async def handle(record: asyncbatch.SQSRecord) -> None:
             seen.start(record)
-            await anyio.sleep(2.5 if record.json()["n"] % 20 == 0 else 0.001)
+            await anyio.sleep(4.5 if record.json()["n"] % 20 == 0 else 0.001)
             seen.end(record)
 
         # 12 attempts: a delete given up (0.25 ** 12) would be delivered again
@@ -698,10 +700,11 @@ async def test_a_long_poll_abandoned_by_its_client_takes_no_message(
 
 async def test_two_workers_never_handle_one_message_at_once(aws: str,
                                                              proxy: FaultProxy) -> None:
-    """Two workers on one queue, a 2 s visibility timeout, some handlers slower than it:
+    """Two workers on one queue, a 4 s visibility timeout, some handlers slower than it:
     no message is ever handled by both at once (nor twice at all: nothing fails)."""
     async with sqs_client(aws) as sqs:
-        url = await make_queue(sqs, "shared", visibility=2)
+        # 4 s: a renewal has 2.7 s to land through the serialising proxy, on a loaded machine
+        url = await make_queue(sqs, "shared", visibility=4)
         await send(sqs, url, [{"n": i} for i in range(200)])
         seen = Seen(expected=200)
         by_worker: Counter[int] = Counter()
@@ -710,7 +713,7 @@ async def test_two_workers_never_handle_one_message_at_once(aws: str,
             async def handle(record: asyncbatch.SQSRecord) -> None:
                 seen.start(record)
                 by_worker[worker] += 1
-                await anyio.sleep(2.5 if record.json()["n"] % 40 == 0 else 0.005)
+                await anyio.sleep(4.5 if record.json()["n"] % 40 == 0 else 0.005)
                 seen.end(record)
 
             return handle
@@ -895,3 +898,162 @@ def test_a_message_made_visible_is_visible_in_the_same_microsecond(
     assert not message.visible
     message.change_visibility(0)
     assert message.visible
+
+
+# -- random workloads: the worker's rules where its features meet ---------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_random_workloads_keep_the_workers_rules(seed: int, aws: str,
+                                                       proxy: FaultProxy) -> None:
+    """Seeded workloads (the fuzzer's part for the SQS worker, which needs real time and a
+    real queue): a standard or FIFO queue with a dead-letter queue (two receives), 10 to 40
+    messages, each failing or succeeding per receive (some both times: poison), some
+    slow; concurrency 1 to 8, prefetch 0 to 20; SQS calls throttled and failing at random.
+    Every message succeeds once (on the run its plan says) or reaches the dead-letter
+    queue after exactly two failed receives; no message runs twice at once; no FIFO group
+    runs two at once, and each group's successes keep the order sent. (FIFO: a message
+    received behind a failed one is released unrun, which SQS counts as a receive, so the
+    FIFO queue gets room, ten receives, and no poison: see the worker's warning.)"""
+    from botocore.config import Config
+
+    rng = random.Random(seed)
+    fifo = rng.random() < 0.5
+    n = rng.randint(10, 40)
+    groups = [rng.choice("abcd") for _ in range(n)] if fifo else None
+    # per message, what each of its two receives does
+    # per message, what each of its (at most two) runs does
+    plans = [[rng.choices(("ok", "fail"), (75, 25))[0] for _ in range(2)] for _ in range(n)]
+    if fifo:
+        plans = [[plan[0], "ok"] for plan in plans]
+    slow = {i for i in range(n) if rng.random() < 0.15}
+    poison = {i for i, plan in enumerate(plans) if plan == ["fail", "fail"]}
+    max_receives = 10 if fifo else 2
+    concurrency = rng.choice((1, 3, 8))
+    prefetch = rng.choice((0, 5, 20))
+    proxy.add(Fault(None, "throttle", rate=rng.choice((0.0, 0.1))))
+    proxy.add(Fault(None, "5xx", rate=rng.choice((0.0, 0.05))))
+    async with sqs_client(aws) as sqs:
+        dlq = await make_queue(sqs, f"fuzz-dlq-{seed}", fifo=fifo)
+        dlq_arn = (await sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"]["QueueArn"]
+        url = await make_queue(sqs, f"fuzz-{seed}", fifo=fifo, dead_letter_arn=dlq_arn,
+                               max_receives=max_receives)
+        await send(sqs, url, [{"n": i} for i in range(n)], groups=groups)
+        receives: dict[int, list[int]] = {}
+        succeeded: list[int] = []
+        running: set[int] = set()
+        running_groups: set[str] = set()
+        overlaps: list[str] = []
+
+        async def handle(record: asyncbatch.SQSRecord) -> None:
+            i = record.json()["n"]
+            receives.setdefault(i, []).append(record.receive_count)
+            group = record.message_group_id
+            if i in running:
+                overlaps.append(f"message {i} ran twice at once")
+            if group is not None and group in running_groups:
+                overlaps.append(f"group {group} ran two messages at once")
+            running.add(i)
+            if group is not None:
+                running_groups.add(group)
+            try:
+                await anyio.sleep(0.2 if i in slow else 0)
+                if plans[i][min(len(receives[i]), 2) - 1] == "fail":
+                    raise ValueError(f"message {i} fails on run {len(receives[i])}")
+                succeeded.append(i)
+            finally:
+                running.discard(i)
+                if group is not None:
+                    running_groups.discard(group)
+
+        async def settled() -> bool:
+            return len(succeeded) >= n - len(poison) and (
+                await counts(sqs, dlq))[0] == len(poison)
+
+        stop = anyio.Event()
+        async with in_background(url, handle, AsyncBatchProcessor(concurrency=concurrency),
+                                 stop, proxy.url, prefetch=prefetch,
+                                 failure_visibility_timeout=0, config=Config(**NO_SDK_RETRY),
+                                 sqs_retry=asyncbatch.Retry(attempts=12, base=0.05,
+                                                            cap=0.5)) as job:
+            try:
+                await wait_for(settled, 60)
+            except TimeoutError:
+                missing = sorted(set(range(n)) - poison - set(succeeded))
+                raise AssertionError(
+                    f"not settled: fifo={fifo} missing={missing} runs="
+                    f"{ {i: receives.get(i) for i in missing} } plans="
+                    f"{ {i: plans[i] for i in missing} } poison={sorted(poison)} queue="
+                    f"{await counts(sqs, url)} dlq={await counts(sqs, dlq)}") from None
+            finally:
+                stop.set()
+        proxy.clear()
+        assert await counts(sqs, url) == (0, 0)
+    summary = job.summary
+    assert summary is not None and summary.undeleted == 0
+    assert not overlaps, overlaps
+    assert sorted(succeeded) == sorted(set(range(n)) - poison)  # each once
+    for i in range(n):
+        runs = 2 if i in poison else plans[i].index("ok") + 1
+        got = receives.get(i, [])
+        assert len(got) == runs and got == sorted(set(got)), (i, plans[i], got)
+        if not fifo:  # nothing released unrun: each run is the next receive
+            assert got == list(range(1, runs + 1)), (i, plans[i], got)
+    if groups is not None:
+        for group in set(groups):
+            done = [i for i in succeeded if groups[i] == group]
+            assert done == sorted(done), (group, done)
+
+
+async def test_a_fifo_queue_with_little_redrive_room_is_warned_of(
+        aws: str, proxy: FaultProxy, caplog: pytest.LogCaptureFixture) -> None:
+    """A FIFO queue whose redrive policy dead-letters after 2 receives: a message released
+    behind a failed one counts a receive, so it could be dead-lettered without having run;
+    the worker says so once, at start, with what to set. Ample room: no warning."""
+    async with sqs_client(aws) as sqs:
+        dlq = await make_queue(sqs, "room-dlq", fifo=True)
+        dlq_arn = (await sqs.get_queue_attributes(
+            QueueUrl=dlq, AttributeNames=["QueueArn"]))["Attributes"]["QueueArn"]
+        tight = await make_queue(sqs, "tight", fifo=True, dead_letter_arn=dlq_arn,
+                                 max_receives=2)
+        ample = await make_queue(sqs, "ample", fifo=True, dead_letter_arn=dlq_arn,
+                                 max_receives=5)
+
+        async def handle(record: asyncbatch.SQSRecord) -> None:
+            pass
+
+        for url in (tight, ample):
+            stop = anyio.Event()
+            stop.set()
+            await run(url, handle, AsyncBatchProcessor(), stop, proxy.url)
+    warned = [r.getMessage() for r in caplog.records if "maxReceiveCount" in r.getMessage()]
+    assert len(warned) == 1 and "tight.fifo" in warned[0] and "at least 5" in warned[0]
+
+
+async def test_messages_released_behind_a_failure_free_their_places(
+        aws: str, proxy: FaultProxy) -> None:
+    """One FIFO group of 20, places for 10 (concurrency 1, prefetch 9): a receive brings
+    ten, the first fails and the nine behind it are released unrun. Their places are free
+    again: the worker goes on receiving and every message succeeds (before, each failure
+    kept the places of the messages it released, and two failures stalled the worker)."""
+    async with sqs_client(aws) as sqs:
+        url = await make_queue(sqs, "places", fifo=True, visibility=60)
+        await send(sqs, url, [{"n": i} for i in range(20)], groups=["g"] * 20)
+        failed: set[int] = set()
+        seen = Seen(expected=20)
+
+        async def handle(record: asyncbatch.SQSRecord) -> None:
+            n = record.json()["n"]
+            seen.start(record)
+            if n in (0, 12) and n not in failed:
+                failed.add(n)
+                seen.end(record, ok=False)
+                raise ValueError(f"{n} fails once")
+            seen.end(record)
+
+        with anyio.fail_after(60):
+            summary = await run(url, handle, AsyncBatchProcessor(concurrency=1), seen.done,
+                                proxy.url, prefetch=9, failure_visibility_timeout=0)
+    assert seen.succeeded == {m for m in seen.deliveries} and len(seen.succeeded) == 20
+    assert summary.failed == 2 and summary.released >= 9
