@@ -7,6 +7,18 @@ Public names are re-exported here; the implementation lives in private modules.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from ._core.handlers import Handler
+from ._core.hooks import Failure, FailureSink, Hooks
+from ._core.limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
+from ._core.processor import (
+    AsyncBatchProcessor,
+    async_process_partial_response,
+    process_partial_response,
+)
+from ._core.rate import RateLimit
+from ._core.report import BatchReport, Outcome
+from ._core.retry import Retry, TransientError, is_transient
+from ._core.stream import Stream
 from ._errors import (
     AsyncBatchError,
     BatchFailedError,
@@ -23,25 +35,21 @@ from ._errors import (
     ResponseTooLargeError,
     SinkError,
 )
-from ._handlers import Handler
-from ._hooks import Failure, FailureSink, Hooks
-from ._limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
-from ._processor import (
-    AsyncBatchProcessor,
-    async_process_partial_response,
-    process_partial_response,
-)
-from ._rate import RateLimit
-from ._records import Record
-from ._report import BatchReport, Outcome
-from ._response import InvalidResponseError
-from ._retry import Retry, TransientError, is_transient
-from ._sources import EventType
-from ._stream import Stream
-from ._windows import Window, WindowReducer
+from ._lambda.response import InvalidResponseError
+from ._sources import EventType, Record
+from ._sources.windows import Window, WindowReducer
 
 if _TYPE_CHECKING:
-    from ._idempotency import (
+    from ._sources import (
+        DROPPED,
+        DynamoDBRecord,
+        FirehoseRecord,
+        FirehoseResult,
+        KafkaRecord,
+        KinesisRecord,
+        SQSRecord,
+    )
+    from .idempotency import (
         BatchIdempotency,
         Idempotency,
         IdempotencyError,
@@ -54,19 +62,10 @@ if _TYPE_CHECKING:
         InMemoryIdempotencyStore,
         Replay,
     )
-    from ._sources import (
-        DROPPED,
-        DynamoDBRecord,
-        FirehoseRecord,
-        FirehoseResult,
-        KafkaRecord,
-        KinesisRecord,
-        SQSRecord,
-    )
 
 # Loaded on first use: idempotency needs json, hashlib and logging, which a cold start
 # that does not use it should not pay for.
-_LAZY = {name: "._idempotency" for name in (
+_LAZY = {name: ".idempotency" for name in (
     "BatchIdempotency",
     "Idempotency",
     "IdempotencyError",

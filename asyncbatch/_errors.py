@@ -15,7 +15,7 @@
         ├── HandlerCancelledError               the handler raised CancelledError itself
         ├── CallbackError                       a hook, predicate or reducer of yours raised
         ├── RecordSkippedError                  it was never run; ``reason`` says why
-        └── IdempotencyError (in _idempotency)  idempotency kept it from succeeding (``key``)
+        └── IdempotencyError (in idempotency/)  idempotency kept it from succeeding (``key``)
             ├── IdempotencyInProgressError (TransientError) another invocation holds its key
             ├── IdempotencyValidationError (ValueError) its key was seen with another payload
             ├── IdempotencyKeyError (ValueError)    its key could not be computed
@@ -51,9 +51,10 @@ else:  # pragma: no cover - exercised on 3.9 and 3.10
     from exceptiongroup import ExceptionGroup
 
 if TYPE_CHECKING:
-    from ._report import BatchReport
+    from ._core.report import BatchReport
 
 __all__ = [
+    "bounded_text",
     "AsyncBatchError",
     "BatchFailedError",
     "ConfigurationError",
@@ -79,7 +80,7 @@ __all__ = [
 MAX_TEXT = 2000
 
 
-def _bounded(text: str) -> str:
+def bounded_text(text: str) -> str:
     """``text`` made safe to log, encode and ship: at most ``MAX_TEXT`` characters, and
     valid UTF-8 (lone surrogates, from bytes decoded with ``surrogateescape``, become
     escapes)."""
@@ -107,7 +108,7 @@ def exception_text(exc: BaseException) -> str:
         return f"<{type_name(exc)}: str() raised {type_name(failure)}>"
     if not isinstance(text, str):  # pragma: no cover - str() already refuses non-strings
         return f"<{type_name(exc)}: str() gave a {type(text).__name__}>"
-    return _bounded(text)
+    return bounded_text(text)
 
 
 def describe(exc: BaseException) -> str:
@@ -126,7 +127,7 @@ def safe_repr(value: Any) -> str:
         return f"<{type(value).__name__} object: repr() raised {type(failure).__name__}>"
     if not isinstance(text, str):  # pragma: no cover
         return f"<{type(value).__name__} object>"
-    return _bounded(text)
+    return bounded_text(text)
 
 
 #: the longest traceback ``traceback_text`` gives whole

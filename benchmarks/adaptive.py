@@ -5,7 +5,7 @@ and throttles above its capacity.
     python -m benchmarks.adaptive --quick     # 600 records, 1 repetition, to a temp dir
     python -m benchmarks.adaptive --reps 9 --out /tmp/adaptive
 
-Every handler call awaits one call of the dependency (``asyncbatch.cli.sweep.Dependency``):
+Every handler call awaits one call of the dependency (``asyncbatch.bench.Dependency``):
 below its capacity it answers after a lognormal latency; above it (``n`` calls in flight,
 ``overload = n / capacity - 1``) the latency is multiplied by ``1 + slowdown * overload``
 and the call is throttled (``TransientError`` after ``throttle_latency``) with
@@ -16,7 +16,7 @@ a shared machine, hence fresh interpreters, round-robin repetitions and medians.
 
 Contenders: fixed limits, ``concurrency="auto"`` (``WindowedLimit(AIMDLimit())``),
 ``GradientLimit(max=200)``, and variants of them defined here (the proposals of the
-report; ``asyncbatch/_limits.py`` is not modified). Each run is one fresh interpreter
+report; ``asyncbatch/_core/limits.py`` is not modified). Each run is one fresh interpreter
 (``python -m benchmarks.adaptive --worker``, JSON in, JSON out), with a fresh limit: the
 cold start of a Lambda container. Writes ``results/adaptive.md`` and ``adaptive.png``.
 """
@@ -313,7 +313,7 @@ async def run_contender(scenario: Scenario, contender: str, rep: int = 0,
                         trace_every: float = 0.01) -> Run:
     """Process the scenario's batch once with ``contender``, on the running event loop."""
     from asyncbatch import Retry
-    from asyncbatch.cli.sweep import Dependency, Latency, generate_event, run_level
+    from asyncbatch.bench import Dependency, Latency, generate_event, run_level
 
     concurrency = make_contender(contender)
     dependency = Dependency(
@@ -622,7 +622,7 @@ def findings(result: Result) -> list[str]:
                    f"with {windowed.throttled:,.0f} throttled calls.")
     out += [
         "",
-        "**Proposal for `asyncbatch/_limits.py`** (not changed here): add the `Windowed` "
+        "**Proposal for `asyncbatch/_core/limits.py`** (not changed here): add the `Windowed` "
         "wrapper of this file (about 40 lines: a window closes after >= 10 calls spanning "
         ">= their mean round-trip time and hands the wrapped limit one sample: mean "
         "round-trip time, largest in-flight count, whether any call was dropped; before "
@@ -630,7 +630,7 @@ def findings(result: Result) -> list[str]:
         "and make `concurrency=\"auto\"` mean `Windowed(AIMDLimit())`. `AIMDLimit` and "
         "`GradientLimit` keep their per-call rules (their unit tests check per-call steps), "
         "and users wrap them the same way. Checked against the engine's own adaptive tests "
-        "(`tests/test_limits.py`: settling near capacity on trio's mock clock, and the "
+        "(`tests/core/test_limits.py`: settling near capacity on trio's mock clock, and the "
         "bound-and-order property) with `AIMDLimit` wrapped: both pass.",
     ]
     return out

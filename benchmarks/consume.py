@@ -59,7 +59,7 @@ FAST, SLOW, SLOW_SHARE = 0.05, 0.25, 0.10
 
 _SERIALISER = """
 import sys, time
-from tests.faultproxy import FaultProxy
+from tests._support.faultproxy import FaultProxy
 proxy = FaultProxy(sys.argv[1], serialize_sqs=True).__enter__()
 print(proxy.url, flush=True)
 time.sleep(1e9)
@@ -70,7 +70,7 @@ time.sleep(1e9)
 def serialised_moto() -> Iterator[str]:
     """A moto server in a process of its own and the serialising proxy in front of it in
     another; yields the proxy's URL (the environment set for moto meanwhile)."""
-    from asyncbatch.aws._local import local_aws_process
+    from asyncbatch.aws.local import local_aws_process
 
     with local_aws_process() as moto:
         root = str(Path(__file__).resolve().parent.parent)

@@ -29,7 +29,7 @@ def moto_server() -> Iterator[str]:
     """A moto server on 127.0.0.1 (free port), shared by the session; yields its URL.
 
     Tests talk to it over HTTP through aioboto3, exactly as they would to AWS."""
-    from asyncbatch.aws._local import local_aws
+    from asyncbatch.aws.local import local_aws
 
     _moto_visible_at_once()
     with local_aws(set_environment=False) as endpoint:
@@ -55,7 +55,7 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The moto endpoint with a clean slate, fake credentials and ``AWS_ENDPOINT_URL`` set."""
     import urllib.request
 
-    from asyncbatch.aws._local import LOCAL_ENV
+    from asyncbatch.aws.local import LOCAL_ENV
 
     for key, value in LOCAL_ENV.items():
         monkeypatch.setenv(key, value)

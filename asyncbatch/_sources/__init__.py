@@ -15,11 +15,11 @@ its descriptor, registered in ``SOURCES`` below, and its tests.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._errors import ConfigurationError, InvalidEventError, safe_repr
-from ._base import EventType, FailureMode, Plan, Record, Source, SourcePolicy
+from ._base import EventType, FailureMode, Plan, Record, Source
 from .iterable import ITEMS
 
 if TYPE_CHECKING:
@@ -43,10 +43,9 @@ __all__ = [
     "Record",
     "SQSRecord",
     "Source",
-    "SourcePolicy",
     "coerce_event_type",
+    "identity_key",
     "read_event",
-    "resolve_policy",
     "ITEMS",
     "source_for",
     "split_event",
@@ -279,8 +278,18 @@ def split_event(event: Any) -> list[Any]:
     return records
 
 
-def resolve_policy(records: list[Any], event_type: Optional[EventType]) -> Source:
-    """The source of these ``Records``: the given type, or the one they name."""
-    if event_type is not None:
-        return SOURCES[event_type]
-    return _detect({"Records": records})
+def identity_key(identifier: Any) -> Hashable:
+    """An ``itemIdentifier`` as a hashable key: strings as they are, Kafka's
+    ``{"partition": p, "offset": o}`` as ``(p, int(o))`` (``kafka.identity_of``)."""
+    if isinstance(identifier, str):
+        return identifier
+    if isinstance(identifier, Mapping):
+        from .kafka import identity_of
+
+        kafka = identity_of(identifier)
+        if kafka is not None:
+            return kafka
+        return tuple(sorted(identifier.items(), key=repr))
+    if isinstance(identifier, Hashable):
+        return identifier
+    return repr(identifier)

@@ -19,15 +19,15 @@ from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from .._report import BatchReport
+    from .._core.report import BatchReport
 
-__all__ = ["EventType", "FailureMode", "Plan", "Record", "Source", "SourcePolicy"]
+__all__ = ["EventType", "FailureMode", "Plan", "Record", "Source"]
 
 _EMPTY: Mapping[str, Any] = {}
 
 
 class EventType(str, enum.Enum):
-    """The event sources asyncbatch knows; the values are the names SEMANTICS.md uses."""
+    """The event sources asyncbatch knows; the values are the names the docs use."""
 
     SQS = "SQS"
     KINESIS = "KinesisDataStreams"
@@ -73,7 +73,7 @@ class Plan:
 
     def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
                  sequence: Optional[Callable[[int], int]] = None, *,
-                 identifiers: Optional[list[Any]] = None,
+                 identifiers: list[Any],
                  partition: Optional[Callable[[int], Hashable]] = None,
                  rank: Optional[Callable[[int], Any]] = None) -> None:
         self.size = size
@@ -249,6 +249,12 @@ class Source:
     #: whether ``envelope=`` applies: the payload may be an SNS notification or an
     #: EventBridge event wrapping the producer's own
     envelopes: ClassVar[bool] = False
+    #: the record's own top-level fields: a ``model=`` declaring all of them (by name or
+    #: alias) parses the whole record (``record.raw``); any other model parses the payload
+    record_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Powertools' model of the whole record (in ``aws_lambda_powertools.utilities.parser
+    #: .models``): a ``model=`` subclassing it parses the whole record too
+    powertools_record_model: ClassVar[Optional[str]] = None
 
     @property
     def event_source(self) -> str:
@@ -374,10 +380,6 @@ class Source:
 
     def __repr__(self) -> str:
         return f"<source {self.event_type.value}>"
-
-
-#: the name the scheduler and processor know a source by
-SourcePolicy = Source
 
 
 def payload_text(payload: Any) -> str:

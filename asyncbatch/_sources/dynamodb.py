@@ -16,9 +16,9 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, Optional
 
-from .._dynamodb import DynamoDBJSONError, canonical_key, deserialize_item, serialize_item
 from .._errors import InvalidEventError, RecordDecodeError
 from ._base import _EMPTY, EventType, Plan, Record, Source, bad, stream_plan
+from .dynamodb_json import DynamoDBJSONError, canonical_key, deserialize_item, serialize_item
 
 __all__ = ["DYNAMODB", "DynamoDBRecord", "DynamoDBSource"]
 
@@ -83,6 +83,8 @@ _sequence = itemgetter("SequenceNumber")
 
 class DynamoDBSource(Source):
     event_type = EventType.DYNAMODB_STREAMS
+    record_fields = frozenset({"dynamodb"})
+    powertools_record_model = "DynamoDBStreamRecordModel"
     event_sources = ("aws:dynamodb",)
     view = DynamoDBRecord
     identifier_path = "dynamodb.SequenceNumber"

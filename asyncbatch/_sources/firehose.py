@@ -28,7 +28,7 @@ from .._errors import ConfigurationError, InvalidEventError
 from ._base import EventType, FailureMode, Plan, Record, Source, payload_bytes
 
 if TYPE_CHECKING:
-    from .._report import BatchReport
+    from .._core.report import BatchReport
 
 __all__ = ["DROPPED", "FIREHOSE", "FirehoseRecord", "FirehoseResult", "FirehoseSource",
            "RecordId", "data_key", "encode_data"]
@@ -217,6 +217,8 @@ _record_id = itemgetter("recordId")
 
 class FirehoseSource(Source):
     event_type = EventType.FIREHOSE
+    record_fields = frozenset({"recordId", "data"})
+    powertools_record_model = "KinesisFirehoseRecord"
     event_sources = ()
     view = FirehoseRecord
     identifier_path = "recordId"

@@ -40,7 +40,7 @@ from .._errors import ResponseTooLargeError
 from .firehose import DROPPED, FirehoseResult, RecordId, data_key, encode_data
 
 if TYPE_CHECKING:
-    from .._report import BatchReport
+    from .._core.report import BatchReport
 
 __all__ = ["LIMIT", "build", "response_size"]
 

@@ -159,8 +159,21 @@ class KafkaRecord(Record):
         return None  # the ARN is the event's (``eventSourceArn``), not the record's
 
 
+def identity_of(identifier: Mapping[str, Any]) -> Optional[Hashable]:
+    """Kafka's ``itemIdentifier`` (``{"partition": p, "offset": o}``) as a hashable key,
+    ``(p, int(o))``; ``None`` for a mapping of another shape."""
+    if set(identifier) != {"partition", "offset"}:
+        return None
+    offset = identifier["offset"]
+    if isinstance(offset, str) and offset.isdigit():
+        offset = int(offset)
+    return (identifier["partition"], offset)
+
+
 class KafkaSource(Source):
     event_type = EventType.KAFKA
+    record_fields = frozenset({"topic", "partition", "offset", "value"})
+    powertools_record_model = "KafkaRecordModel"
     event_sources = _EVENT_SOURCES
     view = KafkaRecord
     identifier_path = "offset"

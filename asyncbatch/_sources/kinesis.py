@@ -90,6 +90,8 @@ _partition_key = itemgetter("partitionKey")
 
 class KinesisSource(Source):
     event_type = EventType.KINESIS
+    record_fields = frozenset({"kinesis"})
+    powertools_record_model = "KinesisDataStreamRecord"
     event_sources = ("aws:kinesis",)
     view = KinesisRecord
     identifier_path = "kinesis.sequenceNumber"

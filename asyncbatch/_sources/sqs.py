@@ -86,6 +86,8 @@ _message_id = itemgetter("messageId")
 
 class SQSSource(Source):
     event_type = EventType.SQS
+    record_fields = frozenset({"messageId", "body"})
+    powertools_record_model = "SqsRecordModel"
     event_sources = ("aws:sqs",)
     view = SQSRecord
     identifier_path = "messageId"

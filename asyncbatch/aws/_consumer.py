@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import anyio
 
+from .._core.retry import Retry
 from .._errors import ConfigurationError, describe
 from .._frozen import Frozen
-from .._retry import Retry
 from .._sources.sqs import SQSRecord
-from ._common import error_code, open_client, region_in_url, require_asyncio
+from ._client import error_code, open_client, region_in_url, require_asyncio
 from ._settling import (
     BATCH,
     HEARTBEAT_CALLS,
@@ -53,10 +53,10 @@ from ._settling import (
 )
 
 if TYPE_CHECKING:
-    from .._handlers import Handler
-    from .._processor import AsyncBatchProcessor
-    from .._report import Outcome
-    from .._stream import Stream
+    from .._core.handlers import Handler
+    from .._core.processor import AsyncBatchProcessor
+    from .._core.report import Outcome
+    from .._core.stream import Stream
 
 __all__ = ["ConsumeSummary", "consume"]
 
@@ -255,7 +255,7 @@ async def consume(
     that cannot work (none at that URL, a visibility timeout of 0); an AWS error no retry
     mends while it runs (the queue deleted, access denied) stops the worker as ``stop``
     would and is raised after."""
-    from .._processor import AsyncBatchProcessor
+    from .._core.processor import AsyncBatchProcessor
 
     if not isinstance(processor, AsyncBatchProcessor):
         raise ConfigurationError(
@@ -467,9 +467,9 @@ class _Worker:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_FLUSH_SECONDS):
                 self._release_held()
                 await self.settler.flush()
-            from .._processor import _fatal
+            from .._core.pool import fatal_in
 
-            fatal = _fatal(exc)
+            fatal = fatal_in(exc)
             if fatal is not None and fatal is not exc:
                 raise fatal from None  # KeyboardInterrupt / SystemExit, unwrapped
             raise

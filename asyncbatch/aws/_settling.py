@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional
 
 import anyio
 
+from .._core.retry import THROTTLING_CODES, Retry
 from .._errors import describe
-from .._retry import THROTTLING_CODES, Retry
 from .._sources.sqs import SQSRecord
 
 __all__ = ["RUNNING", "SETTLING", "WAITING", "Counts", "Held", "Settler", "Warnings"]

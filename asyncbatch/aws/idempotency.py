@@ -41,11 +41,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Callable, Optional
 
+from .._core.retry import TransientError
 from .._errors import ConfigurationError
-from .._idempotency import IN_PROGRESS, IdempotencyItem
-from .._retry import TransientError
-from ._common import error_code as _error_code
-from ._common import require_asyncio
+from ..idempotency import IN_PROGRESS, IdempotencyItem
+from ._client import error_code as _error_code
+from ._client import open_client, require_asyncio
 
 __all__ = ["BATCH_GET_MAX_KEYS", "BATCH_WRITE_MAX_ITEMS", "DynamoDBIdempotencyStore"]
 
@@ -175,22 +175,13 @@ class DynamoDBIdempotencyStore:
             await lazy[1].aclose()
 
     async def _open(self) -> tuple[AsyncExitStack, Any]:
-        import aioboto3
-
-        session = self._session if self._session is not None else aioboto3.Session()
-        options = {k: v for k, v in self._options.items() if v is not None}
-        if "config" not in options:
+        options = dict(self._options)
+        if options.get("config") is None:
             from aiobotocore.config import AioConfig
 
             options["config"] = AioConfig(max_pool_connections=64,
                                           retries={"total_max_attempts": 1})
-        stack = AsyncExitStack()
-        try:
-            client = await stack.enter_async_context(session.client("dynamodb", **options))
-        except BaseException:
-            await stack.aclose()
-            raise
-        return stack, client
+        return await open_client(self._session, "dynamodb", options)
 
     async def _get_client(self) -> Any:
         if self._given is not None:

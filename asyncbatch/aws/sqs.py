@@ -77,6 +77,7 @@ from typing import Any, Optional
 import anyio
 import anyio.lowlevel
 
+from .._core.hooks import Failure
 from .._errors import (
     AsyncBatchError,
     ConfigurationError,
@@ -85,9 +86,8 @@ from .._errors import (
     traceback_text,
     type_name,
 )
-from .._hooks import Failure
-from ._common import error_code as _error_code
-from ._common import open_client, region_in_url, require_asyncio
+from ._client import error_code as _error_code
+from ._client import open_client, region_in_url, require_asyncio
 from ._consumer import ConsumeSummary, consume
 
 # the worker, defined in ._consumer, shows this module as its own

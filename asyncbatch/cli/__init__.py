@@ -10,7 +10,7 @@ a subcommand imports the engine, aioboto3 or matplotlib when it runs, and
 - ``run`` (:mod:`asyncbatch.cli.run`): Lambda's event source mapping, locally
 - ``consume`` (:mod:`asyncbatch.cli.consume`): a record handler on an SQS queue, as a
   long-running worker
-- ``bench`` (:mod:`asyncbatch.cli.bench`, the sweeps in :mod:`asyncbatch.cli.sweep`)
+- ``bench`` (:mod:`asyncbatch.cli.bench`, the sweeps in :mod:`asyncbatch.bench`)
 """
 
 from __future__ import annotations

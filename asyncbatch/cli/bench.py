@@ -16,8 +16,8 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from .._handlers import Handler
-    from .sweep import Dependency, Level, LevelResult
+    from .._core.handlers import Handler
+    from ..bench import Dependency, Level, LevelResult
 
 __all__ = ["add_parser"]
 
@@ -123,7 +123,7 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .sweep import BenchError
+    from ..bench import BenchError
 
     try:
         return _run(args)
@@ -139,8 +139,8 @@ def _run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .._retry import Retry
-    from .sweep import (
+    from .._core.retry import Retry
+    from ..bench import (
         BenchError,
         Dependency,
         Sweep,
@@ -148,12 +148,12 @@ def _run(args: argparse.Namespace) -> int:
         format_table,
         generate_event,
         load_event,
-        load_handler,
         parse_latency,
         parse_levels,
         plot_sweep,
         run_sweep,
     )
+    from ._interrupt import run_interruptible
 
     # -- check every argument before anything runs
     if args.handler is None and args.latency is None:
@@ -238,7 +238,8 @@ def _run(args: argparse.Namespace) -> int:
                   source=source_name, repeat=args.repeat, backend=args.backend, rates=rates)
     show = _Progress(sweep, sys.stderr, quiet=args.quiet, every=args.progress_every)
     show.start(estimate=_estimate(args, records, levels))
-    run_sweep(sweep, event, make_handler, retry=retry, timeout=timeout, progress=show)
+    run_sweep(sweep, event, make_handler, retry=retry, timeout=timeout, progress=show,
+              runner=run_interruptible)
 
     data = sweep.as_dict()
     data["retry"] = {"attempts": retry.attempts, "base": retry.base, "cap": retry.cap}
@@ -260,7 +261,7 @@ def _rates(text: Optional[str]) -> list[Optional[float]]:
     """``--rate 100,500`` as ``[100.0, 500.0]``; none given: ``[None]``."""
     import math
 
-    from .sweep import BenchError
+    from ..bench import BenchError
 
     if text is None:
         return [None]
@@ -284,7 +285,7 @@ def _rates(text: Optional[str]) -> list[Optional[float]]:
 
 
 def _duration(option: str, text: str) -> float:
-    from .sweep import BenchError, parse_duration
+    from ..bench import BenchError, parse_duration
 
     try:
         return parse_duration(text)
@@ -296,7 +297,7 @@ def _estimate(args: argparse.Namespace, records: int, levels: list[Level]) -> Op
     """Seconds the slowest fixed level should take with a simulated latency."""
     if args.latency is None:
         return None
-    from .sweep import parse_latency
+    from ..bench import parse_latency
 
     fixed = [level for level in levels if isinstance(level, int)]
     if not fixed:
@@ -366,3 +367,20 @@ class _Progress:
             if result.errors:
                 line += f", e.g. {result.errors[0]}"
         print(("\r" + line + "\x1b[K") if self.live else line, file=self.stream, flush=True)
+
+
+def load_handler(spec: str) -> Handler:
+    """``module:function`` or ``path/to/file.py:function`` to an async function."""
+    from .._core.handlers import is_async_callable
+    from ..bench import BenchError
+    from ._common import load_callable
+
+    try:
+        target = load_callable(spec)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    if not is_async_callable(target):
+        attribute = spec.rpartition(":")[2]
+        raise BenchError(f"--handler {spec!r}: {attribute} is not an async function; define "
+                         f"it with 'async def {attribute.rsplit('.', 1)[-1]}(record): ...'")
+    return target  # type: ignore[no-any-return]

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_s3:
         return 0
     try:
-        from ..aws._local import local_aws
+        from ..aws.local import local_aws
         from .demo_s3 import run_s3_demo
     except ImportError as exc:  # pragma: no cover - depends on the install
         out(f"\nS3 import skipped: {exc}. Install the extra: pip install 'asyncbatch[demo]'")

@@ -19,7 +19,7 @@ from .._errors import describe
 from ._common import load_callable
 
 if TYPE_CHECKING:
-    from ..runner import BatchResult, Counters, Runner, Source
+    from ..runner import BatchResult, Counters, Poller, Runner
 
 __all__ = ["add_parser", "load_handler"]
 
@@ -133,12 +133,12 @@ def _options(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
-def _source(args: argparse.Namespace) -> Source:
+def _source(args: argparse.Namespace) -> Poller:
     from ..runner import (
         DynamoDBCheckpointStore,
-        DynamoDBStreamSource,
-        KinesisSource,
-        SQSSource,
+        DynamoDBStreamPoller,
+        KinesisPoller,
+        SQSPoller,
     )
 
     common: dict[str, Any] = {"batching_window": args.batching_window}
@@ -152,7 +152,7 @@ def _source(args: argparse.Namespace) -> Source:
                                   "failure_visibility_timeout", "max_receive_count"))
         if args.dlq is not None:
             options["dead_letter_queue_url"] = args.dlq
-        return SQSSource(args.sqs, **common, **options)
+        return SQSPoller(args.sqs, **common, **options)
     wrong = _given(args, _SQS_ONLY)
     if wrong:
         raise ValueError(f"{', '.join(wrong)}: for SQS only")
@@ -164,8 +164,8 @@ def _source(args: argparse.Namespace) -> Source:
             args.checkpoint_table, consumer=args.consumer_name,
             endpoint_url=args.endpoint_url, region_name=args.region)
     if args.kinesis:
-        return KinesisSource(args.kinesis, **common, **options)
-    return DynamoDBStreamSource(args.dynamodb_stream, **common, **options)
+        return KinesisPoller(args.kinesis, **common, **options)
+    return DynamoDBStreamPoller(args.dynamodb_stream, **common, **options)
 
 
 class FailureLog(logging.Filter):
@@ -303,8 +303,10 @@ def explain(exc: BaseException, args: argparse.Namespace) -> Optional[str]:
         return (f"cannot connect to {target}: is the server running and the address "
                 "right? check --endpoint-url (or AWS_ENDPOINT_URL) and your network")
     if isinstance(exc, aws.ClientError):
+        from .._core.retry import aws_error_code
+
         error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
+        code = aws_error_code(exc) or ""
         text = str(error.get("Message", "")).rstrip(".")
         operation = exc.operation_name
         if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
@@ -329,16 +331,6 @@ def explain(exc: BaseException, args: argparse.Namespace) -> Optional[str]:
     if isinstance(exc, aws.BotoCoreError):
         return f"AWS SDK error{where}: {exc}"
     return None
-
-
-def _is_coroutine_function(handler: Any) -> bool:
-    import functools
-    import inspect
-
-    while isinstance(handler, functools.partial):
-        handler = handler.func
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None))  # noqa: B004
 
 
 def _async_handler_warning(spec: str) -> str:
@@ -491,7 +483,9 @@ def _run_with(args: argparse.Namespace, failures: FailureLog) -> int:
 
     try:
         handler = load_handler(args.handler)
-        if _is_coroutine_function(handler):
+        from .._core.handlers import is_async_callable
+
+        if is_async_callable(handler):
             print(_async_handler_warning(args.handler), file=sys.stderr, flush=True)
         source = _source(args)
         runner = Runner(source, handler, function_timeout=args.function_timeout,

@@ -23,12 +23,12 @@ from aws_lambda_powertools.utilities.batch.exceptions import (
     SQSFifoMessageGroupCircuitBreakerError,
 )
 
+from .._core.handlers import in_thread, is_async_callable
 from .._errors import ConfigurationError, RecordSkippedError, exception_text, safe_repr
-from .._handlers import in_thread, is_async_callable
 
 if TYPE_CHECKING:
-    from .._processor import AsyncBatchProcessor as Engine
-    from .._report import BatchReport
+    from .._core.processor import AsyncBatchProcessor as Engine
+    from .._core.report import BatchReport
 
 __all__ = ["AsyncBatchProcessor", "BatchProcessor", "SqsFifoPartialProcessor"]
 
@@ -101,7 +101,7 @@ def run_blocking(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     event loop, kept across warm invocations and discarded after a ``KeyboardInterrupt``
     or ``SystemExit``; inside a running event loop, a ``ConfigurationError`` naming the
     fix (Powertools' ``asyncio.run`` fails there too)."""
-    from .._processor import run_blocking as run_on_thread_loop
+    from .._core.loop import run_blocking as run_on_thread_loop
 
     return run_on_thread_loop(
         factory, "an asyncbatch.powertools processor",
@@ -177,7 +177,7 @@ class _EngineProcessor(BasePartialBatchProcessor):
         self._parse_payload = _envelope_parser(options.pop("envelope", None), model,
                                                event_type)
         if model is not None and self._parse_payload is None:
-            from .._processor import check_model_source
+            from .._core.processor import check_model_source
 
             check_model_source(model, self.event_type.value)
         self.concurrency = concurrency
@@ -191,7 +191,7 @@ class _EngineProcessor(BasePartialBatchProcessor):
     def _engine(self, concurrency: int) -> Engine:
         engine = self._engines.get(concurrency)
         if engine is None:
-            from .._processor import AsyncBatchProcessor as Engine
+            from .._core.processor import AsyncBatchProcessor as Engine
 
             try:
                 engine = Engine(self.event_type.value, concurrency, raise_on_all_failed=False,

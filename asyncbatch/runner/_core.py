@@ -5,13 +5,10 @@ poll AWS and apply the responses; they run on what is here."""
 from __future__ import annotations
 
 import abc
-import functools
-import inspect
 import logging
 import signal
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, fields
@@ -20,9 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import anyio
 import anyio.to_thread
 
+from .._core.handlers import is_async_callable
 from .._errors import AsyncBatchError, ConfigurationError, describe
-from .._response import InvalidResponseError as _ResponseError
-from .._response import reported_identifiers
+from .._lambda.invoke import call_function
+from .._lambda.response import InvalidResponseError as _ResponseError
+from .._lambda.response import reported_identifiers
+from ..testing import LambdaContext  # the one context object, asyncbatch.testing's
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup
@@ -41,7 +41,7 @@ __all__ = [
     "LambdaContext",
     "Runner",
     "RunnerError",
-    "Source",
+    "Poller",
 ]
 
 logger = logging.getLogger("asyncbatch.runner")
@@ -151,31 +151,6 @@ class BatchResult:
 # -- the Lambda side: context, invocation, response ---------------------------------------
 
 
-class LambdaContext:
-    """The context object the handler gets: the attributes of Lambda's Python context,
-    with ``get_remaining_time_in_millis`` counting down from the function timeout."""
-
-    def __init__(self, *, function_name: str, timeout: float, region: str, account: str,
-                 memory_limit_in_mb: int = 128) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = f"local/[$LATEST]{self.aws_request_id.replace('-', '')}"
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-    def __repr__(self) -> str:
-        return (f"LambdaContext(function_name={self.function_name!r}, "
-                f"aws_request_id={self.aws_request_id!r})")
-
-
 def parse_response(response: Any, identifiers: Sequence[str]) -> list[str]:
     """The identifiers a partial batch response reports, as the event source mapping
     reads it: ``None``, ``{}`` or an empty/null ``batchItemFailures`` is a complete
@@ -186,22 +161,14 @@ def parse_response(response: Any, identifiers: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Invocation:
-    """The handler's answer: the reported identifiers, or ``error`` when the batch
-    failed whole."""
+class Answer:
+    """The handler's answer to one batch: the reported identifiers, or ``error`` when the
+    batch failed whole."""
 
     reported: tuple[str, ...]
     error: Optional[BaseException]
     response: Any
     duration: float
-
-
-def _is_async(handler: Any) -> bool:
-    target = handler
-    while isinstance(target, functools.partial):
-        target = target.func
-    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(
-        getattr(target, "__call__", None))  # noqa: B004
 
 
 class _Invoker:
@@ -211,13 +178,13 @@ class _Invoker:
         self.handler = handler
         self.timeout = timeout
         self.function_name = function_name
-        self.is_async = _is_async(handler)
+        self.is_async = is_async_callable(handler)
 
     async def __call__(self, event: dict[str, Any], identifiers: Sequence[str],
-                       source_arn: str) -> Invocation:
+                       source_arn: str) -> Answer:
         from ._events import arn_account, arn_region
 
-        context = LambdaContext(function_name=self.function_name, timeout=self.timeout,
+        context = LambdaContext(self.timeout, function_name=self.function_name,
                                 region=arn_region(source_arn) or "us-east-1",
                                 account=arn_account(source_arn) or "123456789012")
         started = time.monotonic()
@@ -225,13 +192,15 @@ class _Invoker:
         try:
             if self.is_async:
                 with anyio.move_on_after(self.timeout) as scope:
-                    response = await self.handler(event, context)
+                    response = await call_function(self.handler, event, context,
+                                                   is_async=True)
                 if scope.cancelled_caught:
                     raise FunctionTimeoutError(
                         f"the handler ran past the {self.timeout:g}s function timeout "
                         "and was cancelled")
             else:
-                response = await anyio.to_thread.run_sync(self.handler, event, context)
+                response = await call_function(self.handler, event, context,
+                                               is_async=False)
                 elapsed = time.monotonic() - started
                 if elapsed > self.timeout:
                     raise FunctionTimeoutError(
@@ -245,8 +214,8 @@ class _Invoker:
             logger.warning("batch of %d from %s failed whole: %s", len(identifiers),
                            source_arn, describe(exc),
                            exc_info=not isinstance(exc, AsyncBatchError))
-            return Invocation((), exc, response, duration)
-        return Invocation(tuple(reported), None, response, time.monotonic() - started)
+            return Answer((), exc, response, duration)
+        return Answer(tuple(reported), None, response, time.monotonic() - started)
 
 
 # -- what a source runs with --------------------------------------------------------------
@@ -341,8 +310,8 @@ class Env:
             logger.exception("the on_batch callback raised; ignored")
 
 
-class Source(abc.ABC):
-    """Where batches come from: ``SQSSource``, ``KinesisSource``, ``DynamoDBStreamSource``."""
+class Poller(abc.ABC):
+    """Where batches come from: ``SQSPoller``, ``KinesisPoller``, ``DynamoDBStreamPoller``."""
 
     @abc.abstractmethod
     async def _run(self, env: Env) -> None:
@@ -374,7 +343,7 @@ class Runner:
 
     def __init__(
         self,
-        source: Source,
+        source: Poller,
         handler: LambdaHandler,
         *,
         function_timeout: float = 30.0,
@@ -384,10 +353,10 @@ class Runner:
         region_name: Optional[str] = None,
         on_batch: Optional[Callable[[BatchResult], None]] = None,
     ) -> None:
-        if not isinstance(source, Source):
+        if not isinstance(source, Poller):
             raise ConfigurationError(
-                f"source={source!r}: give SQSSource(...), KinesisSource(...) or "
-                "DynamoDBStreamSource(...)")
+                f"source={source!r}: give SQSPoller(...), KinesisPoller(...) or "
+                "DynamoDBStreamPoller(...)")
         if not callable(handler):
             raise ConfigurationError(
                 f"handler={handler!r} is not callable; give a Lambda handler "

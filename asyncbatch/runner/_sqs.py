@@ -15,10 +15,10 @@ import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .._errors import ConfigurationError
-from ._core import BatchResult, Env, Source, check_positive, shielded
+from ._core import BatchResult, Env, Poller, check_positive, shielded
 from ._events import arn_account, arn_region, sqs_record
 
-__all__ = ["SQSSource"]
+__all__ = ["SQSPoller"]
 
 logger = logging.getLogger("asyncbatch.runner")
 
@@ -49,7 +49,7 @@ class _Queue:
 
 
 @dataclass(frozen=True)
-class SQSSource(Source):
+class SQSPoller(Poller):
     """An SQS queue (standard or FIFO), read as Lambda's event source mapping reads it.
 
     - ``batch_size`` (1..10, or up to 10,000 with a ``batching_window``): records per

@@ -21,15 +21,16 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anyio
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .._dynamodb import DynamoDBJSONError
+from .._core.retry import aws_error_code
 from .._errors import ConfigurationError
 from .._sources.dynamodb import DYNAMODB
+from .._sources.dynamodb_json import DynamoDBJSONError
 from .._sources.kinesis import KINESIS
 from ._checkpoint import CheckpointStore, MemoryCheckpointStore
-from ._core import BatchResult, Env, Invocation, Source, Wakeup, check_positive, shielded
+from ._core import Answer, BatchResult, Env, Poller, Wakeup, check_positive, shielded
 from ._events import arn_account, arn_region, dynamodb_record, epoch, kinesis_record
 
-__all__ = ["DynamoDBStreamSource", "KinesisSource", "OnFailure"]
+__all__ = ["DynamoDBStreamPoller", "KinesisPoller", "OnFailure"]
 
 logger = logging.getLogger("asyncbatch.runner")
 
@@ -45,12 +46,6 @@ def _iso(epoch: Optional[float]) -> Optional[str]:
         return None
     moment = _dt.datetime.fromtimestamp(epoch, tz=_dt.timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 @dataclass(frozen=True)
@@ -136,7 +131,7 @@ class _Lane:
 
 
 @dataclass(frozen=True)
-class _StreamSource(Source):
+class _StreamPoller(Poller):
     stream: str
     batch_size: int = 100
     batching_window: float = 0.0
@@ -237,7 +232,7 @@ class _StreamSource(Source):
 class _Consumer:
     """All shards of one stream: parents before children, one ``_ShardRun`` each."""
 
-    def __init__(self, source: _StreamSource, env: Env, client: Any, stream: _Stream,
+    def __init__(self, source: _StreamPoller, env: Env, client: Any, stream: _Stream,
                  sqs: Any) -> None:
         self.source = source
         self.env = env
@@ -388,7 +383,7 @@ class _ShardRun:
                     raws, following, caught_up = await source._get(
                         self.consumer.client, iterator, limit)
                 except _AWS_ERRORS as exc:
-                    if _code(exc) != "ExpiredIteratorException":
+                    if aws_error_code(exc) != "ExpiredIteratorException":
                         logger.warning("%s %s: GetRecords failed: %r", self.stream.arn,
                                        self.shard_id, exc)
                         await anyio.sleep(1.0)
@@ -535,7 +530,7 @@ class _ShardRun:
                 return
             self.saved = last[0]
 
-    async def _discard(self, failed: list[_Rec], invocation: Invocation,
+    async def _discard(self, failed: list[_Rec], invocation: Answer,
                        attempts: int) -> bool:
         """Send the failed batch's metadata to the on-failure destination; ``True`` when
         the records may be skipped (a destination that fails keeps them for a retry)."""
@@ -588,7 +583,7 @@ class _ShardRun:
 
 
 @dataclass(frozen=True)
-class KinesisSource(_StreamSource):
+class KinesisPoller(_StreamPoller):
     """A Kinesis data stream (name or ARN), read shard by shard as Lambda reads it.
 
     - ``batch_size`` (up to 10,000) and ``batching_window`` (seconds to gather records
@@ -663,9 +658,9 @@ class KinesisSource(_StreamSource):
 
 
 @dataclass(frozen=True)
-class DynamoDBStreamSource(_StreamSource):
+class DynamoDBStreamPoller(_StreamPoller):
     """A DynamoDB stream (its ARN, or the table's name), read as Lambda reads it; the
-    options are ``KinesisSource``'s. Records of one item (its primary key) stay in
+    options are ``KinesisPoller``'s. Records of one item (its primary key) stay in
     order; the on-failure record carries ``DDBStreamBatchInfo``."""
 
     poll_interval: float = 0.25

@@ -30,16 +30,16 @@ import time
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
+from .._core.hooks import Hooks
 from .._errors import (
     ConfigurationError,
     DeadlineExceededError,
     RecordSkippedError,
     safe_repr,
 )
-from .._hooks import Hooks
 
 if TYPE_CHECKING:
-    from .._report import BatchReport
+    from .._core.report import BatchReport
 
 __all__ = ["METRICS", "EMFHooks"]
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 from typing import TYPE_CHECKING, Any, Optional
 
+from .._core.hooks import Hooks
 from .._errors import (
     ConfigurationError,
     describe,
@@ -33,13 +34,12 @@ from .._errors import (
     traceback_text,
     type_name,
 )
-from .._hooks import Hooks
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
-    from .._records import Record
-    from .._report import BatchReport
+    from .._core.report import BatchReport
+    from .._sources import Record
 
 __all__ = ["OpenTelemetryHooks"]
 

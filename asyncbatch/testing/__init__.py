@@ -27,7 +27,7 @@ aioboto3, pytest or hypothesis.
 
 from __future__ import annotations
 
-from ._context import ClientContext, CognitoIdentity, LambdaContext
+from .._lambda.context import ClientContext, CognitoIdentity, LambdaContext
 from ._events import dynamodb_event, kafka_event, kinesis_event, s3_event, sqs_event
 from ._shapes import eventbridge_sqs_event, firehose_event, pipes_event, sns_sqs_event
 from ._simulate import (

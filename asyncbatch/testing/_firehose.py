@@ -21,7 +21,7 @@ import copy
 from collections.abc import Awaitable, Hashable, Mapping
 from typing import Any, Callable, Optional
 
-from .._response import InvalidResponseError
+from .._lambda.response import InvalidResponseError
 
 __all__ = ["read_firehose_response", "run_firehose"]
 

@@ -23,21 +23,20 @@ Lambda does, redeliver, repeat until every record is acknowledged or dead-letter
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 import uuid
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
+from .._core.handlers import is_async_callable
 from .._errors import exception_text
-from .._report import identity_key
-from .._response import InvalidResponseError, reported_identifiers
-from .._sources import EventType
-from ._context import LambdaContext
+from .._lambda.context import LambdaContext
+from .._lambda.invoke import call_function
+from .._lambda.response import InvalidResponseError, reported_identifiers
+from .._sources import EventType, identity_key
 
 if TYPE_CHECKING:
-    from .._processor import AsyncBatchProcessor
+    from .._core.processor import AsyncBatchProcessor
 
 __all__ = ["Invocation", "InvalidResponseError", "Simulation", "simulate", "simulate_lambda"]
 
@@ -114,9 +113,9 @@ class _Batch:
     def __init__(self, event: Any) -> None:
         from .._sources import FailureMode, read_event
 
-        policy, records, plan = read_event(event, None)
+        source, records, plan = read_event(event, None)
         self.event = event
-        self.event_type = policy.event_type
+        self.event_type = source.event_type
         self.pristine = [copy.deepcopy(raw) for raw in records]
         self.keys = [identity_key(i) for i in plan.identifiers or ()]
         self.streaming = plan.mode is FailureMode.CHECKPOINT
@@ -301,8 +300,8 @@ async def simulate(
     Every record failing (``BatchFailedError``) fails the whole batch, as Lambda sees it.
     A malformed event or a bad handler raises at once (``InvalidEventError``,
     ``ConfigurationError``)."""
+    from .._core.processor import AsyncBatchProcessor, async_process_partial_response
     from .._errors import BatchFailedError
-    from .._processor import AsyncBatchProcessor, async_process_partial_response
 
     if processor is None:
         processor = AsyncBatchProcessor()
@@ -330,23 +329,12 @@ async def simulate_lambda(
     if not callable(function):
         raise ValueError(f"function={function!r}: give your Lambda handler, "
                          "def lambda_handler(event, context)")
-    is_async = _is_async(function)
+    is_async = is_async_callable(function)
 
     async def invoke(delivered: Any, ctx: Any) -> Any:
         try:
-            if is_async:
-                return await function(delivered, ctx)
-            import anyio.to_thread
-
-            return await anyio.to_thread.run_sync(function, delivered, ctx)
+            return await call_function(function, delivered, ctx, is_async=is_async)
         except Exception as exc:
             raise _WholeBatchFailure(exc) from exc
 
     return await _run(invoke, event, context, max_attempts)
-
-
-def _is_async(function: Any) -> bool:
-    while isinstance(function, functools.partial):
-        function = function.func
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        getattr(function, "__call__", None))  # noqa: B004

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import pytest
 
+from .._lambda.context import LambdaContext
 from . import _events, _shapes
-from ._context import LambdaContext
 
 __all__ = ["dynamodb_event", "eventbridge_sqs_event", "firehose_event", "kafka_event",
            "kinesis_event", "lambda_context", "pipes_event", "pytest_configure", "s3_event",

@@ -21,8 +21,8 @@ from typing import Any
 import anyio
 import handler  # the Lambda function under test, beside this file (on sys.path[0])
 
-from asyncbatch.aws._local import local_aws
-from asyncbatch.runner import BatchResult, Runner, SQSSource
+from asyncbatch.aws.local import local_aws
+from asyncbatch.runner import BatchResult, Runner, SQSPoller
 
 ORDERS = 30
 
@@ -67,7 +67,7 @@ async def main() -> int:
     runner = Runner(
         # failure_visibility_timeout=0: failed messages come back at once (Lambda would
         # leave them invisible for the queue's visibility timeout, 30 s here).
-        SQSSource(url, batch_size=10, wait_time=1, failure_visibility_timeout=0),
+        SQSPoller(url, batch_size=10, wait_time=1, failure_visibility_timeout=0),
         handler.lambda_handler, function_timeout=10, session=session, on_batch=show)
     with anyio.fail_after(120):
         counters = await runner.run(until_empty=True)

@@ -29,8 +29,8 @@ from typing import Any, Callable, Optional
 import anyio
 
 import asyncbatch
-from asyncbatch.aws._local import local_aws, local_aws_process
-from asyncbatch.runner import BatchResult, KinesisSource, Runner, Source, SQSSource
+from asyncbatch.aws.local import local_aws, local_aws_process
+from asyncbatch.runner import BatchResult, KinesisPoller, Runner, Source, SQSPoller
 
 
 def make_handler(latency: float) -> Any:
@@ -105,7 +105,7 @@ async def sqs_level(session: Any, name: str, records: int, latency: float,
                     sent = min(sent + 10, records)
                 await runner.acknowledged.event.wait()  # type: ignore[attr-defined]
 
-    source = SQSSource(url, batch_size=10, max_concurrency=concurrency, wait_time=1)
+    source = SQSPoller(url, batch_size=10, max_concurrency=concurrency, wait_time=1)
     return await measure(session, source, records, latency, produce)
 
 
@@ -117,7 +117,7 @@ async def kinesis_level(session: Any, name: str, records: int, latency: float,
             await kinesis.put_records(StreamName=name, Records=[
                 {"PartitionKey": f"k{i % 64}", "Data": json.dumps({"n": i}).encode()}
                 for i in range(start, min(start + 500, records))])
-    source = KinesisSource(name, batch_size=100, parallelization_factor=factor,
+    source = KinesisPoller(name, batch_size=100, parallelization_factor=factor,
                            poll_interval=0.05)
     return await measure(session, source, records, latency)
 

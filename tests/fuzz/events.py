@@ -2,7 +2,7 @@
 
 The oracle does not ask asyncbatch how to read an event: ``read`` spells out, from the
 event as Lambda shapes it, each record's identifier, sequence number, checkpoint group and
-ordering lane (what SEMANTICS.md says they are).
+ordering lane (what docs/contract.md says they are).
 """
 
 from __future__ import annotations

@@ -503,6 +503,7 @@ class World:
             options["deadline_margin"], options["cancel_margin"] = spec.margins
         if self.scenario.idempotency is not None:
             options["idempotency"] = self._idempotency()
+        options["backend"] = vtime.processor_backend(self.backend)
         return Recording(self, number, **options)
 
     def _idempotency(self) -> Any:

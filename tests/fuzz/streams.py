@@ -219,7 +219,8 @@ async def _handle(world: StreamWorld, item: dict[str, Any]) -> Any:
 
 async def _main(world: StreamWorld) -> None:
     scenario = world.scenario
-    options: dict[str, Any] = {"concurrency": scenario.concurrency, "log_summary": False}
+    options: dict[str, Any] = {"concurrency": scenario.concurrency, "log_summary": False,
+                               "backend": vtime.processor_backend(scenario.backend)}
     if scenario.retry is not None:
         attempts, base = scenario.retry
         options["retry"] = asyncbatch.Retry(attempts, base=base, cap=0.5, seed=scenario.seed)

@@ -223,29 +223,29 @@ def test_keyboard_interrupt_and_system_exit_propagate_unwrapped(
 
 def _sabotage(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Break the engine on purpose; return what the checks must then say."""
-    import asyncbatch._report
-    import asyncbatch._scheduler
+    import asyncbatch._core.report
+    import asyncbatch._core.run
 
     if name == "the response drops a failure":
-        real = asyncbatch._report.BatchReport.failure_identifiers
-        monkeypatch.setattr(asyncbatch._report.BatchReport, "failure_identifiers",
+        real = asyncbatch._core.report.BatchReport.failure_identifiers
+        monkeypatch.setattr(asyncbatch._core.report.BatchReport, "failure_identifiers",
                             lambda self: real(self)[:-1])
         return "batchItemFailures"
     if name == "twice the workers":
-        real_run = asyncbatch._scheduler.run_workers
+        real_run = asyncbatch._core.run.run_workers
 
         async def more(body: Any, limit: int, *args: Any, **kwargs: Any) -> None:
             await real_run(body, 2 * limit, *args, **kwargs)
 
-        monkeypatch.setattr(asyncbatch._scheduler, "run_workers", more)
+        monkeypatch.setattr(asyncbatch._core.run, "run_workers", more)
         return "handlers ran at once"
-    real_failed = asyncbatch._scheduler.BatchRun._failed
+    real_failed = asyncbatch._core.run.BatchRun._failed
 
     async def lane_goes_on(self: Any, *args: Any) -> bool:
         await real_failed(self, *args)
         return True
 
-    monkeypatch.setattr(asyncbatch._scheduler.BatchRun, "_failed", lane_goes_on)
+    monkeypatch.setattr(asyncbatch._core.run.BatchRun, "_failed", lane_goes_on)
     return "did not succeed"
 
 

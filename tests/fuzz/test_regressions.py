@@ -323,7 +323,8 @@ def test_a_leaked_cancel_request_costs_only_its_own_record(backend: str) -> None
         await asyncio.sleep(0.1)
 
     async def main() -> asyncbatch.BatchReport:
-        processor = asyncbatch.AsyncBatchProcessor(concurrency=1, log_summary=False)
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=1, log_summary=False, backend=vtime.processor_backend(backend))
         return await processor.process(sqs_event(*({"n": i} for i in range(4))), handle)
 
     report = run_virtual(main, backend=backend)

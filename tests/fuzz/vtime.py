@@ -27,26 +27,18 @@ from typing import Any, Callable, Optional
 
 import anyio.to_thread
 
-import asyncbatch._backends
-
 __all__ = ["BACKENDS", "Deadlock", "ThreadJob", "Tracker", "VirtualLoop", "current_job",
-           "install_thread_tracking", "run_on", "trio_driver", "use_backend"]
+           "install_thread_tracking", "processor_backend", "run_on", "trio_driver"]
 
 #: the backends a scenario runs on
 BACKENDS = ("trio", "asyncio", "anyio")
 
 
-@contextmanager
-def use_backend(backend: str) -> Iterator[None]:
-    """The one place that chooses asyncbatch's backend (and puts the choice back after):
-    native asyncio (``"asyncio"``), anyio on asyncio (``"anyio"``), or trio (anyio on
-    trio, chosen by the running loop)."""
-    saved = asyncbatch._backends.FORCE_ANYIO
-    asyncbatch._backends.FORCE_ANYIO = backend == "anyio"
-    try:
-        yield
-    finally:
-        asyncbatch._backends.FORCE_ANYIO = saved
+def processor_backend(backend: str) -> Optional[str]:
+    """What ``AsyncBatchProcessor(backend=)`` gets for a scenario's backend: ``"anyio"``
+    runs anyio on asyncio; on ``"asyncio"`` and ``"trio"`` the running loop chooses
+    (native asyncio, anyio on trio)."""
+    return "anyio" if backend == "anyio" else None
 
 
 class Deadlock(RuntimeError):
@@ -280,8 +272,7 @@ def run_on(backend: str, main: Callable[[], Any], *, seed: int,
            tracker: Optional[Tracker] = None) -> Any:
     """Run ``main()`` on ``backend`` in virtual time; with ``tracker``, thread jobs are
     tracked (and virtual time waits for them). Trio's scheduler is seeded by ``seed``."""
-    with use_backend(backend):
-        return _run(backend, main, seed, tracker)
+    return _run(backend, main, seed, tracker)
 
 
 def _run(backend: str, main: Callable[[], Any], seed: int,

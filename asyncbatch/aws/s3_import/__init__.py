@@ -14,10 +14,10 @@ event, ``S3CsvImporter`` takes these steps, each in its own module:
    fault;
 3. writing (``_write``): the valid rows go out with ``BatchWriteItem`` in requests of
    25 items, ``concurrency`` requests in flight, on the engine's worker pool
-   (``asyncbatch._scheduler.pool``); a bounded queue between the reader and the writers
+   (``asyncbatch._core.pool.pool``); a bounded queue between the reader and the writers
    keeps memory flat. ``UnprocessedItems``, throttling and 5xx errors are retried with
    the engine's ``asyncbatch.Retry`` until written, the budget is spent, or the
-   deadline (``asyncbatch._deadline``) refuses the wait. Two rows with the same key in
+   deadline (``asyncbatch._core.deadline``) refuses the wait. Two rows with the same key in
    one request are merged (the later wins, counted in ``rows_duplicate``); two requests
    holding one key are never in flight together, so a re-run writes the same items;
 4. the errors report (``_report``): rejected rows with their line and reason, as CSV,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
 
 import anyio
@@ -10,22 +9,12 @@ import anyio
 from ._errors import ImportDeadlineError
 
 if TYPE_CHECKING:
-    from ..._deadline import Deadline
-    from ..._retry import Retry
+    from ..._core.deadline import Deadline
+    from ..._core.retry import Retry
 
-__all__ = ["Backoff", "error_code"]
+__all__ = ["Backoff"]
 
 T = TypeVar("T")
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        error = response.get("Error")
-        if isinstance(error, Mapping):
-            return str(error.get("Code", ""))
-    return ""
 
 
 class Backoff:

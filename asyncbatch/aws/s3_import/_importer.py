@@ -8,10 +8,11 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
 
-from ..._deadline import AUTO, Deadline, check_margins, deadlines
+from ..._core.deadline import AUTO, Deadline, check_margins, deadlines
+from ..._core.retry import Retry
 from ..._errors import ConfigurationError
-from ..._retry import Retry
-from ._backoff import Backoff, error_code
+from .._client import error_code
+from ._backoff import Backoff
 from ._errors import ImportDeadlineError, ImportIncompleteError, S3MoveError
 from ._event import object_event, s3_objects
 from ._results import ImportProgress, ImportResult, ObjectResult
@@ -257,14 +258,10 @@ class S3CsvImporter(Generic[M]):
         ``ImportResult.to_dict()``. Raises ``ImportIncompleteError`` when an object
         could not be moved or its summary not published, so that S3 invokes the function
         again and the retry finishes the job."""
-        from ..._backends import running_library
-        from ..._processor import _loop
+        from ..._core.loop import run_blocking
 
-        if running_library() is not None:
-            raise ConfigurationError(
-                "lambda_handler was called inside a running event loop; use "
-                "'await importer.run(event, context)' there")
-        result = _loop().run_until_complete(self.run(event, context))
+        result = run_blocking(lambda: self.run(event, context), "lambda_handler",
+                              "use 'await importer.run(event, context)' there")
         unfinished = result.unfinished
         if unfinished:
             steps = "; ".join(f"s3://{o.bucket}/{o.key}: {o.unfinished.step} step"

@@ -17,7 +17,8 @@ import posixpath
 import uuid
 from typing import IO, TYPE_CHECKING, Any, Optional
 
-from ._backoff import Backoff, error_code
+from .._client import error_code
+from ._backoff import Backoff
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import anyio
 
-from ..._errors import _bounded, exception_text
-from ..._scheduler import StopFlag, pool
-from ._backoff import Backoff, error_code
+from ..._core.pool import StopFlag, pool
+from ..._errors import bounded_text, exception_text
+from .._client import error_code
+from ._backoff import Backoff
 from ._csv import CsvRecords
 from ._errors import CsvDecodeError, CsvHeaderError, ImportDeadlineError, S3MoveError
 from ._moves import Mover
@@ -29,7 +30,7 @@ from ._summary import publish
 from ._write import Writer
 
 if TYPE_CHECKING:
-    from ..._deadline import Deadline
+    from ..._core.deadline import Deadline
     from ._event import S3Object
     from ._importer import Clients, S3CsvImporter
 
@@ -88,7 +89,7 @@ class ObjectRun:
 
     def reject(self, line: int, fields: Sequence[str], columns: Sequence[str],
                message: str) -> None:
-        message = _bounded(message)  # a validator's message may be huge, or not UTF-8
+        message = bounded_text(message)  # a validator's message may be huge, or not UTF-8
         self.rejected += 1
         if len(self.errors) < self.importer.max_errors:
             self.errors.append(RowError(line, tuple(columns), message))

@@ -8,7 +8,8 @@ from typing import Any, Callable
 import anyio
 
 from ..._errors import exception_text
-from ._backoff import Backoff, error_code
+from .._client import error_code
+from ._backoff import Backoff
 from ._rows import Chunk, Entry, item_key
 
 __all__ = ["Writer"]

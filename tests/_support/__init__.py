@@ -1,0 +1,1 @@
+"""What tests share that is not a fixture: the fault proxy in front of moto."""

@@ -1,0 +1,1 @@
+"""The AWS integrations on a real moto server: the SQS sink and worker, the S3 CSV import."""

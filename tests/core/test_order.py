@@ -1,0 +1,152 @@
+"""Event order when the batch cannot all run at once (docs/contract.md, "Order").
+
+Ready work starts lowest rank first (its position in the event; for streams, its
+sequence number): at ``concurrency=1`` processing is exactly event order, so nothing above
+an eventual failure is started when the bound allows it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import asyncbatch
+from asyncbatch.testing import dynamodb_event, kafka_event, kinesis_event, sqs_event
+
+pytestmark = pytest.mark.anyio
+
+
+def ids(report: asyncbatch.BatchReport) -> list[Any]:
+    return [f["itemIdentifier"] for f in report.response()["batchItemFailures"]]
+
+
+def n_of(record: Any) -> int:
+    if isinstance(record, asyncbatch.DynamoDBRecord):
+        return int((record.new_image or {})["n"])
+    return int(record.json()["n"])
+
+
+@pytest.mark.parametrize("source", ["kinesis", "dynamodb"])
+async def test_a_stream_batch_runs_in_sequence_order_at_concurrency_one(source: str) -> None:
+    keys = ["k1", "k2", "k1", "k3", "k2", "k1"]
+    if source == "kinesis":
+        event = kinesis_event(*((k, {"n": i}) for i, k in enumerate(keys)))
+    else:
+        event = dynamodb_event(*((k, {"n": i}) for i, k in enumerate(keys)))
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(n_of(record))
+        if n_of(record) == 2:
+            raise ValueError("fails")
+
+    report = await asyncbatch.AsyncBatchProcessor(concurrency=1).process(event, handle)
+    # before the failure everything ran in event order; above it nothing started
+    assert ran == [0, 1, 2]
+    assert [o.index for o in report.succeeded] == [0, 1]
+    assert ids(report) == [report.failed[0].identifier, *(o.identifier for o in report.skipped)]
+    assert {o.index: o.exception.reason for o in report.skipped} == {  # type: ignore[union-attr]
+        3: "checkpoint", 4: "checkpoint", 5: "group_failed"}
+
+
+async def test_a_key_out_of_order_in_the_event_runs_by_integer_sequence_number() -> None:
+    event = kinesis_event(("k", {"n": 0}), ("k", {"n": 1}), ("k", {"n": 2}))
+    for record, seq in zip(event["Records"], ("9", "5", "3")):
+        record["kinesis"]["sequenceNumber"] = seq
+    ran: list[str] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(record.sequence_number)
+        if record.sequence_number == "5":
+            raise ValueError("fails")
+
+    report = await asyncbatch.AsyncBatchProcessor(concurrency=4).process(event, handle)
+    assert ran == ["3", "5"]
+    assert ids(report) == ["9", "5"]  # event order; the lowest reported is the failure
+    assert [o.identifier for o in report.succeeded] == ["3"]
+
+
+def test_fifo_stop_on_failure_reports_the_failure_and_everything_after_it() -> None:
+    # [m1 group b, m2 group a (fails), m3 group a] at concurrency 1: AWS's FIFO rule
+    event = sqs_event({"n": 0}, {"n": 1}, {"n": 2}, fifo_group=["b", "a", "a"])
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(n_of(record))
+        if n_of(record) == 1:
+            raise ValueError("fails")
+
+    processor = asyncbatch.AsyncBatchProcessor(concurrency=1, fifo_stop_on_failure=True)
+    response = asyncbatch.process_partial_response(event, handle, processor)
+    assert ran == [0, 1]
+    records = event["Records"]
+    assert response == {"batchItemFailures": [{"itemIdentifier": records[1]["messageId"]},
+                                              {"itemIdentifier": records[2]["messageId"]}]}
+
+
+async def test_fifo_groups_interleave_in_event_order_at_concurrency_one() -> None:
+    groups = ["a", "b", "a", "c", "b", "a"]
+    event = sqs_event(*({"n": i} for i in range(6)), fifo_group=groups)
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(n_of(record))
+        if n_of(record) == 1:
+            raise ValueError("group b fails")
+
+    report = await asyncbatch.AsyncBatchProcessor(concurrency=1).process(event, handle)
+    assert ran == [0, 1, 2, 3, 5]
+    assert [o.index for o in report.skipped] == [4]
+
+
+async def test_kafka_partitions_keep_their_own_checkpoint_in_event_order() -> None:
+    event = kafka_event((0, "a", {"n": 0}), (0, "b", {"n": 1}), (0, "a", {"n": 2}),
+                        (1, "a", {"n": 3}), (1, "b", {"n": 4}))
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(n_of(record))
+        if n_of(record) == 1:
+            raise ValueError("fails")
+
+    report = await asyncbatch.AsyncBatchProcessor(concurrency=1).process(event, handle)
+    assert ran == [0, 1, 3, 4]  # partition 1 is not held back by partition 0's failure
+    assert [o.index for o in report.skipped] == [2]
+    (failure, skipped) = ids(report)
+    assert failure["offset"] + 1 == skipped["offset"]
+    assert failure["partition"] == skipped["partition"] == "orders-0"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abcd"), st.booleans()), min_size=1, max_size=25),
+       st.randoms(use_true_random=False))
+def test_at_concurrency_one_a_stream_runs_in_sequence_order_and_stops_at_the_failure(
+        spec: list[tuple[str, bool]], rnd: Any) -> None:
+    event = kinesis_event(*((key, {"n": i}) for i, (key, _) in enumerate(spec)))
+    sequences = [int(r["kinesis"]["sequenceNumber"]) for r in event["Records"]]
+    rnd.shuffle(event["Records"])  # the event's order need not be the sequence order
+    fails = {i for i, (_, bad) in enumerate(spec) if bad}
+    ran: list[int] = []
+
+    async def handle(record: Any) -> None:
+        ran.append(n_of(record))
+        if n_of(record) in fails:
+            raise ValueError("fails")
+
+    async def main() -> asyncbatch.BatchReport:
+        return await asyncbatch.AsyncBatchProcessor(concurrency=1).process(event, handle)
+
+    report = anyio.run(main)
+    by_sequence = sorted(range(len(spec)), key=lambda i: sequences[i])
+    first_failure = next((pos for pos, i in enumerate(by_sequence) if i in fails), None)
+    expected = by_sequence if first_failure is None else by_sequence[:first_failure + 1]
+    assert ran == expected
+    reported = [int(i) for i in ids(report)]
+    if first_failure is not None:
+        assert min(reported) == sequences[by_sequence[first_failure]]
+    assert sorted(reported) == sorted(sequences[i] for i in by_sequence[len(expected) - (
+        0 if first_failure is None else 1):])

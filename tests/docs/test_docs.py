@@ -1,0 +1,152 @@
+"""Every Python snippet of every page of the documentation site runs, and its assertions hold.
+
+The pages are ``docs/**/*.md`` (the site ``mkdocs.yml`` builds). Every fenced block that
+opens with ```` ```python ```` at the start of a line is a snippet; its first line says how
+it runs (the same marks as the README's, which tests/docs/test_readme.py runs):
+
+- no mark: executed as a script, in a fresh namespace;
+- ``# runs against AWS ...``: executed with the moto server fixture (``aws``) providing the
+  endpoint, credentials and a clean slate;
+- ``# test_<name>.py``: a test module: written to a temporary directory and run by pytest
+  in a fresh interpreter, which must pass every test it collects (at least one);
+- ``# not run: <why>``: only compiled (kept for the rare snippet that cannot run here, such
+  as a Lambda handler module that reads its deployment's environment; say why).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+AWS_MARK = "# runs against AWS"
+TEST_MARK = re.compile(r"# (test_\w+\.py)\n")
+NOT_RUN_MARK = "# not run:"
+
+
+def _snippets() -> list[tuple[str, str]]:
+    found = []
+    for page in PAGES:
+        name = page.relative_to(DOCS).as_posix()
+        for i, code in enumerate(FENCE.findall(page.read_text(encoding="utf-8"))):
+            found.append((f"{name}:{i}", code))
+    return found
+
+
+SNIPPETS = _snippets()
+LOCAL = [(n, c) for n, c in SNIPPETS if not (
+    c.startswith((AWS_MARK, NOT_RUN_MARK)) or TEST_MARK.match(c))]
+ON_AWS = [(n, c) for n, c in SNIPPETS if c.startswith(AWS_MARK)]
+TEST_MODULES = [(n, c) for n, c in SNIPPETS if TEST_MARK.match(c)]
+NOT_RUN = [(n, c) for n, c in SNIPPETS if c.startswith(NOT_RUN_MARK)]
+
+
+def _run(name: str, code: str) -> None:
+    compiled = compile(code, f"docs/{name}", "exec", dont_inherit=True)
+    exec(compiled, {"__name__": "__docs__"})
+
+
+def test_every_page_has_its_snippets_found() -> None:
+    # A python fence the pattern misses (indented in a list or an admonition, or spelled
+    # "py") would silently go untested: there must be none.
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        hidden = re.findall(r"^[ \t]+```\s*py(?:thon)?\b|^```\s*py\b|^```\s+python\b", text,
+                            re.M)
+        assert not hidden, f"{page}: a python snippet test_docs.py would not run: {hidden}"
+    assert len(SNIPPETS) >= 25
+    assert ON_AWS and TEST_MODULES
+
+
+def test_few_snippets_are_not_run() -> None:
+    assert len(NOT_RUN) <= 3, [n for n, _ in NOT_RUN]
+    for name, code in NOT_RUN:
+        reason = code.splitlines()[0][len(NOT_RUN_MARK):].strip()
+        assert reason, f"{name}: say why the snippet is not run"
+        compile(code, f"docs/{name}", "exec", dont_inherit=True)
+
+
+def test_every_readme_snippet_is_also_in_the_docs() -> None:
+    # The README keeps a few examples for the first five minutes; the docs hold them all.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    in_docs = {code for _, code in SNIPPETS}
+    for code in re.findall(r"```python\n(.*?)```", readme, re.S):
+        assert code in in_docs, f"a README example missing from docs/:\n{code[:300]}"
+
+
+@pytest.mark.parametrize(("name", "code"), LOCAL, ids=[n for n, _ in LOCAL])
+def test_snippet_runs(name: str, code: str) -> None:
+    _run(name, code)
+
+
+@pytest.mark.parametrize(("name", "code"), ON_AWS, ids=[n for n, _ in ON_AWS])
+def test_aws_snippet_runs_on_moto(name: str, code: str, aws: str) -> None:
+    _run(name, code)
+
+
+@pytest.mark.parametrize(("name", "code"), TEST_MODULES, ids=[n for n, _ in TEST_MODULES])
+def test_test_module_passes(name: str, code: str, tmp_path: Path) -> None:
+    match = TEST_MARK.match(code)
+    assert match is not None
+    (tmp_path / match.group(1)).write_text(code, encoding="utf-8")
+    # (the suite's asyncio_default_fixture_loop_scope: unset, pytest-asyncio warns, and the
+    # warning is a DeprecationWarning)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
+         "error::pytest.PytestUnraisableExceptionWarning",
+         "-o", "asyncio_default_fixture_loop_scope=function", match.group(1)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
+    assert not re.search(r"\b(failed|skipped|error)", result.stdout.splitlines()[-1])
+
+
+TEMPLATES = [(f"{page.relative_to(DOCS).as_posix()}:{i}", block) for page in PAGES
+             for i, block in enumerate(re.findall(r"^```yaml\n(.*?)^```",
+                                                  page.read_text(encoding="utf-8"), re.S | re.M))
+             if "AWSTemplateFormatVersion" in block]
+
+
+def test_the_docs_have_their_sam_templates() -> None:
+    assert any("IdempotencyTable" in block for _, block in TEMPLATES)
+
+
+def test_deploying_template_reports_partial_failures() -> None:
+    """cfn-lint checks a SAM function's properties, not those of its events or the
+    resources they name: the Deploying page's SQS function is checked here."""
+    decode = pytest.importorskip("cfnlint.decode")
+    (template,) = [block for name, block in TEMPLATES if name.startswith("deploying.md:")]
+    parsed, problems = decode.decode_str(template)
+    assert problems == []
+    resources = parsed["Resources"]
+    (function,) = [r for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
+    (event,) = function["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    dead_letters = queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert resources[dead_letters]["Type"] == "AWS::SQS::Queue"
+    # six times the function's timeout (AWS's advice for an SQS event source)
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
+    for ref in function["Properties"]["Layers"]:
+        layer = resources[ref["Ref"]]
+        assert layer["Type"] == "AWS::Serverless::LayerVersion"
+        assert function["Properties"]["Runtime"] in layer["Properties"]["CompatibleRuntimes"]
+        assert set(function["Properties"]["Architectures"]) <= \
+            set(layer["Properties"]["CompatibleArchitectures"])
+
+
+@pytest.mark.parametrize(("name", "template"), TEMPLATES, ids=[n for n, _ in TEMPLATES])
+def test_sam_template_passes_cfn_lint(name: str, template: str, tmp_path: Path) -> None:
+    api = pytest.importorskip("cfnlint.api")
+    path = tmp_path / "template.yaml"
+    path.write_text(template, encoding="utf-8")
+    assert [str(m) for m in api.lint_file(path)] == []

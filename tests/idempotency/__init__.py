@@ -1,0 +1,1 @@
+"""Idempotency: the claims, the in-memory store, the DynamoDB store, the processor with them."""

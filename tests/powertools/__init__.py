@@ -1,0 +1,1 @@
+"""The Powertools drop-in."""

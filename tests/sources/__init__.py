@@ -1,0 +1,1 @@
+"""The event sources: each descriptor, the record views, the sample events AWS publishes."""

@@ -1,0 +1,1 @@
+"""Metrics (EMF) and traces (OpenTelemetry)."""
