@@ -65,6 +65,24 @@ def test_every_page_has_its_snippets_found() -> None:
     assert ON_AWS and TEST_MODULES
 
 
+CODE_WIDTH = 80  # the site's content area shows about 80 columns of code, and no more
+
+
+def test_every_code_block_fits_in_80_columns() -> None:
+    # A wider line is cut at the content area's edge (a scroll bar, the end out of sight).
+    # Every fenced block of every page (python, sh, yaml, output), and the README's.
+    too_wide = []
+    for page in [*PAGES, ROOT / "README.md"]:
+        fence = None
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            opening = re.match(r"\s*(```+|~~~+)", line)
+            if opening and (fence is None or line.strip() == fence):
+                fence = opening.group(1) if fence is None else None
+            elif fence is not None and len(line) > CODE_WIDTH:
+                too_wide.append(f"{page.relative_to(ROOT)}:{number}: {len(line)} columns")
+    assert not too_wide, "\n".join(too_wide)
+
+
 def test_few_snippets_are_not_run() -> None:
     assert len(NOT_RUN) <= 3, [n for n, _ in NOT_RUN]
     for name, code in NOT_RUN:
