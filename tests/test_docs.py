@@ -109,17 +109,39 @@ def test_aws_snippet_runs_on_moto(name: str, code: str, aws: str) -> None:
     _run(name, code)
 
 
+(PYTEST_CONFIG,) = re.findall(r"^```toml\n(.*?)^```",
+                              (DOCS / "testing.md").read_text(encoding="utf-8"), re.S | re.M)
+
+
+def test_the_testing_page_names_the_fixture_loop_scope_setting() -> None:
+    assert 'asyncio_default_fixture_loop_scope = "function"' in PYTEST_CONFIG
+
+
+def test_the_testing_page_lists_every_fixture_of_the_plugin() -> None:
+    import asyncbatch.testing.pytest_plugin as plugin
+
+    text = (DOCS / "testing.md").read_text(encoding="utf-8")
+    fixtures = [name for name in plugin.__all__ if name != "pytest_configure"]
+    assert len(fixtures) >= 10
+    for name in fixtures:
+        assert f"| `{name}` |" in text, name
+    for term in ("context=", ".redelivered", ".deliveries", ".dead_letters"):
+        assert term in text, term
+
+
 @pytest.mark.parametrize(("name", "code"), TEST_MODULES, ids=[n for n, _ in TEST_MODULES])
 def test_test_module_passes(name: str, code: str, tmp_path: Path) -> None:
     match = TEST_MARK.match(code)
     assert match is not None
     (tmp_path / match.group(1)).write_text(code, encoding="utf-8")
-    # (the suite's asyncio_default_fixture_loop_scope: unset, pytest-asyncio warns, and the
-    # warning is a DeprecationWarning)
+    # The project's configuration is the one the Testing page gives: with it, pytest-asyncio
+    # does not warn that asyncio_default_fixture_loop_scope is unset (a
+    # PytestDeprecationWarning, an error here).
+    (tmp_path / "pyproject.toml").write_text(PYTEST_CONFIG, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
          "error::pytest.PytestUnraisableExceptionWarning",
-         "-o", "asyncio_default_fixture_loop_scope=function", match.group(1)],
+         "-W", "error::pytest.PytestDeprecationWarning", match.group(1)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
