@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                      report=write_report, summarise=summarise)
     rows = summarise(data)["issue14"]
     if rows:
-        print("issue 14 targets:")
+        print("current targets:")
         print("\n".join(targets_table(rows)))
         print()
     print(out / "RESULTS.md")

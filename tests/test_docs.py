@@ -83,6 +83,42 @@ def test_every_code_block_fits_in_80_columns() -> None:
     assert not too_wide, "\n".join(too_wide)
 
 
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_no_page_speaks_of_the_project_s_internal_issues() -> None:
+    # "issue 14's targets" means nothing to a reader: the tracker is not theirs.
+    for page in [*PAGES, ROOT / "README.md", *sorted(RESULTS.glob("*.md"))]:
+        found = re.findall(r"\bissues? (?:#\s*)?\d+", page.read_text(encoding="utf-8"), re.I)
+        assert not found, f"{page.relative_to(ROOT)}: {found}"
+
+
+def _table_cell(text: str, row_start: str, column: str) -> str:
+    """The cell under ``column`` of the first table row starting with ``row_start``,
+    in the table whose header comes last before that row."""
+    header: list[str] = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and column in cells:
+            header = cells
+        elif header and line.startswith(row_start):
+            return cells[header.index(column)]
+    raise AssertionError(f"no row {row_start!r} under a column {column!r}")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/benchmarks.md"])
+def test_the_benchmark_headline_shows_both_powertools_processors(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    results = (RESULTS / "RESULTS.md").read_text(encoding="utf-8")
+    sync = "powertools `BatchProcessor` (sync: one record at a time)"
+    assert "| powertools `AsyncBatchProcessor` |" in text
+    for row, section in (("| SQS overhead per record |", "### SQS standard"),
+                         ("| Kinesis overhead per record", "### Kinesis")):
+        measured = _table_cell(results[results.index(section):], "| 100,000 |",
+                               "powertools sync µs/rec").split()[0]
+        assert _table_cell(text, row, sync).startswith(f"{measured} µs"), (page, row)
+
+
 def test_few_snippets_are_not_run() -> None:
     assert len(NOT_RUN) <= 3, [n for n, _ in NOT_RUN]
     for name, code in NOT_RUN:
@@ -190,3 +226,35 @@ def test_sam_template_passes_cfn_lint(name: str, template: str, tmp_path: Path) 
     path = tmp_path / "template.yaml"
     path.write_text(template, encoding="utf-8")
     assert [str(m) for m in api.lint_file(path)] == []
+
+
+def test_the_api_reference_has_no_low_information_entries() -> None:
+    """The reference (mkdocstrings, with docs/griffe_rst.py's extensions) shows no entry
+    that only repeats its assignment (``backoff = backoff``) and gives the type aliases
+    and constants their ``#:`` comment as a docstring (``Handler = Callable[..., Any]``
+    says what a handler is)."""
+    griffe = pytest.importorskip("griffe")
+    extensions = griffe.load_extensions(f"{DOCS / 'griffe_rst.py'}:ReSTLiteralBlocks",
+                                        f"{DOCS / 'griffe_rst.py'}:QuietAttributes")
+    bare = []
+    for name in ("asyncbatch", "asyncbatch.aws", "asyncbatch.runner", "asyncbatch.testing",
+                 "asyncbatch.powertools", "asyncbatch.telemetry"):
+        package = griffe.load(name, extensions=extensions, search_paths=[str(ROOT)],
+                              allow_inspection=False)
+        stack = [package]
+        while stack:
+            obj = stack.pop()
+            for member in obj.members.values():
+                if member.is_alias:
+                    continue
+                if member.is_module or member.is_class:
+                    stack.append(member)
+                elif member.is_attribute and member.docstring is None \
+                        and member.value is not None and (
+                            "instance-attribute" in member.labels or obj.is_module):
+                    bare.append(member.path)
+        if name == "asyncbatch":
+            for documented in ("Handler", "DROPPED"):
+                docstring = package[documented].docstring
+                assert docstring is not None and len(docstring.value) > 40, documented
+    assert not bare, bare

@@ -480,11 +480,15 @@ class SqsFifoPartialProcessor(BatchProcessor):
     Sequential by default; with ``concurrency=N`` message groups run in parallel, each in
     order (when the batch comes from a FIFO queue)."""
 
+    #: Powertools' ``sys.exc_info()``-shaped tuple for a record not run after a failure
+    #: (``SQSFifoCircuitBreakerError``), as its processor has it.
     circuit_breaker_exc = (
         SQSFifoCircuitBreakerError,
         SQSFifoCircuitBreakerError("A previous record failed processing"),
         None,
     )
+    #: The same for a record not run after a failure of its message group
+    #: (``skip_group_on_error=True``: ``SQSFifoMessageGroupCircuitBreakerError``).
     group_circuit_breaker_exc = (
         SQSFifoMessageGroupCircuitBreakerError,
         SQSFifoMessageGroupCircuitBreakerError(
