@@ -197,7 +197,8 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError("--timeout must be above 0")
     if args.plot is not None:
         if importlib.util.find_spec("matplotlib") is None:
-            raise BenchError("--plot needs matplotlib: pip install 'asyncbatch[bench]'")
+            raise BenchError("--plot needs matplotlib: pip install matplotlib (or "
+                             "pip install -e '.[bench]' in a clone of asyncbatch)")
         parent = Path(args.plot).resolve().parent
         if not parent.is_dir():
             raise BenchError(f"--plot {args.plot}: no such directory {parent}")

@@ -70,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..aws._local import local_aws
         from .demo_s3 import run_s3_demo
     except ImportError as exc:  # pragma: no cover - depends on the install
-        out(f"\nS3 import skipped: {exc}. Install the extra: pip install 'asyncbatch[demo]'")
+        out(f"\nS3 import skipped: {exc}. Install the demo extra (asyncbatch is not on "
+            "PyPI): pip install -e '.[demo]' in a clone of asyncbatch")
         return 0
     out("\n== S3 CSV import: S3 -> validate -> DynamoDB -> SNS, on a local moto server ==")
     with local_aws() as endpoint:
