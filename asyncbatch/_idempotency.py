@@ -39,6 +39,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
 from ._errors import ConfigurationError, RecordError, describe, exception_text, safe_repr
@@ -784,24 +785,36 @@ class BatchIdempotency:
         else:
             await self.release(index, view, thread.error)  # type: ignore[arg-type]
 
-    async def give_back(self, threads: Optional[Mapping[int, ThreadCall]] = None) -> None:
+    async def _give_back_one(self, index: int) -> None:
+        view = self._views.get(index)
+        if index in self._results:  # its handler succeeded; completing was cut short
+            await self.complete(index, view, self._results[index])  # type: ignore[arg-type]
+        else:
+            await self.release(index, view, None)  # type: ignore[arg-type]
+
+    async def give_back(self, threads: Optional[Mapping[int, ThreadCall]] = None,
+                        spawn: Optional[Callable[[], AbstractAsyncContextManager[Any]]] = None
+                        ) -> None:
         """After the run: settle the claims of abandoned threads that have ended, and
         release the claims of records that never finished (cancelled at the deadline or
         with the caller). Claims of threads still running (``threads``: the run's calls
         abandoned by a cancellation, beside those ``keep`` was told of) are kept: the
         ``Idempotency`` settles them in a later batch once their thread ended (or they
-        expire)."""
+        expire). ``spawn`` (the backend's task group): the claims are given back
+        concurrently (they are at most the records that ran at once), not one by one."""
         for index, thread in (threads or {}).items():
             if index in self._claims and index not in self._threads:
                 self.keep(index, self._views.get(index), thread)  # type: ignore[arg-type]
         for index in [i for i, thread in self._threads.items() if thread.done]:
             await self._settle_thread(index)
-        for index in [i for i in self._claims if i not in self._threads]:
-            view = self._views.get(index)
-            if index in self._results:  # its handler succeeded; completing was cut short
-                await self.complete(index, view, self._results[index])  # type: ignore[arg-type]
-            else:
-                await self.release(index, view, None)  # type: ignore[arg-type]
+        left = [i for i in self._claims if i not in self._threads]
+        if spawn is None or len(left) < 2:
+            for index in left:
+                await self._give_back_one(index)
+        else:  # all at once: as many store calls as records ran at once, no more
+            async with spawn() as group:
+                for index in left:
+                    group.start_soon(self._give_back_one, index)
         for index, thread in list(self._threads.items()):
             claim = self._claims.pop(index)
             self._owner._orphan(claim, thread, _identifier(self._views.pop(index, None)))

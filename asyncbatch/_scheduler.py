@@ -262,7 +262,7 @@ class Run:
         assert idem is not None
         try:
             async with self.backend.shielded(seconds):
-                await idem.give_back(self.threads)
+                await idem.give_back(self.threads, self.backend.spawn)
         except TimeoutError:
             _logger().warning(
                 "asyncbatch: idempotency claims not given back within %.1fs; they expire "

@@ -31,8 +31,23 @@ def moto_server() -> Iterator[str]:
     Tests talk to it over HTTP through aioboto3, exactly as they would to AWS."""
     from asyncbatch.aws._local import local_aws
 
+    _moto_visible_at_once()
     with local_aws(set_environment=False) as endpoint:
         yield endpoint
+
+
+def _moto_visible_at_once() -> None:
+    """moto (5.x) makes a message whose visibility is changed to 0 s visible only once its
+    clock, in microseconds, has moved past the change: a receive in the same microsecond
+    finds it visible but still counted in flight. For a FIFO queue that reorders a group
+    (the in-flight one is handed out first, its earlier messages after it), which SQS
+    never does. Visible from the instant its visibility ends, as on SQS."""
+    import moto.sqs.models as sqs
+
+    def visible(message: sqs.Message) -> bool:
+        return bool(sqs.unix_time_millis() >= message.visible_at)  # moto's clock
+
+    sqs.Message.visible = property(visible)  # type: ignore[assignment,method-assign]
 
 
 @pytest.fixture

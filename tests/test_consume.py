@@ -879,3 +879,19 @@ def test_the_summary_is_frozen_and_reads_well() -> None:
     with pytest.raises(AttributeError):
         summary.received = 6
     assert ConsumeSummary.__module__ == "asyncbatch.aws.sqs"
+
+
+def test_a_message_made_visible_is_visible_in_the_same_microsecond(
+        moto_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test server's moto is corrected (conftest): a message whose visibility is
+    changed to 0 s is visible at once, even to a receive in the same microsecond, and so
+    leaves the in-flight set at once; a FIFO group's order then holds as on SQS."""
+    import moto.sqs.models
+
+    frozen = moto.sqs.models.unix_time_millis()
+    monkeypatch.setattr(moto.sqs.models, "unix_time_millis", lambda *_: frozen)
+    message = moto.sqs.models.Message("m-1", "body")
+    message.change_visibility(30)
+    assert not message.visible
+    message.change_visibility(0)
+    assert message.visible

@@ -833,6 +833,47 @@ def test_a_cancelled_callers_claims_are_given_back_within_the_deadline() -> None
     assert returned[0] < 2.0  # before Lambda's timeout
 
 
+def test_many_claims_are_given_back_at_once_after_the_callers_cancellation() -> None:
+    """500 records running when the caller is cancelled, a store taking 1 s a release:
+    given back one by one, 5 would be released within the 5 s bound and 495 left IN
+    PROGRESS for an hour; they are given back concurrently, all within the bound."""
+
+    class SlowRelease(asyncbatch.InMemoryIdempotencyStore):
+        async def release(self, claim: Any) -> None:
+            await anyio.sleep(1.0)
+            await super().release(claim)
+
+    store = SlowRelease()
+    running = 0
+    all_running = anyio.Event()
+    took: list[float] = []
+
+    async def hang(record: Any) -> None:
+        nonlocal running
+        running += 1
+        if running == 500:
+            all_running.set()
+        await anyio.sleep_forever()
+
+    async def main() -> None:
+        processor = asyncbatch.AsyncBatchProcessor(
+            concurrency=500, idempotency=asyncbatch.Idempotency(store))
+        async with anyio.create_task_group() as tg:
+            async def caller() -> None:
+                await processor.process(numbered_sqs(500), hang)
+
+            tg.start_soon(caller)
+            await all_running.wait()
+            assert len(store.items) == 500
+            began = anyio.current_time()
+            tg.cancel_scope.cancel()
+        took.append(anyio.current_time() - began)
+
+    on_virtual_clock(main)
+    assert store.items == {} and store.calls["release"] == 500
+    assert took[0] <= 5.0
+
+
 def test_a_failed_record_whose_thread_runs_on_is_not_handed_to_the_sink() -> None:
     """Taken by the sink, it would count as handled and let the next record of its FIFO
     group start beside its thread: it stays failed, the group stops."""

@@ -1,11 +1,13 @@
-"""The invariant fuzzer: random batches, random faults, every rule of SEMANTICS.md checked.
+"""The invariant fuzzer: random batches, random faults, every rule of the contract checked.
 
 What is generated (``scenario.py``): one scenario per seed, from ``random.Random(seed)``:
 a backend (native asyncio, anyio on asyncio, trio); one to three ``process()`` calls
 running at once (sometimes the same event twice, a duplicate delivery), or one event run
 through ``asyncbatch.testing.simulate`` (redeliveries); per call a source (SQS, SQS FIFO in
-both modes, Kinesis, DynamoDB Streams, Kafka in both orderings; shuffled and mixed-length
-sequence numbers, two Kafka topics, tumbling windows), 0 to 60 records (sometimes
+both modes, Kinesis, DynamoDB Streams, Kafka in both orderings, Firehose transformations
+from direct PUT, Kinesis or MSK; shuffled and mixed-length sequence numbers, two Kafka
+topics, tumbling windows; SQS, Kinesis and DynamoDB batches as an EventBridge pipe hands
+them, a top-level list), 0 to 60 records (sometimes
 thousands), concurrency 1 to 10,000 or an adaptive limit (one limit object shared by all
 calls, sometimes), retries, a timeout, a failure sink that accepts, refuses, stalls or
 hangs, ``sink_when`` and ``Retry(on=)`` that raise, hooks that raise, a window reducer that
@@ -27,8 +29,10 @@ predicates, reducer, key function and store record what they do in one total ord
 
 What is checked (``checks.py``), on every call: exactly one status per record; the
 response follows its source's rule (failures and skips in event order; SQS standard
-reports only failures; FIFO groups stop at a failure, or the batch in stop mode; streams
-and Kafka keep the checkpoint invariant per topic-partition); every status and error is
+reports only failures; Firehose answers every record, Ok with what its handler returned,
+Dropped when the sink took it, ProcessingFailed with its data as it arrived; FIFO groups
+stop at a failure, or the batch in stop mode; streams and Kafka keep the checkpoint
+invariant per topic-partition); every status and error is
 explained by the record's own plan (a record never pays for another's fault); attempts
 and retries are counted, only transient failures retried; the bound holds (per call and
 per shared limit); no lane runs two handler calls at once (abandoned threads included)
@@ -41,18 +45,27 @@ scenario: no task left, no loop error, no unraisable exception, no never-awaited
 coroutine, every log record formattable, no idempotency key running twice at once, an
 idempotent effect at most once per key across calls and redeliveries.
 
+``processor.stream()`` has a fuzzer of its own (``streams.py``, ``test_stream_fuzz.py``):
+any iterable (a list, a generator, an async generator, one that raises part-way), keys with
+or without ``resume_failed_keys``, ``ordered``, retries, timeouts, a rate limit, a Lambda
+deadline, and a consumer that takes everything, leaves early, calls ``stop()`` or is
+cancelled. Checked: one outcome per item read (each the item given, at its position), the
+bound, read-ahead at most ``2 x concurrency``, per-key order and skips, attempts, outcomes
+in input order when asked, nothing started after the deadline's stop or ``stop()``, the
+rate limit's starts, the input's own error unchanged, no handler left running on leaving.
+
 Known breaks of today's engine are stepped around by ``scenario.KNOWN_BREAKS`` (one entry
 per break, each naming the strict-xfail test in ``test_regressions.py`` that pins it);
 when a fix lands, delete the entry and the test's xfail mark.
 
-Adding a source (Firehose, EventBridge Pipes, ...): a name in ``scenario.SOURCES``, its
+Adding a source: a name in ``scenario.SOURCES``, its
 event in ``events.build_event`` and its reading (identifier, sequence, checkpoint group,
 lane) in ``events.read``, and its response rule in ``checks._source_rule``.
 
 Run and replay::
 
     pytest tests/fuzz                              # the CI budget (>= 2,000 batches)
-    ASYNCBATCH_FUZZ=long pytest tests/fuzz         # 50,000 batches
+    ASYNCBATCH_FUZZ=long pytest tests/fuzz         # 50,000 batches, 15,000 streams
     ASYNCBATCH_FUZZ=long FUZZ_START=100000 pytest tests/fuzz   # other seeds
     FUZZ_SEED=1234 pytest tests/fuzz -k invariant -s   # replay one seed, scenario printed
 

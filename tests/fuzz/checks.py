@@ -12,7 +12,9 @@ processors, no idempotency key run twice at once, an idempotent effect at most o
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import math
 from collections import defaultdict
 from typing import Any, Hashable, Iterable, Optional
@@ -30,6 +32,8 @@ LOG_FORMAT = "a log record of asyncbatch could not be formatted"
 CREW_GROWTH = ("asyncio loop error: 'Exception in callback",
                "warning: RuntimeWarning: coroutine")
 EPS = 1e-6  # virtual times are sums of floats: ties go to the engine
+#: sources whose records are independent (no lanes, no checkpoint)
+INDEPENDENT = ("sqs", "firehose")
 
 
 def check(world: World) -> list[str]:
@@ -142,7 +146,7 @@ def _peak(intervals: Iterable[tuple[float, float]]) -> int:
 def _lanes(call: CallRun) -> Iterable[str]:
     """Records of one lane run one at a time (threads abandoned by a timeout included),
     first attempts in lane order."""
-    if call.spec.source == "sqs":
+    if call.spec.source in INDEPENDENT:
         return
     lanes: dict[Hashable, list[Attempt]] = defaultdict(list)
     for attempt in call.attempts:
@@ -192,8 +196,34 @@ def _deadline(world: World, call: CallRun) -> Iterable[str]:
                f"at {call.end_deadline}")
 
 
+def _firehose_answer(call: CallRun, outcome: Any) -> dict[str, Any]:
+    """A Firehose record's entry: ``Ok`` with what its handler returned (JSON, base64),
+    ``Dropped`` when the sink took its failure, else ``ProcessingFailed`` with its data
+    as it arrived (the payload's field: ``kafkaRecordValue`` for an MSK source)."""
+    info = call.infos[outcome.index]
+    raw = call.original_raws[outcome.index]
+    field = "kafkaRecordValue" if "kafkaRecordValue" in raw else "data"
+    entry: dict[str, Any] = {"recordId": info.ident}
+    if outcome.status == "succeeded" and getattr(outcome, "sunk", False):
+        entry.update(result="Dropped", **{field: ""})
+    elif outcome.status == "succeeded":
+        data = json.dumps(outcome.result, separators=(",", ":")).encode()
+        entry.update(result="Ok", **{field: base64.b64encode(data).decode("ascii")})
+    else:
+        entry.update(result="ProcessingFailed", **{field: raw[field]})
+    return entry
+
+
 def _response(call: CallRun, report: asyncbatch.BatchReport,
               status: dict[int, str]) -> Iterable[str]:
+    if call.spec.source == "firehose":
+        want_records = [_firehose_answer(call, outcome)
+                        for outcome in sorted(report, key=lambda o: o.index)]
+        got = report.response()
+        if got != {"records": want_records}:
+            yield f"Firehose's response {got} != the records' answers {want_records}"
+        yield from _partial_entry(call, report, status, got)
+        return
     want = [{"itemIdentifier": info.ident} for info in call.infos
             if status[info.position] != "succeeded"]
     response = report.response()
@@ -202,6 +232,11 @@ def _response(call: CallRun, report: asyncbatch.BatchReport,
                f"skipped records in event order {want}")
     if ("state" in response) != ("window" in call.event):
         yield "the response's 'state' is there iff the event has a window: it is not so"
+    yield from _partial_entry(call, report, status, response)
+
+
+def _partial_entry(call: CallRun, report: asyncbatch.BatchReport, status: dict[int, str],
+                   response: dict[str, Any]) -> Iterable[str]:
     all_failed = bool(status) and "succeeded" not in status.values()
     if call.spec.entry == "partial":
         if all_failed and call.batch_failed is None:
@@ -331,10 +366,10 @@ def _source_rule(world: World, call: CallRun, status: dict[int, str], errors: di
     failed = [i.position for i in infos if status[i.position] == "failed"]
     decided = {pos: _decided(call, pos, errors[pos], atts) for pos in failed}
     firsts = {pos: a[0].start for pos, a in atts.items() if a}
-    if source == "sqs":
+    if source in INDEPENDENT:
         skipped = [p for p, s in status.items() if s == "skipped"]
         if skipped and not deadline_reached:
-            yield f"standard SQS reported skipped records {skipped} (only failures are)"
+            yield f"{source} reported skipped records {skipped} (only failures are)"
         return
     # lanes: once a record is not succeeded, the rest of its lane is skipped
     lanes: dict[Hashable, list[Any]] = defaultdict(list)
@@ -484,9 +519,13 @@ def _reach(call: CallRun) -> Iterable[str]:
     spec = call.spec
     world_ok = (spec.limit is None and not spec.sync and spec.remaining is None
                 and spec.cancel is None and not spec.hooks and call.attempts)
-    if not world_ok or any(call.spec.records[i.spec].attempts[0][1] <= 0 for i in call.infos):
+    firsts = [call.spec.records[i.spec].attempts[0] for i in call.infos]
+    # a record whose first call ends at once (no latency, or a cancel left on the worker,
+    # which returns at once) frees its place before the count is taken
+    if not world_ok or any(latency <= 0 or kind == "leak_cancel" for kind, latency in firsts):
         return
-    ready = len(call.infos) if spec.source == "sqs" else len({i.lane for i in call.infos})
+    ready = len(call.infos) if spec.source in INDEPENDENT \
+        else len({i.lane for i in call.infos})
     at_start = len({a.pos for a in call.attempts if a.start_t <= call.start_t + EPS})
     want = min(spec.concurrency, ready)
     if at_start != want:

@@ -12,7 +12,14 @@ import random
 from dataclasses import dataclass
 from typing import Any, Hashable, Optional
 
-from asyncbatch.testing import dynamodb_event, kafka_event, kinesis_event, sqs_event
+from asyncbatch.testing import (
+    dynamodb_event,
+    firehose_event,
+    kafka_event,
+    kinesis_event,
+    pipes_event,
+    sqs_event,
+)
 
 from .scenario import CallSpec
 
@@ -43,11 +50,20 @@ def ident_key(ident: Any) -> Hashable:
     return ident
 
 
-def build_event(call: CallSpec, number: int, seed: int) -> dict[str, Any]:
+def build_event(call: CallSpec, number: int, seed: int) -> Any:
     """The event of call ``number``: record ``i`` of the spec carries sample index
-    ``start + i``, from which ``read`` finds its spec again."""
+    ``start + i``, from which ``read`` finds its spec again. ``call.pipes``: as an
+    EventBridge pipe hands it on (a list of the records)."""
+    event = _lambda_event(call, number, seed)
+    return pipes_event(event) if call.pipes else event
+
+
+def _lambda_event(call: CallSpec, number: int, seed: int) -> dict[str, Any]:
     start = number * ID_STRIDE
     recs = call.records
+    if call.source == "firehose":
+        return firehose_event(*({"spec": i} for i in range(len(recs))), origin=call.origin,
+                              start=start)
     if call.source in ("sqs", "fifo"):
         bodies = [{"spec": i} for i in range(len(recs))]
         if not recs:
@@ -107,14 +123,19 @@ def _b64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-def raws(source: str, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """The event's records, in event order (Kafka: its topic-partition groups in turn)."""
+def raws(source: str, event: Any) -> list[dict[str, Any]]:
+    """The event's records, in event order (Kafka: its topic-partition groups in turn; a
+    pipe's batch: the list itself)."""
+    if isinstance(event, list):
+        return list(event)
+    if source == "firehose":
+        return list(event["records"])
     if source == "kafka":
         return [raw for part in (event.get("records") or {}).values() for raw in part]
     return list(event["Records"])
 
 
-def read(source: str, event: dict[str, Any], ordering: Optional[str]) -> list[RecInfo]:
+def read(source: str, event: Any, ordering: Optional[str]) -> list[RecInfo]:
     """Every record of ``event``, in event order."""
     out = []
     for position, raw in enumerate(raws(source, event)):
@@ -125,11 +146,12 @@ def read(source: str, event: dict[str, Any], ordering: Optional[str]) -> list[Re
             lane: Hashable = raw["attributes"]["MessageGroupId"] if source == "fifo" else None
             spec = json.loads(raw["body"])["spec"]
         elif source == "kinesis":
-            ident = raw["kinesis"]["sequenceNumber"]
+            body = raw.get("kinesis", raw)  # a pipe flattens the record
+            ident = body["sequenceNumber"]
             seq = int(ident)
             group = None
-            lane = raw["kinesis"]["partitionKey"] if ordering != "partition" else "shard"
-            spec = json.loads(_b64(raw["kinesis"]["data"]))["spec"]
+            lane = body["partitionKey"] if ordering != "partition" else "shard"
+            spec = json.loads(_b64(body["data"]))["spec"]
         elif source == "dynamodb":
             ident = raw["dynamodb"]["SequenceNumber"]
             seq = int(ident)
@@ -137,6 +159,12 @@ def read(source: str, event: dict[str, Any], ordering: Optional[str]) -> list[Re
             keys = raw["dynamodb"]["Keys"]
             lane = json.dumps(keys, sort_keys=True) if ordering != "partition" else "shard"
             spec = int(raw["dynamodb"]["NewImage"]["spec"]["N"])
+        elif source == "firehose":
+            ident = raw["recordId"]
+            seq = position
+            group = lane = None
+            payload = raw["kafkaRecordValue"] if "kafkaRecordValue" in raw else raw["data"]
+            spec = json.loads(_b64(payload))["spec"]
         else:
             part = f"{raw['topic']}-{raw['partition']}"
             ident = {"partition": part, "offset": raw["offset"]}

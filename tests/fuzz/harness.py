@@ -11,6 +11,7 @@ checks (``checks.py``) compare that log with the reports.
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import logging
 import random
@@ -130,6 +131,7 @@ class CallRun:
     by_key: dict[Hashable, RecInfo] = field(default_factory=dict)
     by_text: dict[str, RecInfo] = field(default_factory=dict)
     by_raw: dict[int, RecInfo] = field(default_factory=dict)
+    original_raws: list[dict[str, Any]] = field(default_factory=list)  # Firehose: as sent
     calls_of: dict[int, int] = field(default_factory=dict)  # position -> handler calls
 
     def info(self, record: Any) -> RecInfo:
@@ -258,6 +260,8 @@ class World:
         call.by_key = {info.key: info for info in infos}
         call.by_text = {str(info.ident): info for info in infos}
         call.by_raw = {id(raw): info for raw, info in zip(raws(spec.source, event), infos)}
+        if spec.source == "firehose":  # its answer carries a record's data as it arrived
+            call.original_raws = copy.deepcopy(raws(spec.source, event))
         if context is not None:
             remaining = context.get_remaining_time_in_millis() / 1000.0
             if spec.margins == "auto":
@@ -670,9 +674,13 @@ def _mutate(source: str, raw: dict[str, Any]) -> None:
         raw["messageId"] = "edited-by-the-handler"
         raw["body"] = "{}"
     elif source == "kinesis":
-        raw["kinesis"]["sequenceNumber"] = "1"
+        raw.get("kinesis", raw)["sequenceNumber"] = "1"  # a pipe's record is flat
     elif source == "dynamodb":
         raw["dynamodb"]["SequenceNumber"] = "1"
+    elif source == "firehose":
+        raw["recordId"] = "edited-by-the-handler"
+        raw.pop("data", None)
+        raw.pop("kafkaRecordValue", None)
     else:
         raw["offset"] = -1
         raw["partition"] = 99

@@ -27,7 +27,11 @@ def known(name: str) -> bool:
     return name in KNOWN_BREAKS
 
 
-SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka")
+SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka", "firehose")
+#: Firehose's transformation: where its records come from (the payload's field differs)
+FIREHOSE_ORIGINS = ("direct_put", "kinesis", "msk")
+#: the sources an EventBridge pipe can hand a Lambda target (``CallSpec.pipes``)
+PIPE_SOURCES = ("sqs", "fifo", "kinesis", "dynamodb")
 
 #: handler latencies (seconds, virtual): -1 returns without awaiting, 0 only yields
 LATENCIES = (-1.0, 0.0, 0.001, 0.01, 0.04, 0.2, 0.9, 2.0)
@@ -115,6 +119,8 @@ class CallSpec:
     duplicate_of: Optional[int] = None  # the same event as that call (a duplicate delivery)
     mutate: bool = False  # handlers edit their record's identifier (and payload)
     fair: bool = False  # SQS standard: messages carry a MessageGroupId (a fair queue)
+    pipes: bool = False  # the records as EventBridge Pipes hands them: a top-level list
+    origin: str = "direct_put"  # Firehose: where the delivery stream's records come from
 
 
 @dataclass
@@ -303,6 +309,8 @@ def _call(rng: random.Random, backend: str, sync: bool, idem: bool, big: bool,
     call.timings = rng.random() < 0.2
     call.mutate = rng.random() < 0.1
     call.fair = source == "sqs" and rng.random() < 0.3
+    if source == "firehose":
+        call.origin = rng.choice(FIREHOSE_ORIGINS)
     call.log_summary = rng.random() < 0.8
     call.log_failures = rng.choice((0, 1, 3, 10))
     bounded = call.timeout is not None or (call.remaining is not None) \
@@ -315,6 +323,8 @@ def _call(rng: random.Random, backend: str, sync: bool, idem: bool, big: bool,
         n = {0: 0, 1: 1, 2: rng.randint(2, 8), 3: rng.randint(9, 30),
              4: rng.randint(31, 60)}[n]
     call.records = _records(rng, call, backend, n, bounded, idem, avoid, odds)
+    # a pipe hands SQS, Kinesis and DynamoDB records on as a list (no tumbling window)
+    call.pipes = source in PIPE_SOURCES and not call.window and rng.random() < 0.15
     if not n and known("empty-batch-with-ordering"):
         call.ordering = None
     return call
@@ -333,6 +343,10 @@ def generate(seed: int) -> Scenario:
     sync = not big and rng.random() < odds["sync"]
     idem = rng.random() < odds["idempotency"]
     mode = "simulate" if rng.random() < odds["simulate"] else "concurrent"
+    if idem or mode == "simulate":
+        # idempotency is refused for Firehose (a transformation's output is its result,
+        # not a side effect to skip); Firehose retries whole invocations, not records
+        sources = tuple(source for source in sources if source != "firehose")
     ncalls = 1 if mode == "simulate" or big else _weighted(rng, {1: 88, 2: 8, 3: 4})
     scenario = Scenario(seed=seed, backend=backend, calls=[], mode=mode, theme=theme)
     scenario.debug_log = rng.random() < 0.2
@@ -341,6 +355,7 @@ def generate(seed: int) -> Scenario:
         if mode == "simulate":
             call.cancel = None  # simulate redelivers; the caller is simulate itself
             call.entry = "process"
+            call.pipes = False  # simulate plays Lambda's event source mappings
         if number and rng.random() < 0.3:
             call = _duplicate(rng, scenario.calls[0], backend, sync, idem, avoid, odds,
                               sources)
@@ -360,7 +375,7 @@ def _duplicate(rng: random.Random, first: CallSpec, backend: str, sync: bool, id
     options, the same record plans."""
     call = _call(rng, backend, sync, idem, False, avoid, odds, sources)
     for name in ("source", "records", "fifo_stop", "ordering", "shuffle", "small_sequences",
-                 "kafka_topics", "window", "log_summary", "log_failures", "fair",
+                 "kafka_topics", "window", "log_summary", "log_failures", "fair", "pipes", "origin",
                  # what bounds a hang: the same plans need the same bounds
                  "timeout", "remaining", "margins", "cancel"):
         setattr(call, name, getattr(first, name))
