@@ -737,29 +737,36 @@ def describe_failures(sweep: Sweep) -> list[str]:
 
 
 def describe_knee(sweep: Sweep) -> str:
+    """The knee and the adaptive levels, in one vocabulary: the knee is a point of the
+    fixed levels' curve (the smallest fixed level within ``KNEE_TOLERANCE`` of the fastest
+    fixed level); an adaptive level is compared with the fastest fixed level, and said to
+    beat every fixed level tried when it does (it is then better than the knee)."""
     knee = sweep.knee
     best = sweep.best()
     if len(sweep.rates) > 1 and best is not None:
-        return (f"best: {best.throughput:,.0f} rec/s at {best.level} (a knee is of one "
-                "rate: sweep --concurrency at one --rate to find it)")
+        return (f"fastest fixed level: {best.level}, {best.throughput:,.0f} rec/s (a knee "
+                "is of one rate: sweep --concurrency at one --rate to find it)")
     if knee is None or best is None:
         return "knee: none (no fixed concurrency level in the sweep)"
     if best.throughput <= 0:
         return "knee: none (no record succeeded at any fixed level: see the failures below)"
-    text = (f"knee: concurrency {knee.concurrency} ({knee.throughput:,.0f} rec/s), the smallest "
-            f"level within {KNEE_TOLERANCE:.0%} of the best ")
+    text = f"knee: concurrency {knee.concurrency} ({knee.throughput:,.0f} rec/s), "
     if best is knee:
-        text += "(it is the best)"
+        text += (f"the fastest fixed level; no smaller fixed level comes within "
+                 f"{KNEE_TOLERANCE:.0%} of it")
     else:
-        text += f"({best.throughput:,.0f} rec/s at {best.concurrency})"
+        text += (f"the smallest fixed level within {KNEE_TOLERANCE:.0%} of the fastest "
+                 f"({best.throughput:,.0f} rec/s at {best.concurrency})")
     largest = max(r.concurrency or 0 for r in sweep.results)
     if knee.concurrency == largest and len([r for r in sweep.results if r.concurrency]) > 1:
         text += "; it is the largest level tried: throughput may grow further"
     for r in sweep.results:
         if r.concurrency is None and best.throughput > 0:
-            text += (f"\n{r.level}: {r.throughput:,.0f} rec/s, "
-                     f"{r.throughput / best.throughput:.0%} of the best fixed level, "
-                     f"limit ended at {r.final_limit}")
+            ratio = r.throughput / best.throughput
+            text += (f"\n{r.level} (adaptive): {r.throughput:,.0f} rec/s, {ratio:.0%} of the "
+                     f"fastest fixed level, limit ended at {r.final_limit}")
+            if ratio > 1.0 + KNEE_TOLERANCE:
+                text += "; faster than every fixed level tried"
     return text
 
 

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                      report=write_report, summarise=summarise)
     rows = summarise(data)["issue14"]
     if rows:
-        print("issue 14 targets:")
+        print("current targets:")
         print("\n".join(targets_table(rows)))
         print()
     if "sources" in selected and (out / "sources.md").exists():

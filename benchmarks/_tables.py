@@ -410,7 +410,7 @@ def render(data: dict[str, Any], s: dict[str, Any], plots: list[str]) -> str:
     if s["targets"] or s.get("issue14"):
         lines += ["## Targets", ""]
     if s.get("issue14"):
-        lines += ["### issue 14 targets", "",
+        lines += ["### Current targets", "",
                   "Same-run ratios and medians of fresh interpreters; CPU time decides (wall "
                   "shown: on this shared machine it also counts time spent descheduled), the "
                   "makespan on the dedicated-core clock.", ""]

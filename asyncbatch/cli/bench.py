@@ -34,8 +34,10 @@ def add_parser(subparsers: Any) -> None:
             "simulated dependency) and print, per level: throughput (succeeded records per\n"
             "second of makespan), record latency p50/p95/p99 (handler call time, retry\n"
             "waits excluded), makespan, mean calls in flight, failures and retries; then\n"
-            "the knee: the smallest concurrency within 5% of the best throughput.\n"
-            "Progress goes to stderr, the table (or --json) to stdout."),
+            "the knee: the smallest fixed level within 5% of the fastest fixed level's\n"
+            "throughput ('auto' and 'gradient' are compared with that fastest level).\n"
+            "Progress goes to stderr, the table (or --json) to stdout. Exit status 1 when\n"
+            "every record failed at every level, 2 on a bad argument."),
         epilog=(
             "examples:\n"
             "  asyncbatch bench --latency 10ms --records 2000 --concurrency 1,10,50,100,auto\n"
@@ -48,8 +50,9 @@ def add_parser(subparsers: Any) -> None:
     work = parser.add_argument_group("the work (one of)")
     which = work.add_mutually_exclusive_group()
     which.add_argument("--handler", metavar="MODULE:FUNCTION",
-                       help="your async handler taking a record, e.g. app:handle or "
-                            "path/app.py:handle (the current directory is importable)")
+                       help="your record handler, e.g. app:handle or path/app.py:handle "
+                            "(the current directory is importable): an async def, or a "
+                            "plain def, run on worker threads as processors run it")
     which.add_argument("--latency", metavar="SPEC",
                        help="a simulated handler awaiting a dependency with this latency: "
                             "10ms, lognormal:MEDIAN:SIGMA (lognormal:10ms:0.5), "
@@ -157,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # -- check every argument before anything runs
     if args.handler is None and args.latency is None:
-        raise BenchError("give the work: --handler MODULE:FUNCTION (your async handler) or "
+        raise BenchError("give the work: --handler MODULE:FUNCTION (your record handler) or "
                          "--latency SPEC (a simulated one, e.g. --latency 10ms)")
     if args.throttle_above is not None:
         if args.latency is None:
@@ -194,7 +197,8 @@ def _run(args: argparse.Namespace) -> int:
         raise BenchError("--timeout must be above 0")
     if args.plot is not None:
         if importlib.util.find_spec("matplotlib") is None:
-            raise BenchError("--plot needs matplotlib: pip install 'asyncbatch[bench]'")
+            raise BenchError("--plot needs matplotlib: pip install matplotlib (or "
+                             "pip install -e '.[bench]' in a clone of asyncbatch)")
         parent = Path(args.plot).resolve().parent
         if not parent.is_dir():
             raise BenchError(f"--plot {args.plot}: no such directory {parent}")
@@ -254,6 +258,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         path = plot_sweep(sweep, args.plot)
         print(f"plot saved to {path}", file=sys.stderr)
+    if sweep.results and all(r.all_failed for r in sweep.results):
+        # the figures measure failing records, not the handler: not a successful benchmark
+        errors = [error for r in sweep.results for error in r.errors]
+        example = f", e.g. {errors[0]}" if errors else ""
+        print(f"asyncbatch bench: every record failed at every level{example}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -370,8 +381,8 @@ class _Progress:
 
 
 def load_handler(spec: str) -> Handler:
-    """``module:function`` or ``path/to/file.py:function`` to an async function."""
-    from .._core.handlers import is_async_callable
+    """``module:function`` or ``path/to/file.py:function`` to a record handler: what a
+    processor accepts, an ``async def`` or a plain ``def`` (run on worker threads)."""
     from ..bench import BenchError
     from ._common import load_callable
 
@@ -379,8 +390,4 @@ def load_handler(spec: str) -> Handler:
         target = load_callable(spec)
     except ValueError as exc:
         raise BenchError(str(exc)) from None
-    if not is_async_callable(target):
-        attribute = spec.rpartition(":")[2]
-        raise BenchError(f"--handler {spec!r}: {attribute} is not an async function; define "
-                         f"it with 'async def {attribute.rsplit('.', 1)[-1]}(record): ...'")
     return target  # type: ignore[no-any-return]

@@ -38,6 +38,7 @@ running handlers are cancelled and their messages made visible again at once."""
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "consume", help="run a record handler on an SQS queue, as a long-running worker",
+        usage="%(prog)s --queue-url URL [options] MODULE:FUNCTION",
         description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("handler", metavar="MODULE:FUNCTION",
                         help="the record handler, e.g. app:handle or path/app.py:handle "

@@ -21,13 +21,18 @@ Out = Callable[[str], None]
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="run the built-in samples and the S3 CSV import on a local moto server",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=_plain(__doc__ or ""), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=_rows, default=20_000, metavar="N",
                         help="rows of the generated CSV for the S3 import, 1 to 2,000,000 "
                              "(default 20000)")
     parser.add_argument("--no-s3", action="store_true",
                         help="skip the S3 import (no moto server is started)")
     parser.set_defaults(func=run)
+
+
+def _plain(text: str) -> str:
+    """A docstring as --help shows it: without reST's double backticks."""
+    return text.replace("``", "")
 
 
 _MAX_ROWS = 2_000_000  # asyncbatch.cli.demo_s3.MAX_ROWS (not imported: it needs pydantic)
@@ -65,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..aws.local import local_aws
         from .demo_s3 import run_s3_demo
     except ImportError as exc:  # pragma: no cover - depends on the install
-        out(f"\nS3 import skipped: {exc}. Install the extra: pip install 'asyncbatch[demo]'")
+        out(f"\nS3 import skipped: {exc}. Install the demo extra (asyncbatch is not on "
+            "PyPI): pip install -e '.[demo]' in a clone of asyncbatch")
         return 0
     out("\n== S3 CSV import: S3 -> validate -> DynamoDB -> SNS, on a local moto server ==")
     with local_aws() as endpoint:

@@ -139,19 +139,34 @@ def s3_put_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
 
 class _Progress:
     """On stderr: one updating line on a terminal; elsewhere a line when the import
-    starts, every ``every`` seconds, and when it is done (whatever the file's size)."""
+    starts, every ``every`` seconds, and when it is done (whatever the file's size).
 
-    def __init__(self, every: float = 2.0) -> None:
+    The share shown is of the rows (``rows``: the file's data rows, which the demo knows
+    since it wrote the file): the bytes downloaded run ahead of the rows parsed, so a
+    share of bytes would say 100% with a few hundred rows read. Without ``rows``, the
+    line says how much of the file was downloaded, in those words."""
+
+    def __init__(self, rows: Optional[int] = None, every: float = 2.0) -> None:
+        self.rows = rows
         self.tty = sys.stderr.isatty()
         self.every = every
         self.last_line: Optional[float] = None
         self.shown = False
 
-    def __call__(self, p: ImportProgress) -> None:
+    def line(self, p: ImportProgress) -> str:
         rate = p.rows_written / p.elapsed if p.elapsed > 0 else 0.0
-        share = f"{p.bytes_read / p.bytes_total:4.0%}" if p.bytes_total else "  ? "
-        text = (f"  {share} read  {p.rows_read:>7,} rows  {p.rows_written:>7,} written  "
-                f"{p.rows_rejected:>3} rejected  {rate:>7,.0f} rows/s")
+        if self.rows:
+            read = (f"read {p.rows_read:>7,} of {self.rows:,} rows "
+                    f"({min(p.rows_read / self.rows, 1.0):4.0%})")
+        else:
+            downloaded = (f"{p.bytes_read / p.bytes_total:4.0%}" if p.bytes_total
+                          else "  ? ")
+            read = f"read {p.rows_read:>7,} rows ({downloaded} of the file downloaded)"
+        return (f"  {read}  {p.rows_written:>7,} written  {p.rows_rejected:>3} rejected  "
+                f"{rate:>7,.0f} rows/s")
+
+    def __call__(self, p: ImportProgress) -> None:
+        text = self.line(p)
         if self.tty:
             sys.stderr.write("\r" + text)
             sys.stderr.flush()
@@ -203,7 +218,7 @@ async def run_s3_demo(rows: int = 20000, *, out: Out = print,
         del data
         out(f"S3 event: Records[0].s3.object.key = {event['Records'][0]['s3']['object']['key']!r}")
 
-        meter = _Progress() if progress else None
+        meter = _Progress(rows) if progress else None
         importer = S3CsvImporter(DemoStudent, TABLE, topic_arn=topic, concurrency=16,
                                  key_attributes=("student_id", "course"),
                                  on_progress=meter, progress_interval=0.2)

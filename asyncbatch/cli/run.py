@@ -33,6 +33,10 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run a Lambda handler against a real queue or stream, as Lambda would",
+        # one line, not argparse's 20 of every option (an error prints the usage above it;
+        # --help lists the options)
+        usage="%(prog)s (--sqs URL | --kinesis STREAM | --dynamodb-stream ARN) "
+              "--handler MODULE:FUNCTION [options]",
         description=(
             "Poll an SQS queue, a Kinesis stream or a DynamoDB stream and invoke a Lambda "
             "handler with batches shaped as Lambda shapes them; apply its partial batch "

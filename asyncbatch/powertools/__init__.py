@@ -8,7 +8,8 @@ asyncbatch's engine: a hard concurrency bound, stream keys and FIFO groups kept 
 the Lambda deadline watched. The documentation's *Migrating from Powertools* page
 (``docs/powertools.md``) lists every name and each deviation.
 
-Powertools must be installed (``pip install aws-lambda-powertools``); ``import asyncbatch``
+Powertools must be installed (``pip install aws-lambda-powertools``, or asyncbatch's
+``powertools`` extra: ``pip install -e '.[powertools]'`` in a clone); ``import asyncbatch``
 itself never imports it.
 """
 
@@ -17,7 +18,10 @@ try:
 except ImportError as exc:
     raise ImportError(
         "asyncbatch.powertools runs Powertools' batch API and needs it installed: "
-        "pip install 'asyncbatch[powertools]' (or aws-lambda-powertools>=3)") from exc
+        "pip install 'aws-lambda-powertools>=3' 'pydantic>=2.5'; or reinstall asyncbatch "
+        "with its powertools extra (asyncbatch is not on PyPI): pip install -e "
+        "'.[powertools]' in a clone of asyncbatch, or pip install "
+        "'/path/to/asyncbatch-VERSION-py3-none-any.whl[powertools]'") from exc
 
 from aws_lambda_powertools.utilities.batch import (
     BasePartialBatchProcessor,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
@@ -364,10 +365,29 @@ class _EngineProcessor(BasePartialBatchProcessor):
             for position, value in enumerate(report.results()):
                 results[order[position]] = value
         entries: list[tuple[Any, ...]] = []
+        breaker = self._gate()  # FIFO: a success_handler failure trips it, as in Powertools
         for index, raw in enumerate(records):
             outcome = unsuccessful.get(index)
             if outcome is None:
-                entries.append(self.success_handler(raw, results[index]))
+                record = seen.get(id(raw))
+                if breaker is not None:
+                    try:
+                        breaker.check(raw)
+                    except Exception as exc:
+                        entries.append(self.failure_handler(
+                            self._as_record(raw) if record is None else record,
+                            self._exception_info(exc)))
+                        continue
+                try:
+                    entries.append(self.success_handler(raw, results[index]))
+                except Exception:
+                    # Powertools calls success_handler inside the try around the record
+                    # handler: an exception there fails the record (failure_handler with
+                    # the record the handler got and sys.exc_info()); it does not escape.
+                    entries.append(self.failure_handler(
+                        self._as_record(raw) if record is None else record, sys.exc_info()))
+                    if breaker is not None:
+                        breaker.failed(raw)
                 continue
             if outcome.status == "failed" and id(raw) in seen:
                 record = seen[id(raw)]
@@ -460,11 +480,15 @@ class SqsFifoPartialProcessor(BatchProcessor):
     Sequential by default; with ``concurrency=N`` message groups run in parallel, each in
     order (when the batch comes from a FIFO queue)."""
 
+    #: Powertools' ``sys.exc_info()``-shaped tuple for a record not run after a failure
+    #: (``SQSFifoCircuitBreakerError``), as its processor has it.
     circuit_breaker_exc = (
         SQSFifoCircuitBreakerError,
         SQSFifoCircuitBreakerError("A previous record failed processing"),
         None,
     )
+    #: The same for a record not run after a failure of its message group
+    #: (``skip_group_on_error=True``: ``SQSFifoMessageGroupCircuitBreakerError``).
     group_circuit_breaker_exc = (
         SQSFifoMessageGroupCircuitBreakerError,
         SQSFifoMessageGroupCircuitBreakerError(

@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
-SECTIONS = ("## Machine", "## Targets", "### issue 14 targets", "## Overhead per record",
+SECTIONS = ("## Machine", "## Targets", "### Current targets", "## Overhead per record",
             "## uvloop on and off", "## Peak memory", "## I/O-bound makespan", "## Stream skew",
             "## Cold start", "## Cold import")
 PLOTS = ("overhead.png", "uvloop.png", "memory.png", "makespan.png", "skew.png", "coldstart.png",
@@ -45,8 +45,8 @@ def test_states_expected_time_and_prints_the_issue_14_table(
         quick_proc: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     _, proc = quick_proc
     assert "expected run time: about" in proc.stderr  # said even with --quiet
-    assert "issue 14 targets:" in proc.stdout
-    table = proc.stdout.split("issue 14 targets:", 1)[1]
+    assert "current targets:" in proc.stdout
+    table = proc.stdout.split("current targets:", 1)[1]
     assert "| Cold start, import + first 200-record SQS batch" in table
     assert "Lambda-like context" in table
 

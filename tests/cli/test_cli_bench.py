@@ -228,7 +228,7 @@ def test_output_to_a_closed_pipe_is_not_a_traceback() -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--handler", "no_such_module_xyz:handle"], "no module named 'no_such_module_xyz'"),
-    (["--handler", "json:dumps"], "dumps is not an async function"),
+    (["--handler", "json:__name__"], "__name__ is not callable"),
     (["--handler", "json:no_such_function"], "json has no 'no_such_function'"),
     (["--handler", "json"], "give MODULE:FUNCTION"),
     (["--latency", "10"], "'10' is not a duration"),
@@ -259,8 +259,8 @@ def test_bad_arguments_exit_2_with_a_message(
 def test_user_handler_module_errors(
         capsys: pytest.CaptureFixture[str], handler_module: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = bench(capsys, "--handler", f"{handler_module}:not_async", "-q")
-    assert code == 2 and "not_async is not an async function" in err
+    code, _, err = bench(capsys, "--handler", f"{handler_module}:nowhere", "-q")
+    assert code == 2 and "has no 'nowhere'" in err
     (tmp_path / "broken_bench_app.py").write_text("raise RuntimeError('boom at import')\n")
     code, _, err = bench(capsys, "--handler", "broken_bench_app:handle", "-q")
     assert code == 2 and "RuntimeError: boom at import" in err
@@ -380,7 +380,10 @@ def test_a_level_where_every_record_failed_says_so_with_a_sample_error(
         capsys: pytest.CaptureFixture[str], failing_module: str) -> None:
     code, out, err = bench(capsys, "--handler", f"{failing_module}:every_record_fails",
                            "--records", "20", "--concurrency", "1,4", "--attempts", "1")
-    assert code == 0, err
+    assert code == 1, err  # nothing was measured but failing: not a successful benchmark
+    assert err.splitlines()[-1] == (
+        f"asyncbatch bench: every record failed at every level, e.g. {sqs_id(0)}: "
+        f"ValueError: no stock for {sqs_id(0)}")
     assert "knee: none (no record succeeded at any fixed level" in out
     for level in ("1", "4"):
         assert f"concurrency {level}: every record failed (20 of 20), e.g.:" in out
@@ -391,10 +394,79 @@ def test_a_level_where_every_record_failed_says_so_with_a_sample_error(
     code, out, err = bench(capsys, "--handler", f"{failing_module}:every_record_fails",
                            "--records", "20", "--concurrency", "2", "--attempts", "1",
                            "--json")
+    assert code == 1, err
     (result,) = json.loads(out)["results"]
     assert result["failed"] == 20 and result["skipped"] == 0
     assert result["errors"][0] == f"{sqs_id(0)}: ValueError: no stock for {sqs_id(0)}"
     assert len(result["errors"]) == 5  # bounded
+
+
+def test_some_records_succeeding_somewhere_exits_0(
+        capsys: pytest.CaptureFixture[str], failing_module: str) -> None:
+    code, out, err = bench(capsys, "--handler", f"{failing_module}:third_fails",
+                           "--records", "20", "--concurrency", "2", "--attempts", "1", "-q")
+    assert code == 0, err
+    assert "every record failed" not in out + err
+
+
+SYNC_MODULE = '''
+import time
+
+threads = set()
+
+
+def handle(record):
+    import threading
+
+    threads.add(threading.get_ident())
+    time.sleep(0.001)  # a blocking call, as a boto3 handler makes
+    return record.identifier
+'''
+
+
+def test_a_plain_def_handler_is_benched_on_threads(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import threading
+
+    name = f"bench_sync_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(SYNC_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = bench(capsys, "--handler", f"{name}:handle", "--records", "40",
+                           "--concurrency", "1,4", "--json")
+    assert code == 0, err
+    results = json.loads(out)["results"]
+    assert [r["succeeded"] for r in results] == [40, 40]
+    threads = importlib.import_module(name).threads
+    assert threads and threading.get_ident() not in threads  # run on worker threads
+
+
+def _level(level: int | str, throughput: float) -> _bench.LevelResult:
+    return _bench.LevelResult(
+        level=str(level), concurrency=level if isinstance(level, int) else None,
+        records=1, succeeded=1, failed=0, skipped=0, retries=0, makespan=1.0,
+        throughput=throughput, p50=None, p95=None, p99=None, mean_inflight=1.0,
+        final_limit=None if isinstance(level, int) else 34)
+
+
+def test_the_knee_and_auto_are_described_in_one_vocabulary() -> None:
+    # The knee is the fastest fixed level here, and 'auto' beats it by 60%: the knee is
+    # not called "the best" above a line that shows something better.
+    sweep = _bench.Sweep(levels=[1, 10, "auto"], description="d", records=1, source="sqs")
+    sweep.results = [_level(1, 100), _level(10, 1000), _level("auto", 1600)]
+    text = _bench.describe_knee(sweep)
+    assert "best" not in text
+    knee, auto = text.splitlines()
+    assert knee.startswith("knee: concurrency 10 (1,000 rec/s), the fastest fixed level;")
+    assert auto == ("auto (adaptive): 1,600 rec/s, 160% of the fastest fixed level, limit "
+                    "ended at 34; faster than every fixed level tried")
+    sweep.results = [_level(1, 100), _level(10, 960), _level(50, 1000), _level("auto", 900)]
+    knee, auto = _bench.describe_knee(sweep).splitlines()
+    assert knee == ("knee: concurrency 10 (960 rec/s), the smallest fixed level within 5% "
+                    "of the fastest (1,000 rec/s at 50)")
+    assert auto.startswith("auto (adaptive): 900 rec/s, 90% of the fastest fixed level,")
+    assert "faster than" not in auto
 
 
 def test_progress_within_a_level_when_stderr_is_not_a_terminal(

@@ -70,8 +70,24 @@ def test_s3_import_with_progress_when_stderr_is_not_a_terminal() -> None:
     assert "student_id=A10001" in out
     # progress on stderr even for a small file: at least the final line
     final = [line for line in done.stderr.splitlines()
-             if "100% read" in line and " 400 rows" in line and "rows/s" in line]
+             if "read     400 of 400 rows (100%)" in line and "rows/s" in line]
     assert final, done.stderr
+
+
+def test_s3_progress_shares_are_of_rows_not_bytes() -> None:
+    # The download runs ahead of the parsing: every byte fetched, 352 rows read. The
+    # share shown is of the rows; a byte share is named as such.
+    pytest.importorskip("pydantic")
+    from asyncbatch.aws.s3_import import ImportProgress
+    from asyncbatch.cli.demo_s3 import _Progress
+
+    snapshot = ImportProgress(bucket="b", key="k", bytes_read=1000, bytes_total=1000,
+                              rows_read=352, rows_written=300, rows_rejected=1, elapsed=1.0,
+                              done=False)
+    line = _Progress(rows=20_000).line(snapshot)
+    assert "read     352 of 20,000 rows (  2%)" in line and "100%" not in line
+    line = _Progress().line(snapshot)
+    assert "read     352 rows (100% of the file downloaded)" in line
 
 
 def test_generated_ids_stay_valid_at_any_row_count() -> None:

@@ -65,6 +65,60 @@ def test_every_page_has_its_snippets_found() -> None:
     assert ON_AWS and TEST_MODULES
 
 
+CODE_WIDTH = 80  # the site's content area shows about 80 columns of code, and no more
+
+
+def test_every_code_block_fits_in_80_columns() -> None:
+    # A wider line is cut at the content area's edge (a scroll bar, the end out of sight).
+    # Every fenced block of every page (python, sh, yaml, output), and the README's.
+    too_wide = []
+    for page in [*PAGES, ROOT / "README.md"]:
+        fence = None
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            opening = re.match(r"\s*(```+|~~~+)", line)
+            if opening and (fence is None or line.strip() == fence):
+                fence = opening.group(1) if fence is None else None
+            elif fence is not None and len(line) > CODE_WIDTH:
+                too_wide.append(f"{page.relative_to(ROOT)}:{number}: {len(line)} columns")
+    assert not too_wide, "\n".join(too_wide)
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def test_no_page_speaks_of_the_project_s_internal_issues() -> None:
+    # "issue 14's targets" means nothing to a reader: the tracker is not theirs.
+    for page in [*PAGES, ROOT / "README.md", *sorted(RESULTS.glob("*.md"))]:
+        found = re.findall(r"\bissues? (?:#\s*)?\d+", page.read_text(encoding="utf-8"), re.I)
+        assert not found, f"{page.relative_to(ROOT)}: {found}"
+
+
+def _table_cell(text: str, row_start: str, column: str) -> str:
+    """The cell under ``column`` of the first table row starting with ``row_start``,
+    in the table whose header comes last before that row."""
+    header: list[str] = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and column in cells:
+            header = cells
+        elif header and line.startswith(row_start):
+            return cells[header.index(column)]
+    raise AssertionError(f"no row {row_start!r} under a column {column!r}")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/benchmarks.md"])
+def test_the_benchmark_headline_shows_both_powertools_processors(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    results = (RESULTS / "RESULTS.md").read_text(encoding="utf-8")
+    sync = "powertools `BatchProcessor` (sync: one record at a time)"
+    assert "| powertools `AsyncBatchProcessor` |" in text
+    for row, section in (("| SQS overhead per record |", "### SQS standard"),
+                         ("| Kinesis overhead per record", "### Kinesis")):
+        measured = _table_cell(results[results.index(section):], "| 100,000 |",
+                               "powertools sync µs/rec").split()[0]
+        assert _table_cell(text, row, sync).startswith(f"{measured} µs"), (page, row)
+
+
 def test_few_snippets_are_not_run() -> None:
     assert len(NOT_RUN) <= 3, [n for n, _ in NOT_RUN]
     for name, code in NOT_RUN:
@@ -91,17 +145,39 @@ def test_aws_snippet_runs_on_moto(name: str, code: str, aws: str) -> None:
     _run(name, code)
 
 
+(PYTEST_CONFIG,) = re.findall(r"^```toml\n(.*?)^```",
+                              (DOCS / "testing.md").read_text(encoding="utf-8"), re.S | re.M)
+
+
+def test_the_testing_page_names_the_fixture_loop_scope_setting() -> None:
+    assert 'asyncio_default_fixture_loop_scope = "function"' in PYTEST_CONFIG
+
+
+def test_the_testing_page_lists_every_fixture_of_the_plugin() -> None:
+    import asyncbatch.testing.pytest_plugin as plugin
+
+    text = (DOCS / "testing.md").read_text(encoding="utf-8")
+    fixtures = [name for name in plugin.__all__ if name != "pytest_configure"]
+    assert len(fixtures) >= 10
+    for name in fixtures:
+        assert f"| `{name}` |" in text, name
+    for term in ("context=", ".redelivered", ".deliveries", ".dead_letters"):
+        assert term in text, term
+
+
 @pytest.mark.parametrize(("name", "code"), TEST_MODULES, ids=[n for n, _ in TEST_MODULES])
 def test_test_module_passes(name: str, code: str, tmp_path: Path) -> None:
     match = TEST_MARK.match(code)
     assert match is not None
     (tmp_path / match.group(1)).write_text(code, encoding="utf-8")
-    # (the suite's asyncio_default_fixture_loop_scope: unset, pytest-asyncio warns, and the
-    # warning is a DeprecationWarning)
+    # The project's configuration is the one the Testing page gives: with it, pytest-asyncio
+    # does not warn that asyncio_default_fixture_loop_scope is unset (a
+    # PytestDeprecationWarning, an error here).
+    (tmp_path / "pyproject.toml").write_text(PYTEST_CONFIG, encoding="utf-8")
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
          "error::pytest.PytestUnraisableExceptionWarning",
-         "-o", "asyncio_default_fixture_loop_scope=function", match.group(1)],
+         "-W", "error::pytest.PytestDeprecationWarning", match.group(1)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
@@ -150,3 +226,35 @@ def test_sam_template_passes_cfn_lint(name: str, template: str, tmp_path: Path) 
     path = tmp_path / "template.yaml"
     path.write_text(template, encoding="utf-8")
     assert [str(m) for m in api.lint_file(path)] == []
+
+
+def test_the_api_reference_has_no_low_information_entries() -> None:
+    """The reference (mkdocstrings, with docs/griffe_rst.py's extensions) shows no entry
+    that only repeats its assignment (``backoff = backoff``) and gives the type aliases
+    and constants their ``#:`` comment as a docstring (``Handler = Callable[..., Any]``
+    says what a handler is)."""
+    griffe = pytest.importorskip("griffe")
+    extensions = griffe.load_extensions(f"{DOCS / 'griffe_rst.py'}:ReSTLiteralBlocks",
+                                        f"{DOCS / 'griffe_rst.py'}:QuietAttributes")
+    bare = []
+    for name in ("asyncbatch", "asyncbatch.aws", "asyncbatch.runner", "asyncbatch.testing",
+                 "asyncbatch.powertools", "asyncbatch.telemetry"):
+        package = griffe.load(name, extensions=extensions, search_paths=[str(ROOT)],
+                              allow_inspection=False)
+        stack = [package]
+        while stack:
+            obj = stack.pop()
+            for member in obj.members.values():
+                if member.is_alias:
+                    continue
+                if member.is_module or member.is_class:
+                    stack.append(member)
+                elif member.is_attribute and member.docstring is None \
+                        and member.value is not None and (
+                            "instance-attribute" in member.labels or obj.is_module):
+                    bare.append(member.path)
+        if name == "asyncbatch":
+            for documented in ("Handler", "DROPPED"):
+                docstring = package[documented].docstring
+                assert docstring is not None and len(docstring.value) > 40, documented
+    assert not bare, bare

@@ -140,7 +140,11 @@ def test_without_powertools_the_import_error_says_what_to_install() -> None:
             "except ImportError as exc:\n    print(exc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
-    assert "pip install 'asyncbatch[powertools]'" in out.stdout
+    # asyncbatch is not on a registry: the message gives what works from a clone or a wheel
+    assert "pip install 'asyncbatch[powertools]'" not in out.stdout
+    assert "pip install 'aws-lambda-powertools>=3'" in out.stdout
+    assert "pip install -e '.[powertools]' in a clone of asyncbatch" in out.stdout
+    assert "asyncbatch-VERSION-py3-none-any.whl[powertools]'" in out.stdout
 
 
 # -- the context-manager form: tuples, messages, exceptions, response ------------------------
@@ -565,6 +569,39 @@ def test_a_failed_stream_record_skips_the_later_records_of_its_key() -> None:
         {"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[1:]]}
 
 
+@pytest.mark.parametrize("concurrency", [None, 4])
+def test_after_a_stream_failure_records_of_other_keys_above_it_are_skipped_too(
+        concurrency: Optional[int]) -> None:
+    """As the migration page says (and Getting started): after a failure, nothing above
+    its sequence number is started, whatever its key; records of other keys below it run."""
+    records = [kinesis(1, "k2", "a"), kinesis(2, "k1", "fail"), kinesis(3, "k3", "c"),
+               kinesis(4, "k2", "d")]
+    ran: list[str] = []
+
+    async def record_handler(record: KinesisStreamRecord) -> str:
+        text = record.kinesis.data_as_text()
+        if text != "fail":
+            await anyio.sleep(0.05)  # the failure comes first: nothing above it started
+        ran.append(text)
+        if text == "fail":
+            raise ValueError("broken")
+        return text
+
+    import anyio
+
+    processor = BatchProcessor(EventType.KinesisDataStreams, concurrency=concurrency)
+    with processor(records, record_handler) as batch:
+        processed = batch.process()
+    statuses = [status for status, _, _ in processed]
+    assert statuses[:2] == ["success", "fail"]
+    # k3 and k2's second record are above the failure: reported, and (those not started
+    # before it failed) never run
+    assert statuses[2:] == ["fail", "fail"]
+    assert "d" not in ran
+    assert batch.response() == {"batchItemFailures": [
+        {"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in records[1:]]}
+
+
 def test_a_stream_key_runs_in_sequence_order() -> None:
     records = [dynamodb(9, 1, "nine"), dynamodb(5, 1, "five"), dynamodb(3, 1, "three")]
     ran: list[str] = []
@@ -588,6 +625,65 @@ def test_a_subclass_failure_handler_sees_every_failed_record() -> None:
     records = [sqs(0, "fail"), sqs(1, "ok"), sqs(2, "fail too")]
     process_partial_response({"Records": records}, handler, Counting(EventType.SQS))
     assert seen == [records[0]["messageId"], records[2]["messageId"]]
+
+
+def _refusing_success_handler(base: type) -> type:
+    """A subclass of ``base`` whose ``success_handler`` raises for a body "refuse ..."."""
+
+    class Refusing(base):  # type: ignore[misc, valid-type]
+        def success_handler(self, record: Any, result: Any) -> Any:
+            if record["body"].startswith("refuse"):
+                raise RuntimeError(f"cannot record {record['body']}")
+            return super().success_handler(record, result)
+
+    return Refusing
+
+
+@pytest.mark.parametrize(("ours", "theirs", "kwargs"), [
+    (BatchProcessor, pt.BatchProcessor, {"event_type": EventType.SQS}),
+    (SqsFifoPartialProcessor, pt.SqsFifoPartialProcessor, {}),
+    (SqsFifoPartialProcessor, pt.SqsFifoPartialProcessor, {"skip_group_on_error": True}),
+], ids=["batch", "fifo", "fifo-skip-group"])
+def test_an_exception_in_a_subclass_success_handler_fails_that_record_as_in_powertools(
+        ours: type, theirs: type, kwargs: dict[str, Any]) -> None:
+    # Powertools calls success_handler inside the try around the record handler: an
+    # exception there goes to failure_handler (the record fails, with that exception; in a
+    # FIFO processor, it trips the circuit breaker); it does not escape process().
+    records = [sqs(0, "a", "g1"), sqs(1, "refuse b", "g1"), sqs(2, "c", "g2"),
+               sqs(3, "d", "g1")]
+    got = {}
+    for name, base in (("ours", ours), ("theirs", theirs)):
+        processor = _refusing_success_handler(base)(**kwargs)
+        with processor(records, handler) as batch:
+            processed = batch.process()
+        got[name] = (
+            [(status, result) for status, result, _ in processed],
+            [type(record) for _, _, record in processed],
+            [m.message_id for m in batch.fail_messages],
+            [(kind, str(exc)) for kind, exc, _ in batch.exceptions],
+            batch.response())
+    assert got["ours"] == got["theirs"]
+    statuses, _, failed, exceptions, _ = got["ours"]
+    assert statuses[1] == ("fail", "<class 'RuntimeError'>:cannot record refuse b")
+    assert failed[0] == records[1]["messageId"]
+    assert exceptions[0] == (RuntimeError, "cannot record refuse b")
+
+
+def test_a_success_handler_failure_of_every_record_raises_batch_processing_error() -> None:
+    records = [sqs(0, "refuse a"), sqs(1, "refuse b")]
+    processor = _refusing_success_handler(BatchProcessor)(EventType.SQS)
+    with pytest.raises(BatchProcessingError):
+        process_partial_response({"Records": records}, handler, processor)
+
+
+def test_a_base_exception_in_success_handler_escapes_as_in_powertools() -> None:
+    class Stopping(BatchProcessor):
+        def success_handler(self, record: Any, result: Any) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), Stopping(EventType.SQS)([sqs(0, "a")], handler) \
+            as batch:
+        batch.process()
 
 
 def test_engine_options_pass_through() -> None:

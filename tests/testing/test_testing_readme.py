@@ -15,9 +15,14 @@ README = Path(__file__).resolve().parents[2] / "docs" / "testing.md"  # moved fr
 
 def readme_testing_example() -> str:
     text = README.read_text(encoding="utf-8")
-    section = text.split("# Testing your handler\n", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    (code,) = re.findall(r"```python\n(# test_orders\.py\n.*?)```", text, re.S)
     return str(code)
+
+
+def page_configuration() -> str:
+    """The pytest configuration the page tells a project to set (pyproject.toml)."""
+    (config,) = re.findall(r"```toml\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    return str(config)
 
 
 def test_the_readme_testing_example_passes_under_pytest_asyncio(
@@ -26,6 +31,7 @@ def test_the_readme_testing_example_passes_under_pytest_asyncio(
     code = readme_testing_example()
     assert code.startswith("# test_orders.py\n")
     pytester.makepyfile(test_orders=code)
+    pytester.makefile(".toml", pyproject=page_configuration())
     result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers",
-                                "-o", "asyncio_default_fixture_loop_scope=function")
+                                "-W", "error::pytest.PytestDeprecationWarning")
     result.assert_outcomes(passed=2)
