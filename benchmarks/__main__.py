@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if "sources" in selected and (out / "sources.md").exists():
         table = [line for line in (out / "sources.md").read_text(encoding="utf-8").splitlines()
                  if line.startswith("|")]
-        print("issue 23, every source against its floor (sources.md):")
+        print("every source against its floor (sources.md):")
         print("\n".join(table))
         print()
     print(out / "RESULTS.md")

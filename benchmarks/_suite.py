@@ -640,7 +640,7 @@ def run_suite(settings: Settings, selected: Iterable[str], out: Path, *, quick: 
         if "sources" in chosen:  # in this interpreter too: asyncbatch and its floor paired
             from . import sources
 
-            log("sources: every event source against the bare pool of its shape (issue 23)")
+            log("sources: every event source against the bare pool of its shape")
             sources.main((["--quick"] if quick else []) + ["--out", str(work / "sources.md")])
         data["duration_s"] = time.perf_counter() - started
         data["machine"]["loadavg_end"] = list(os.getloadavg()) \

@@ -1,4 +1,4 @@
-"""Every event source against its floor, paired in one interpreter (issue 23).
+"""Every event source against its floor, paired in one interpreter.
 
     python -m benchmarks.sources [--quick] [--out DIR]
 
@@ -302,7 +302,7 @@ def _median_range(values: list[float], fmt: str) -> tuple[str, str]:
 
 def render(cost: dict[str, Any], memory: dict[str, float], cold: dict[str, Any]) -> str:
     lines = [
-        "# Every source against its floor (issue 23)",
+        "# Every source against its floor",
         "",
         f"{cost['n']:,} records, no-op handler, concurrency {CONCURRENCY}: "
         "`AsyncBatchProcessor.process` and the partial response against a bare asyncio "
