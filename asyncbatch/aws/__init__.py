@@ -1,4 +1,5 @@
-"""AWS integrations of asyncbatch, on aioboto3 (``pip install 'asyncbatch[aws]'``).
+"""AWS integrations of asyncbatch, on aioboto3 (the ``aws`` extra: ``pip install -e '.[aws]'``
+in a clone of asyncbatch).
 
 Nothing here is imported by ``import asyncbatch``; submodules import aioboto3 when used.
 """

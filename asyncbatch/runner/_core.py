@@ -46,10 +46,9 @@ __all__ = [
 
 logger = logging.getLogger("asyncbatch.runner")
 
-#: A Lambda handler: ``handler(event, context)``, sync or async, returning the partial
-#: batch response (``{"batchItemFailures": [...]}``) or ``None``.
-#: A whole Lambda function, as the runner invokes it: ``handler(event, context)`` returning
-#: the response (``asyncbatch.Handler`` is the record handler).
+#: A whole Lambda function, as the runner invokes it: ``handler(event, context)``, sync or
+#: async, returning the partial batch response (``{"batchItemFailures": [...]}``) or
+#: ``None`` (``asyncbatch.Handler`` is the record handler).
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
 

@@ -2,7 +2,8 @@
 
 - ``EMFHooks``: one CloudWatch Embedded Metric Format line per batch (no dependency).
 - ``OpenTelemetryHooks``: a span per batch, optionally per record
-  (``pip install 'asyncbatch[otel]'``; OpenTelemetry is imported when one is created).
+  (the ``otel`` extra: ``pip install -e '.[otel]'`` in a clone; OpenTelemetry is imported
+  when one is created).
 
 ::
 

@@ -1,6 +1,7 @@
 """``OpenTelemetryHooks``: a span per batch and, when asked for, a span per record.
 
-Needs the OpenTelemetry API (``pip install 'asyncbatch[otel]'``); it is imported when an
+Needs the OpenTelemetry API (the ``otel`` extra: ``pip install -e '.[otel]'`` in a clone
+of asyncbatch, or ``pip install opentelemetry-api``); it is imported when an
 ``OpenTelemetryHooks`` is created, never by ``import asyncbatch``.
 
 - The batch span (``asyncbatch.batch``, kind ``CONSUMER``) is the current span while the
@@ -84,8 +85,9 @@ class OpenTelemetryHooks(Hooks):
             from opentelemetry import context, trace
         except ImportError:
             raise ConfigurationError(
-                "OpenTelemetryHooks needs the OpenTelemetry API: "
-                "pip install 'asyncbatch[otel]'") from None
+                "OpenTelemetryHooks needs the OpenTelemetry API: pip install "
+                "opentelemetry-api (or, asyncbatch not being on PyPI, pip install -e "
+                "'.[otel]' in a clone of asyncbatch)") from None
         if isinstance(max_exceptions, bool) or not isinstance(max_exceptions, int) \
                 or max_exceptions < 0:
             raise ConfigurationError(

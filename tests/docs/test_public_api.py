@@ -296,7 +296,7 @@ def test_telemetry_imports_without_opentelemetry() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.startswith("ConfigurationError")
-    assert "asyncbatch[otel]" in out.stdout
+    assert "pip install opentelemetry-api" in out.stdout and "[otel]" in out.stdout
 
 
 def test_cli_entry_point_lists_its_commands() -> None:
