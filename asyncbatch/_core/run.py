@@ -20,7 +20,8 @@ import heapq
 import math
 import time
 from array import array
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Hashable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Hashable, Iterable
 from contextlib import asynccontextmanager
 from operator import length_hint
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -749,6 +750,9 @@ class BatchRun(Run):
     ready lane head of lowest rank (its position in the event, or for streams its
     sequence number), so at ``concurrency=1`` processing is exactly event order, and at any
     concurrency the work started above an eventual failure is as small as the bound allows.
+    A batch whose lanes run in event order (``plan.heads``: every batch as Lambda sends it)
+    is scheduled so off one cursor (``_cursor_worker``); any other from a heap of lane
+    heads (``_lane_worker``).
     """
 
     def __init__(
@@ -777,13 +781,15 @@ class BatchRun(Run):
         self.reducer = settings.reducer
         self.state: Any = window.state if window is not None else None
         # the fast path's run (see _independent_worker): the indices, the records taken
-        # but not started, the workers' slots
-        self._fast: Optional[tuple[Any, list[int], list[list[int]]]] = None
+        # but not started
+        self._fast: Optional[tuple[Any, list[int]]] = None
+        # the record each worker of a path that writes no RUNNING byte runs (-1: none)
+        self._slots: list[list[int]] = []
 
     def running_identifiers(self) -> list[Any]:
         running = {i for i, code in enumerate(self.status) if code == RUNNING}
-        if self._fast is not None:  # the fast path writes no status while a handler runs
-            running.update(slot[0] for slot in self._fast[2] if slot[0] >= 0)
+        # (the fast paths write no status while a handler runs)
+        running.update(slot[0] for slot in self._slots if slot[0] >= 0)
         return [self.identifiers[i] for i in sorted(running)]
 
     def fail_all(self, exc: BaseException) -> None:
@@ -811,7 +817,11 @@ class BatchRun(Run):
         plan = self.plan
         size = plan.size
         backend = self.backend
-        if plan.lanes is not None:
+        if plan.heads is not None:
+            worker, waiting = self._cursor_worker()
+            await run_workers(worker, min(self.concurrency, plan.width), backend,
+                              waiting=waiting)
+        elif plan.lanes is not None:
             worker, waiting = self._lane_worker()
             await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
                               waiting=waiting)
@@ -886,7 +896,8 @@ class BatchRun(Run):
                     verdict = self._verdict(index)
                     if verdict is not None:
                         if type(verdict) is tuple:
-                            self._skip(lane[pos:], "checkpoint", verdict[1])
+                            self._skip(lane[pos:], self._skipped_error("checkpoint",
+                                                                       verdict[1]))
                             number = -1
                         else:
                             await verdict.wait()  # a failure is settling: then look again
@@ -921,7 +932,8 @@ class BatchRun(Run):
                     await self.yield_now()  # a long run must not starve the loop
                 if not ok:
                     if not stop_all:  # there the stop reason says it
-                        self._skip(lane[pos + 1:], "group_failed", self.errors[index])
+                        self._skip(lane[pos + 1:], self._skipped_error(
+                            "group_failed", self.errors[index]))
                     number = -1
                     continue
                 pos += 1
@@ -936,14 +948,166 @@ class BatchRun(Run):
 
         return worker, lambda: bool(ready)
 
-    def _skip(self, indices: Sequence[int], reason: str, cause: Optional[BaseException]) -> None:
-        if not indices:
-            return
+    def _cursor_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
+                                      Callable[[], bool]]:
+        """Lanes in event order (``plan.heads``), off one cursor: the same schedule as
+        ``_lane_worker`` without its heap.
+
+        Workers take records in event order. A record whose lane is busy (one of its
+        records runs) waits behind it, and the worker that finishes that record runs it
+        next. So the ready record of lowest position still runs first: a waiting record
+        is always below the cursor, and a lane's waiters only wait while it runs.
+        ``busy[head]`` says of the lane whose first record is at ``head``: ``_FREE`` (none
+        of its records runs), ``None`` (one runs, none waits), the deque of its records
+        waiting, or ``_Ended`` (a failure or a cut-off skips the rest of it). On the
+        simple path no ``RUNNING`` byte is written while a handler runs (each worker's
+        slot shows its record, for ``running_identifiers``)."""
+        plan = self.plan
+        heads = plan.heads
+        assert heads is not None
+        cursor = iter(range(plan.size))
+        free = _FREE
+        busy: list[Any] = [free] * plan.size  # by lane head (a list: faster than a dict)
+        stop_all = plan.mode is FailureMode.STOP_ALL
+        cutoffs = self.cutoffs
+        holds = self.holds
+        simple = self.simple
+        status = self.status
+        errors = self.errors
+        records = self.records
+        results = self.results
+        view = self.source.view
+        call = self.call
+        failed = self._failed
+        flag = self.stop
+        deadline = self.deadline
+        cancelled = self.cancelled_exc
+        yield_now = self.yield_now
+        new = object.__new__
+        clock = deadline.clock if deadline is not None else None
+        soft = deadline.soft if deadline is not None else math.inf
+        leak_check = self.backend.leak_check
+        slots = self._slots
+
+        def end_lane(head: int, reason: str, cause: Optional[BaseException]) -> None:
+            """Skip the rest of a lane: its waiting records now, the ones the cursor has
+            not reached yet when it does."""
+            waiting = busy[head]
+            ended = busy[head] = _Ended(self._skipped_error(reason, cause))
+            if waiting:
+                self._skip(waiting, ended.error)
+
+        async def worker(crew: Crew) -> None:
+            leaked = leak_check()  # a cancel request user code left on this worker's task
+            done = 0
+            due = YIELD_EVERY  # (records done at the next yield)
+            index = -1  # the record this worker runs next (its lane held); -1: none
+            head = -1
+            slot = [-1]
+            slots.append(slot)
+            try:
+                while True:
+                    if index < 0:
+                        for index in cursor:
+                            head = heads[index]
+                            waiting = busy[head]
+                            if waiting is free:
+                                busy[head] = None
+                                break
+                            if waiting is None:
+                                busy[head] = deque((index,))
+                            elif type(waiting) is _Ended:
+                                if status[index] == PENDING:
+                                    status[index] = SKIPPED
+                                    errors[index] = waiting.error
+                            else:
+                                waiting.append(index)
+                        else:
+                            return
+                    if flag.is_set:
+                        return  # the rest stays pending: reported with the stop reason
+                    if clock is not None and clock() >= soft:
+                        self._deadline_stop()
+                        return
+                    if cutoffs or holds:  # a failure forbids records, or is settling
+                        verdict = self._verdict(index)
+                        if verdict is not None:
+                            if type(verdict) is tuple:
+                                status[index] = SKIPPED
+                                end_lane(head, "checkpoint", verdict[1])
+                                errors[index] = busy[head].error
+                                index = -1
+                            else:
+                                await verdict.wait()  # a failure is settling: look again
+                            continue
+                    if simple:  # the hot path, inlined: no coroutine of our own per record
+                        slot[0] = index
+                        record = new(view)  # a view without a Python-level __init__
+                        record.raw = records[index]
+                        try:
+                            result = await call(record)
+                        except Exception as exc:
+                            slot[0] = -1
+                            status[index] = RUNNING  # until the failure settles
+                            if leaked is not None and leaked():
+                                await self._absorb_leak()
+                            ok = await failed(index, None, exc, 1)
+                        except cancelled as exc:
+                            if self._is_real_cancel():
+                                status[index] = RUNNING  # cancelled running: _finalise
+                                raise
+                            slot[0] = -1
+                            status[index] = RUNNING
+                            ok = await failed(index, None, self._own_cancel_error(index, exc),
+                                              1)
+                        else:
+                            slot[0] = -1
+                            status[index] = SUCCEEDED
+                            if result is not None:
+                                results[index] = result
+                            if leaked is not None and leaked():
+                                await self._absorb_leak()
+                            ok = True
+                    else:
+                        ok = await self._run_full(index)
+                        if status[index] == PENDING:
+                            continue  # not started (stop, deadline, checkpoint): look again
+                    # A long run must not starve the loop: yield every YIELD_EVERY
+                    # records, with no lane held if possible (else the other workers
+                    # would queue its records behind it meanwhile), at the latest
+                    # 4 x YIELD_EVERY records on.
+                    done += 1
+                    waiting = busy[head]
+                    if not ok:
+                        if stop_all:  # the stop reason says it for the rest
+                            return
+                        end_lane(head, "group_failed", errors[index])
+                        index = -1
+                    elif waiting:
+                        index = waiting.popleft()
+                        if done >= due + 3 * YIELD_EVERY:
+                            due = done + YIELD_EVERY
+                            await yield_now()
+                        continue
+                    else:
+                        busy[head] = free
+                        index = -1
+                    if done >= due:
+                        due = done + YIELD_EVERY
+                        await yield_now()
+            finally:
+                slot[0] = -1
+
+        return worker, lambda: length_hint(cursor) > 0
+
+    def _skipped_error(self, reason: str, cause: Optional[BaseException]) -> RecordSkippedError:
         if reason == "group_failed":
             message = "not started: an earlier record of its ordering key failed"
         else:
             message = "not started: a record with a lower sequence number failed"
-        error = RecordSkippedError(message, reason=reason, cause=cause)
+        return RecordSkippedError(message, reason=reason, cause=cause)
+
+    def _skip(self, indices: Iterable[int], error: RecordSkippedError) -> None:
         status = self.status
         errors = self.errors
         for index in indices:
@@ -977,8 +1141,8 @@ class BatchRun(Run):
         indices = iter(range(len(records)))
         leak_check = self.backend.leak_check
         unstarted: list[int] = []
-        slots: list[list[int]] = []
-        self._fast = (indices, unstarted, slots)
+        slots = self._slots
+        self._fast = (indices, unstarted)
 
         clock = deadline.clock if deadline is not None else None
         soft = deadline.soft if deadline is not None else math.inf
@@ -1035,7 +1199,7 @@ class BatchRun(Run):
         if fast is None:
             return
         self._fast = None
-        indices, unstarted, _ = fast
+        indices, unstarted = fast
         status = self.status
         taken = len(status) - length_hint(indices)
         for start in range(0, taken, _SETTLE_CHUNK):  # (by chunks: no copy of the whole)
@@ -1116,6 +1280,18 @@ class BatchRun(Run):
                 reason = error.reason if isinstance(error, RecordSkippedError) else "unknown"
                 self._hook(index, "record_skipped", self.view(self.records[index]), reason,
                            hooks=hooks)
+
+
+_FREE: Any = object()  # (the cursor engine: a lane none of whose records runs)
+
+
+class _Ended:
+    """The cursor engine's mark on a lane whose rest is skipped, with the error given."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: RecordSkippedError) -> None:
+        self.error = error
 
 
 def _source_arn(record: Record) -> Optional[str]:

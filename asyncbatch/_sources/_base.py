@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from .._errors import ConfigurationError, InvalidEventError, RecordDecodeError, safe_repr
@@ -67,22 +68,44 @@ class Plan:
       topic-partition); ``None`` when the whole batch is one group (one shard).
     - ``rank``: the scheduling priority of a record at the head of its lane (lower runs
       first); ``None``: its position in the event.
+    - ``heads``: when every lane runs in event order and is ranked by position (the usual
+      batch), each record's lane named by the position of its first record, and
+      ``width`` the number of lanes; the scheduler then runs the batch off one cursor
+      (``lanes`` is made from them only when asked for). ``None``: use ``lanes``.
     """
 
-    __slots__ = ("identifiers", "lanes", "mode", "partition", "rank", "sequence", "size")
+    __slots__ = ("_lanes", "heads", "identifiers", "mode", "partition", "rank", "sequence",
+                 "size", "width")
 
     def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
                  sequence: Optional[Callable[[int], int]] = None, *,
                  identifiers: list[Any],
                  partition: Optional[Callable[[int], Hashable]] = None,
-                 rank: Optional[Callable[[int], Any]] = None) -> None:
+                 rank: Optional[Callable[[int], Any]] = None,
+                 heads: Optional[list[int]] = None, width: int = 0) -> None:
+        if heads is not None and (rank is not None or len(heads) != size):
+            raise ValueError("heads are for a batch ranked by position, one per record")
         self.size = size
-        self.lanes = lanes
+        self._lanes = lanes
         self.mode = mode
         self.sequence = sequence
         self.identifiers = identifiers
         self.partition = partition
         self.rank = rank
+        self.heads = heads
+        self.width = width if heads is not None else 0
+
+    @property
+    def lanes(self) -> Optional[list[list[int]]]:
+        """The lanes (see the class docstring); made from ``heads`` on first use."""
+        if self._lanes is None and self.heads is not None:
+            self._lanes = group(self.heads)
+        return self._lanes
+
+    @property
+    def keyed(self) -> bool:
+        """Whether some records must run one at a time (there are lanes)."""
+        return self.heads is not None or self._lanes is not None
 
     def __repr__(self) -> str:
         lanes = "independent" if self.lanes is None else f"{len(self.lanes)} lanes"
@@ -214,6 +237,15 @@ def group(keys: Sequence[Hashable]) -> list[list[int]]:
         else:
             lane.append(index)
     return list(groups.values())
+
+
+def lane_heads(keys: Iterable[Hashable]) -> tuple[list[int], int]:
+    """Each record's lane named by the position of the first record of its key, and the
+    number of lanes: ``Plan(heads=, width=)``, in one C-speed pass (``group(heads)`` are
+    the lanes ``group(keys)`` gives)."""
+    first: dict[Hashable, int] = {}
+    heads = list(map(first.setdefault, keys, count()))
+    return heads, len(first)
 
 
 def sort_lanes(lanes: list[list[int]], seqs: list[int]) -> list[list[int]]:
@@ -417,9 +449,11 @@ def stream_plan(ids: list[Any], path: str, keys: Optional[Sequence[Hashable]]) -
 
     lengths = check_sequence_numbers(ids, path)
     n = len(ids)
-    lanes = ([list(range(n))] if n else []) if keys is None else group(keys)
     if len(lengths) <= 1 and all(map(lt, ids, ids[1:])):
-        return Plan(n, lanes, FailureMode.CHECKPOINT, _Ints(ids), identifiers=ids)
+        heads, width = ([0] * n, int(n > 0)) if keys is None else lane_heads(keys)
+        return Plan(n, None, FailureMode.CHECKPOINT, _Ints(ids), identifiers=ids,
+                    heads=heads, width=width)
+    lanes = ([list(range(n))] if n else []) if keys is None else group(keys)
     seqs = list(map(int, ids))
     lanes = sort_lanes(lanes, seqs)
     get = seqs.__getitem__

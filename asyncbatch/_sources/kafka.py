@@ -22,7 +22,7 @@ or ``"aws:SelfManagedKafka"`` as Powertools' sample event has it).
 from __future__ import annotations
 
 import base64
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import chain, compress, repeat
 from operator import itemgetter, ne, or_
 from typing import Any, Optional
@@ -314,6 +314,18 @@ def _sort_by_offset(lanes: list[list[int]], offsets: list[int]) -> list[list[int
     return lanes
 
 
+def _in_offset_order(lanes: Iterable[list[int]], offsets: list[int]) -> bool:
+    """Whether every lane's records are in increasing offset order (C-speed passes)."""
+    from operator import lt
+
+    key = offsets.__getitem__
+    for lane in lanes:
+        values = list(map(key, lane))
+        if not all(map(lt, values, values[1:])):
+            return False
+    return True
+
+
 class _Identifiers(Sequence[dict[str, Any]]):
     """Every record's identifier, ``{"partition": "<topic>-<partition>", "offset": <int>}``,
     made when asked for (a new dict each time) from the topic-partitions and offsets read
@@ -388,6 +400,7 @@ def _plan_grouped(records: list[Any], by_key: bool) -> Optional[Plan]:
     labels: dict[tuple[str, int], str] = {}
     lanes_by_part: dict[str, list[int]] = {}
     parts: list[str] = []
+    heads: list[int] = []  # each record's lane: the position of its partition's first
     start = 0
     for end in (*cuts, n):
         pair = (topics[start], numbers[start])
@@ -398,14 +411,23 @@ def _plan_grouped(records: list[Any], by_key: bool) -> Optional[Plan]:
         lane = lanes_by_part.get(label)
         if lane is None:
             lanes_by_part[label] = list(range(start, end))
+            heads.extend(repeat(start, end - start))
         else:
+            heads.extend(repeat(lane[0], end - start))
             lane.extend(range(start, end))
         start = end
+    identifiers = _Identifiers(parts, offsets)
+    if keys is None and _in_offset_order(lanes_by_part.values(), offsets):
+        # (the usual batch: each partition's records in offset order, as Lambda sends
+        # them; its lanes are made only if asked for)
+        return Plan(n, None, FailureMode.CHECKPOINT, offsets.__getitem__,
+                    identifiers=identifiers,  # type: ignore[arg-type]
+                    partition=parts.__getitem__, heads=heads, width=len(lanes_by_part))
     lanes = _sort_by_offset(
         list(lanes_by_part.values()) if keys is None else group(list(zip(parts, keys))),
         offsets)
     return Plan(n, lanes, FailureMode.CHECKPOINT, offsets.__getitem__,
-                identifiers=_Identifiers(parts, offsets),  # type: ignore[arg-type]
+                identifiers=identifiers,  # type: ignore[arg-type]
                 partition=parts.__getitem__)
 
 

@@ -17,7 +17,17 @@ from operator import itemgetter
 from typing import Any, Optional
 
 from .._errors import safe_repr
-from ._base import _EMPTY, EventType, FailureMode, Plan, Record, Source, bad, group, payload_text
+from ._base import (
+    _EMPTY,
+    EventType,
+    FailureMode,
+    Plan,
+    Record,
+    Source,
+    bad,
+    lane_heads,
+    payload_text,
+)
 
 __all__ = ["SQS", "SQSRecord", "SQSSource"]
 
@@ -111,7 +121,8 @@ class SQSSource(Source):
             return Plan(n, None, FailureMode.INDEPENDENT, identifiers=ids)
         groups = self._groups(records)
         mode = FailureMode.STOP_ALL if fifo_stop_batch else FailureMode.SKIP_LANE
-        return Plan(n, group(groups), mode, identifiers=ids)
+        heads, width = lane_heads(groups)
+        return Plan(n, None, mode, identifiers=ids, heads=heads, width=width)
 
     def _identifiers(self, records: list[Any]) -> list[Any]:
         """Every record a dict of this source with a non-empty string ``messageId``,

@@ -539,7 +539,7 @@ def _runs_in_groups(event: dict[str, Any]) -> bool:
         _, _, plan = read_event(event, Kind.SQS)
     except Exception:
         return False
-    return plan.lanes is not None
+    return plan.keyed
 
 
 ProcessorType = Union[BatchProcessor, AsyncBatchProcessor, SqsFifoPartialProcessor]

@@ -7,6 +7,7 @@ an eventual failure is started when the bound allows it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -150,3 +151,124 @@ def test_at_concurrency_one_a_stream_runs_in_sequence_order_and_stops_at_the_fai
         assert min(reported) == sequences[by_sequence[first_failure]]
     assert sorted(reported) == sorted(sequences[i] for i in by_sequence[len(expected) - (
         0 if first_failure is None else 1):])
+
+
+# -- the lowest ready record first, at any concurrency, on both lane engines ------------
+#
+# A batch in sequence order (every Lambda batch) runs off one cursor (``plan.heads``);
+# any other runs from a heap of lane heads. Both must pick, whenever a worker takes
+# work, the ready record of lowest rank: not started, every earlier record of its key
+# finished, none of its key running, nothing decided that forbids it.
+
+
+def _shuffled_kinesis(keys: list[str], order: list[int]) -> dict[str, Any]:
+    event = kinesis_event(*((k, {"n": i}) for i, k in enumerate(keys)))
+    event["Records"] = [event["Records"][i] for i in order]
+    return event
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 3), st.booleans()),
+             min_size=1, max_size=40),
+    st.integers(1, 6),
+    st.sampled_from(["fifo", "kinesis", "kinesis_shuffled", "kafka"]),
+    st.randoms(use_true_random=False),
+)
+def test_whenever_a_worker_takes_work_it_is_the_lowest_ready_record(
+        spec: list[tuple[str, int, bool]], concurrency: int, shape: str, rnd: Any) -> None:
+    from tests.fuzz.vtime import VirtualLoop
+
+    keys = [k for k, _, _ in spec]
+    n = len(spec)
+    order = list(range(n))
+    if shape == "fifo":
+        event = sqs_event(*({"n": i} for i in range(n)), fifo_group=keys)
+    elif shape == "kafka":  # two partitions, records grouped by partition as Lambda does
+        event = kafka_event(*((int(k in "abc"), None, {"n": i}) for i, k in enumerate(keys)))
+    elif shape == "kinesis":
+        event = kinesis_event(*((k, {"n": i}) for i, k in enumerate(keys)))
+    else:
+        rnd.shuffle(order)
+        event = _shuffled_kinesis(keys, order)
+    checkpoint = shape != "fifo"
+    # rank: the sequence number (kinesis: i; kafka: the position in the event, as its
+    # lanes are ranked); lane: the key (kafka: the partition)
+    if shape == "kafka":
+        raws = [r for part in event["records"].values() for r in part]
+        ns = [json_n(r["value"]) for r in raws]
+    else:
+        ns = [json_n_record(r) for r in event["Records"]]
+    rank = {m: (pos if shape == "kafka" else m) for pos, m in enumerate(ns)}
+    lane = {m: (("abc" if keys[m] in "abc" else "def") if shape == "kafka" else keys[m])
+            for m in ns}
+    in_lane = {m: sorted((x for x in ns if lane[x] == lane[m]), key=rank.__getitem__)
+               for m in ns}
+    started: set[int] = set()
+    finished: set[int] = set()
+    failed: set[int] = set()
+    running: set[int] = set()
+    problems: list[str] = []
+
+    def forbidden(m: int) -> bool:
+        earlier = in_lane[m][:in_lane[m].index(m)]
+        if any(x in failed for x in earlier):
+            return True
+        # checkpoint: nothing above a failed record's rank in its group (kinesis: the
+        # shard; kafka: the partition)
+        group = [x for x in failed if shape != "kafka" or lane[x] == lane[m]]
+        return checkpoint and any(rank[m] > rank[x] for x in group)
+
+    def ready(m: int) -> bool:
+        earlier = in_lane[m][:in_lane[m].index(m)]
+        return (m not in started and all(x in finished for x in earlier)
+                and not any(x in running for x in in_lane[m]) and not forbidden(m))
+
+    async def handle(record: Any) -> None:
+        m = n_of(record)
+        lower = [x for x in ns if rank[x] < rank[m] and ready(x)]
+        if lower:
+            problems.append(f"{m} started while {lower} were ready")
+        if any(x in running for x in in_lane[m]):
+            problems.append(f"{m} started beside another record of its lane")
+        started.add(m)
+        running.add(m)
+        if len(running) > concurrency:
+            problems.append(f"{len(running)} running at concurrency {concurrency}")
+        await asyncio.sleep(spec[m][1])
+        running.discard(m)
+        if spec[m][2]:
+            failed.add(m)
+            raise ValueError(m)
+        finished.add(m)
+
+    loop = VirtualLoop()
+    try:
+        processor = asyncbatch.AsyncBatchProcessor(concurrency=concurrency,
+                                                   log_summary=False)
+        report = loop.run_until_complete(processor.process(event, handle))
+    finally:
+        loop.close()
+    assert not problems, problems
+    assert len(report) == n
+    # every record not started was forbidden by a failure (nothing stalled), and the
+    # report says what ran
+    assert all(m in started or forbidden(m) for m in ns)
+    assert {n_of(o.record) for o in report.succeeded} == finished
+    assert {n_of(o.record) for o in report.failed} >= failed
+
+
+def json_n(value: str) -> int:
+    import base64
+    import json
+
+    return int(json.loads(base64.b64decode(value))["n"])
+
+
+def json_n_record(raw: dict[str, Any]) -> int:
+    import base64
+    import json
+
+    if "body" in raw:
+        return int(json.loads(raw["body"])["n"])
+    return int(json.loads(base64.b64decode(raw["kinesis"]["data"]))["n"])

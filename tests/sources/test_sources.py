@@ -14,6 +14,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asyncbatch
 from asyncbatch import ConfigurationError, EventType, InvalidEventError
@@ -294,3 +296,57 @@ def test_a_batch_in_sequence_order_ranks_by_position(event_type: EventType) -> N
     _, _, mixed = read_event(source.sample_event([short, long]), None)
     assert mixed.lanes == [[0, 1]] and mixed.sequence is not None
     assert mixed.sequence(1) == 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", 1, (1, 2)]), max_size=30))
+def test_lane_heads_name_the_lanes_group_makes(keys: list[Any]) -> None:
+    """``Plan(heads=)``: each record's lane named by its first record's position; the
+    lanes made from them are the ones ``group`` makes from the keys."""
+    from asyncbatch._sources._base import group, lane_heads
+
+    heads, width = lane_heads(keys)
+    assert width == len(set(keys))
+    assert [keys.index(k) for k in keys] == heads
+    assert group(heads) == group(keys)
+
+
+@pytest.mark.parametrize("event_type", [EventType.SQS, EventType.KINESIS,
+                                        EventType.DYNAMODB_STREAMS, EventType.KAFKA])
+def test_a_batch_in_order_is_planned_by_lane_heads_and_one_out_of_order_by_lanes(
+        event_type: EventType) -> None:
+    """The cursor engine takes a batch whose lanes run in event order (``heads``); a
+    stream batch out of sequence order keeps lanes ranked by sequence number."""
+    source = SOURCES[event_type]
+    options = {"queue_arn": "arn:aws:sqs:eu-west-1:123456789012:q.fifo"} \
+        if event_type is EventType.SQS else {}
+    raws = [source.sample_record(i, key=k, **options) for i, k in enumerate("abcab")]
+    if event_type is EventType.KAFKA:
+        raws = [source.sample_record(i, key=k, partition=int(k == "a"))
+                for i, k in enumerate("abcab")]
+    _, _, plan = read_event(source.sample_event(raws), None)
+    assert plan.heads is not None and plan.rank is None and plan.keyed
+    assert plan.lanes == group_of(plan.heads)
+    assert plan.width == len(plan.lanes)
+    if event_type is EventType.SQS:
+        assert plan.lanes == [[0, 3], [1, 4], [2]]
+    if event_type is EventType.KAFKA:  # a partition out of offset order: sorted lanes
+        raws[0]["offset"], raws[3]["offset"] = raws[3]["offset"], raws[0]["offset"]
+        _, _, other = read_event(source.sample_event(raws), None)
+        assert other.heads is None and other.lanes is not None
+        for lane in other.lanes:
+            offsets = [other.sequence(i) for i in lane]  # type: ignore[misc]
+            assert offsets == sorted(offsets)
+        assert sorted(map(len, other.lanes)) == [2, 3]
+    if event_type in (EventType.SQS, EventType.KAFKA):
+        return  # (FIFO runs in event order always; Kafka ranks by position)
+    swapped = source.sample_event([raws[1], raws[0], *raws[2:]])
+    _, _, other = read_event(swapped, None)
+    assert other.heads is None and other.rank is not None and other.lanes is not None
+
+
+def group_of(heads: list[int]) -> list[list[int]]:
+    lanes: dict[int, list[int]] = {}
+    for index, head in enumerate(heads):
+        lanes.setdefault(head, []).append(index)
+    return list(lanes.values())
