@@ -787,9 +787,12 @@ class BatchRun(Run):
         self._slots: list[list[int]] = []
 
     def running_identifiers(self) -> list[Any]:
-        running = {i for i, code in enumerate(self.status) if code == RUNNING}
-        # (the fast paths write no status while a handler runs)
-        running.update(slot[0] for slot in self._slots if slot[0] >= 0)
+        status = self.status
+        running = {i for i, code in enumerate(status) if code == RUNNING}
+        # (the fast paths write no status while a handler runs; a slot may still show a
+        # record that succeeded since)
+        running.update(slot[0] for slot in self._slots
+                       if slot[0] >= 0 and status[slot[0]] in (PENDING, RUNNING))
         return [self.identifiers[i] for i in sorted(running)]
 
     def fail_all(self, exc: BaseException) -> None:
@@ -1060,8 +1063,7 @@ class BatchRun(Run):
                             status[index] = RUNNING
                             ok = await failed(index, None, self._own_cancel_error(index, exc),
                                               1)
-                        else:
-                            slot[0] = -1
+                        else:  # (the slot stays: a SUCCEEDED record is not running)
                             status[index] = SUCCEEDED
                             if result is not None:
                                 results[index] = result
