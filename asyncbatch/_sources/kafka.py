@@ -35,6 +35,7 @@ from ._base import (
     Record,
     Source,
     group,
+    lane_heads,
     payload_bytes,
     slices,
 )
@@ -423,12 +424,15 @@ def _plan_grouped(records: list[Any], by_key: bool) -> Optional[Plan]:
             runs.append(range(start, end))
         start = end
     identifiers = _Identifiers(parts, offsets)
-    if keys is None and ascending:
+    if ascending:
         # (the usual batch: each partition's records in offset order, as Lambda sends
         # them; its lanes are made only if asked for)
+        width = len(runs_by_part)
+        if keys is not None:
+            heads, width = lane_heads(zip(parts, keys))
         return Plan(n, None, FailureMode.CHECKPOINT, offsets.__getitem__,
                     identifiers=identifiers,  # type: ignore[arg-type]
-                    partition=parts.__getitem__, heads=heads, width=len(runs_by_part))
+                    partition=parts.__getitem__, heads=heads, width=width)
     lanes = _sort_by_offset(
         [list(chain.from_iterable(runs)) for runs in runs_by_part.values()] if keys is None
         else group(list(zip(parts, keys))),
