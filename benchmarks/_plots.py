@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ._suite import (
     COLDSTART_CONTENDERS,
@@ -15,6 +16,43 @@ from ._summary import CLOCKS, COLORS, MB, SHORT, _oh
 from ._targets import COLDSTART_TARGET_MS
 
 # -- plots ---------------------------------------------------------------------------
+
+
+def bar_chart(path: Path, names: Sequence[str], values: Sequence[float], labels: Sequence[str],
+              *, xlabel: str, title: str, spread: Optional[Sequence[tuple[float, float]]] = None,
+              marks: Optional[dict[str, float]] = None, log: bool = False) -> Optional[Path]:
+    """One horizontal bar per name (the first at the top), labelled; ``spread``: each
+    bar's (low, high) drawn as an error bar; ``marks``: a red tick at a name's value (a
+    goal); a grey line at 1 unless ``log``. ``None`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names, values, labels = list(names)[::-1], list(values)[::-1], list(labels)[::-1]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    if spread is None:
+        bars = ax.barh(names, values, color="#4c72b0")
+    else:
+        low, high = zip(*[(v - lo, hi - v) for v, (lo, hi) in zip(values, list(spread)[::-1])])
+        bars = ax.barh(names, values, xerr=[low, high], color="#4c72b0", capsize=3)
+    ax.bar_label(bars, labels=labels, padding=8 if spread is not None else 3)
+    for i, name in enumerate(names):
+        mark = (marks or {}).get(name)
+        if mark is not None:
+            ax.plot([mark, mark], [i - 0.4, i + 0.4], color="#c44e52", linewidth=2)
+    if log:
+        ax.set_xscale("log")
+    else:
+        ax.axvline(1.0, color="grey", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_all(data: dict[str, Any], s: dict[str, Any], out: Path) -> list[str]:

@@ -370,32 +370,16 @@ def render(cost: dict[str, Any], memory: dict[str, float], cold: dict[str, Any])
 
 
 def plot(cost: dict[str, Any], path: Path) -> Optional[Path]:
-    try:
-        import matplotlib
+    from ._plots import bar_chart
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     names = list(cost["costs"])
-    medians = [statistics.median(cost["ratios"][name]) for name in names]
-    low = [m - min(cost["ratios"][name]) for m, name in zip(medians, names)]
-    high = [max(cost["ratios"][name]) - m for m, name in zip(medians, names)]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    bars = ax.barh(names[::-1], medians[::-1], xerr=[low[::-1], high[::-1]],
-                   color="#4c72b0", capsize=3)
-    ax.bar_label(bars, labels=[f"{m:.2f}x" for m in medians[::-1]], padding=8)
-    for i, name in enumerate(names[::-1]):
-        goal = GOALS.get(name)
-        if goal is not None:
-            ax.plot([goal, goal], [i - 0.4, i + 0.4], color="#c44e52", linewidth=2)
-    ax.axvline(1.0, color="grey", linewidth=0.8)
-    ax.set_xlabel("asyncbatch CPU / floor CPU, median of paired rounds (red: goal)")
-    ax.set_title(f"{cost['n']:,} records, no-op handler, concurrency {CONCURRENCY}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ratios = cost["ratios"]
+    medians = [statistics.median(ratios[name]) for name in names]
+    return bar_chart(
+        path, names, medians, [f"{m:.2f}x" for m in medians],
+        spread=[(min(ratios[name]), max(ratios[name])) for name in names], marks=GOALS,
+        xlabel="asyncbatch CPU / floor CPU, median of paired rounds (red: goal)",
+        title=f"{cost['n']:,} records, no-op handler, concurrency {CONCURRENCY}")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

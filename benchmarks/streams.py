@@ -291,26 +291,14 @@ def render(cost: dict[str, Any], memory: dict[str, Any], rate: dict[str, Any]) -
 
 
 def plot(cost: dict[str, Any], path: Path) -> Optional[Path]:
-    try:
-        import matplotlib
+    from ._plots import bar_chart
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
     names = list(cost["costs"])
     medians = [statistics.median(cost["costs"][name]) for name in names]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    bars = ax.barh(names[::-1], medians[::-1], color="#4c72b0")
-    ax.bar_label(bars, labels=[f"{m:.2f}" for m in medians[::-1]], padding=3)
-    ax.set_xscale("log")
-    ax.set_xlabel("CPU us per item (log scale), median over rounds")
-    ax.set_title(f"{cost['n']:,} no-op items from an async generator, concurrency "
-                 f"{CONCURRENCY}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return bar_chart(
+        path, names, medians, [f"{m:.2f}" for m in medians], log=True,
+        xlabel="CPU us per item (log scale), median over rounds",
+        title=f"{cost['n']:,} no-op items from an async generator, concurrency {CONCURRENCY}")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
