@@ -302,8 +302,14 @@ def test_nothing_starts_above_a_failure_while_a_slow_sink_decides(
 
 
 class SlowReleaseStore(asyncbatch.InMemoryIdempotencyStore):
+    """A store whose ``release`` takes ``seconds`` (virtual time) before it releases."""
+
+    def __init__(self, seconds: float = 5.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+
     async def release(self, claim: Any) -> None:
-        await anyio.sleep(5)
+        await anyio.sleep(self.seconds)
         await super().release(claim)
 
 
@@ -801,10 +807,6 @@ def test_a_cancelled_callers_claims_are_given_back_within_the_deadline() -> None
     deadline, not only by its own five seconds."""
     from asyncbatch.testing import LambdaContext
 
-    class SlowRelease(asyncbatch.InMemoryIdempotencyStore):
-        async def release(self, claim: Any) -> None:
-            await anyio.sleep(60)
-
     running = anyio.Event()
 
     async def handle(record: Any) -> None:
@@ -815,7 +817,7 @@ def test_a_cancelled_callers_claims_are_given_back_within_the_deadline() -> None
 
     async def main() -> None:
         processor = asyncbatch.AsyncBatchProcessor(
-            idempotency=asyncbatch.Idempotency(SlowRelease()))
+            idempotency=asyncbatch.Idempotency(SlowReleaseStore(60)))
         async with anyio.create_task_group() as tg:
             async def caller() -> None:
                 try:
@@ -838,12 +840,7 @@ def test_many_claims_are_given_back_at_once_after_the_callers_cancellation() -> 
     given back one by one, 5 would be released within the 5 s bound and 495 left IN
     PROGRESS for an hour; they are given back concurrently, all within the bound."""
 
-    class SlowRelease(asyncbatch.InMemoryIdempotencyStore):
-        async def release(self, claim: Any) -> None:
-            await anyio.sleep(1.0)
-            await super().release(claim)
-
-    store = SlowRelease()
+    store = SlowReleaseStore(1.0)
     running = 0
     all_running = anyio.Event()
     took: list[float] = []
