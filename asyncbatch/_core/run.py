@@ -7,7 +7,8 @@ timers and the claims given back after a cancellation. Two feeds run on it:
 
 - ``BatchRun`` (here): the records of one Lambda event, either one by one (independent
   records) or as lanes (records that must run one at a time, in order, scheduled record
-  by record: the ready lane head of lowest rank first); outcomes kept in compact arrays.
+  by record off one cursor: the ready record of lowest rank first); outcomes kept in
+  compact arrays.
 - ``StreamRun`` (``stream.py``): the items of any iterable, read lazily, keyed items one
   at a time per key; outcomes handed back as they settle.
 
@@ -16,7 +17,6 @@ It runs over a backend seam (``backends.py``): native asyncio or anyio, one code
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from array import array
@@ -746,13 +746,11 @@ class BatchRun(Run):
     """The run of one ``process()`` call (nothing of it lives on the processor).
 
     Records run on a crew of workers. Independent records are taken in event order; lanes
-    (records that run one at a time) are scheduled record by record: a worker takes the
-    ready lane head of lowest rank (its position in the event, or for streams its
-    sequence number), so at ``concurrency=1`` processing is exactly event order, and at any
-    concurrency the work started above an eventual failure is as small as the bound allows.
-    A batch whose lanes run in event order (``plan.heads``: every batch as Lambda sends it)
-    is scheduled so off one cursor (``_cursor_worker``); any other from a heap of lane
-    heads (``_lane_worker``).
+    (records that run one at a time) are scheduled record by record off one cursor
+    (``_cursor_worker``): a worker takes the ready record of lowest rank (its position in
+    the event, or for streams its sequence number), so at ``concurrency=1`` processing is
+    exactly event order, and at any concurrency the work started above an eventual
+    failure is as small as the bound allows.
     """
 
     def __init__(
@@ -824,10 +822,6 @@ class BatchRun(Run):
             worker, waiting = self._cursor_worker()
             await run_workers(worker, min(self.concurrency, plan.width), backend,
                               waiting=waiting)
-        elif plan.lanes is not None:
-            worker, waiting = self._lane_worker()
-            await run_workers(worker, min(self.concurrency, len(plan.lanes)), backend,
-                              waiting=waiting)
         elif self.simple:
             worker, waiting = self._independent_worker()
             await run_workers(worker, min(self.concurrency, size), backend, waiting=waiting)
@@ -835,131 +829,15 @@ class BatchRun(Run):
             await pool(range(size), self._run_full, self.concurrency, stop=self.stop, size=size,
                        backend=backend)
 
-    def _lane_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
-                                    Callable[[], bool]]:
-        """Lanes, record by record: the ready lane head of lowest rank runs first.
-
-        ``ready`` is a heap of the lanes whose head may start (a lane is out of it while
-        one of its records runs). Ranked by position (``plan.rank`` is None), an entry is
-        the int ``position * lanes + lane``; otherwise ``(rank, lane)``. A worker that
-        finishes a record pushes its lane's next head and pops the lowest in one
-        ``heappushpop``: it keeps its lane unless another head ranks lower."""
-        plan = self.plan
-        lanes = plan.lanes
-        assert lanes is not None
-        rank = plan.rank
-        width = len(lanes)
-        by_position = rank is None
-        ready: list[Any]
-        if rank is None:
-            ready = [lane[0] * width + number for number, lane in enumerate(lanes) if lane]
-        else:
-            ready = [(rank(lane[0]), number) for number, lane in enumerate(lanes) if lane]
-        heapq.heapify(ready)
-        positions = [0] * width
-        stop_all = plan.mode is FailureMode.STOP_ALL
-        cutoffs = self.cutoffs
-        holds = self.holds
-        simple = self.simple
-        status = self.status
-        records = self.records
-        results = self.results
-        view = self.source.view
-        call = self.call
-        failed = self._failed
-        flag = self.stop
-        deadline = self.deadline
-        cancelled = self.cancelled_exc
-        new = object.__new__
-        heappop = heapq.heappop
-        heappushpop = heapq.heappushpop
-        clock = deadline.clock if deadline is not None else None
-        soft = deadline.soft if deadline is not None else math.inf
-        leak_check = self.backend.leak_check
-
-        async def worker(crew: Crew) -> None:
-            leaked = leak_check()  # a cancel request user code left on this worker's task
-            done = 0
-            number = -1  # the lane this worker holds; -1: take one from the heap
-            while True:
-                if number < 0:
-                    if not ready:
-                        return
-                    key = heappop(ready)
-                    number = key % width if by_position else key[1]
-                lane = lanes[number]
-                pos = positions[number]
-                index = lane[pos]
-                if flag.is_set:
-                    return  # this lane's rest stays pending: reported with the stop reason
-                if clock is not None and clock() >= soft:
-                    self._deadline_stop()
-                    return
-                if cutoffs or holds:  # a failure forbids records, or is settling
-                    verdict = self._verdict(index)
-                    if verdict is not None:
-                        if type(verdict) is tuple:
-                            self._skip(lane[pos:], self._skipped_error("checkpoint",
-                                                                       verdict[1]))
-                            number = -1
-                        else:
-                            await verdict.wait()  # a failure is settling: then look again
-                        continue
-                if simple:  # the hot path, inlined: no coroutine of our own per record
-                    status[index] = RUNNING
-                    record = new(view)  # a view without a Python-level __init__
-                    record.raw = records[index]
-                    try:
-                        result = await call(record)
-                    except Exception as exc:
-                        if leaked is not None and leaked():
-                            await self._absorb_leak()
-                        ok = await failed(index, None, exc, 1)
-                    except cancelled as exc:
-                        if self._is_real_cancel():
-                            raise
-                        ok = await failed(index, None, self._own_cancel_error(index, exc), 1)
-                    else:
-                        status[index] = SUCCEEDED
-                        if result is not None:
-                            results[index] = result
-                        if leaked is not None and leaked():
-                            await self._absorb_leak()
-                        ok = True
-                else:
-                    ok = await self._run_full(index)
-                    if status[index] == PENDING:
-                        continue  # not started (stop, deadline, checkpoint): look again
-                done += 1
-                if not done % YIELD_EVERY:
-                    await self.yield_now()  # a long run must not starve the loop
-                if not ok:
-                    if not stop_all:  # there the stop reason says it
-                        self._skip(lane[pos + 1:], self._skipped_error(
-                            "group_failed", self.errors[index]))
-                    number = -1
-                    continue
-                pos += 1
-                positions[number] = pos
-                if pos == len(lane):
-                    number = -1
-                elif ready:
-                    nxt = lane[pos]
-                    key = heappushpop(ready, nxt * width + number if by_position
-                                      else (rank(nxt), number))  # type: ignore[misc]
-                    number = key % width if by_position else key[1]
-
-        return worker, lambda: bool(ready)
-
     def _cursor_worker(self) -> tuple[Callable[[Crew], Coroutine[Any, Any, None]],
                                       Callable[[], bool]]:
-        """Lanes in event order (``plan.heads``), off one cursor: the same schedule as
-        ``_lane_worker`` without its heap.
+        """Lanes, off one cursor (no heap, no lane lists).
 
-        Workers take records in event order. A record whose lane is busy (one of its
-        records runs) waits behind it, and the worker that finishes that record runs it
-        next. So the ready record of lowest position still runs first: a waiting record
-        is always below the cursor, and a lane's waiters only wait while it runs.
+        Workers take records in the cursor's order (``plan.order``: event order, or for
+        a stream batch out of order its sequence order). A record whose lane is busy (one
+        of its records runs) waits behind it, and the worker that finishes that record
+        runs it next. So the ready record of lowest rank runs first: a waiting record is
+        always below the cursor, and a lane's waiters only wait while it runs.
         ``busy[head]`` says of the lane whose first record is at ``head``: ``_FREE`` (none
         of its records runs), ``None`` (one runs, none waits), the deque of its records
         waiting, or ``_Ended`` (a failure or a cut-off skips the rest of it). On the
@@ -968,7 +846,7 @@ class BatchRun(Run):
         plan = self.plan
         heads = plan.heads
         assert heads is not None
-        cursor = iter(range(plan.size))
+        cursor = iter(range(plan.size) if plan.order is None else plan.order)
         free = _FREE
         busy: list[Any] = [free] * plan.size  # by lane head (a list: faster than a dict)
         stop_all = plan.mode is FailureMode.STOP_ALL

@@ -68,23 +68,32 @@ class Plan:
       topic-partition); ``None`` when the whole batch is one group (one shard).
     - ``rank``: the scheduling priority of a record at the head of its lane (lower runs
       first); ``None``: its position in the event.
-    - ``heads``: when every lane runs in event order and is ranked by position (the usual
-      batch), each record's lane named by the position of its first record, and
-      ``width`` the number of lanes; the scheduler then runs the batch off one cursor
-      (``lanes`` is made from them only when asked for). ``None``: use ``lanes``.
+    - ``heads``, ``width``, ``order``: how the scheduler runs the lanes, off one cursor:
+      each record's lane named by the position of its first record (``heads``), the
+      number of lanes (``width``), and the order the cursor takes the records in
+      (``order``; ``None``: event order). A source gives ``heads`` (and ``order``) for a
+      batch in order, the usual one, and its ``lanes`` are made only if asked for; from
+      ``lanes``, they are worked out here.
+
+    The cursor order ranks each record by the lowest rank it can run at: its own, or its
+    lane's predecessor's if that is higher; in it, each lane's records come in lane order.
     """
 
-    __slots__ = ("_lanes", "heads", "identifiers", "mode", "partition", "rank", "sequence",
-                 "size", "width")
+    __slots__ = ("_lanes", "heads", "identifiers", "mode", "order", "partition", "rank",
+                 "sequence", "size", "width")
 
     def __init__(self, size: int, lanes: Optional[list[list[int]]], mode: FailureMode,
                  sequence: Optional[Callable[[int], int]] = None, *,
                  identifiers: list[Any],
                  partition: Optional[Callable[[int], Hashable]] = None,
                  rank: Optional[Callable[[int], Any]] = None,
-                 heads: Optional[list[int]] = None, width: int = 0) -> None:
-        if heads is not None and (rank is not None or len(heads) != size):
-            raise ValueError("heads are for a batch ranked by position, one per record")
+                 heads: Optional[list[int]] = None, width: int = 0,
+                 order: Optional[list[int]] = None) -> None:
+        if lanes is not None and heads is None:
+            heads, width, order = _cursor(lanes, size, rank)
+        if heads is not None and (len(heads) != size
+                                  or (order is not None and len(order) != size)):
+            raise ValueError("a plan's heads and order name every record once")
         self.size = size
         self._lanes = lanes
         self.mode = mode
@@ -94,12 +103,19 @@ class Plan:
         self.rank = rank
         self.heads = heads
         self.width = width if heads is not None else 0
+        self.order = order if heads is not None else None
 
     @property
     def lanes(self) -> Optional[list[list[int]]]:
         """The lanes (see the class docstring); made from ``heads`` on first use."""
-        if self._lanes is None and self.heads is not None:
-            self._lanes = group(self.heads)
+        heads = self.heads
+        if self._lanes is None and heads is not None:
+            order = self.order
+            if order is None:
+                self._lanes = group(heads)
+            else:
+                self._lanes = [[order[j] for j in lane]
+                               for lane in group([heads[i] for i in order])]
         return self._lanes
 
     @property
@@ -251,6 +267,32 @@ def group(keys: Sequence[Hashable]) -> list[list[int]]:
         else:
             lane.append(index)
     return list(groups.values())
+
+
+def _cursor(lanes: list[list[int]], size: int,
+            rank: Optional[Callable[[int], Any]]) -> tuple[list[int], int, Optional[list[int]]]:
+    """``Plan``'s ``heads``, ``width`` and ``order`` from its lanes (see ``Plan``): a
+    record ranks at the highest rank of its lane up to it, then by its place in the
+    lane; ``order`` is ``None`` when that is event order."""
+    heads = [-1] * size
+    keys: list[Any] = [None] * size
+    for lane in lanes:
+        head = lane[0]
+        top = None
+        for place, index in enumerate(lane):
+            if heads[index] != -1:
+                raise ValueError(f"record {index} is in two lanes")
+            heads[index] = head
+            mine = index if rank is None else rank(index)
+            if top is None or mine > top:
+                top = mine
+            keys[index] = (top, place)
+    if -1 in heads:
+        raise ValueError(f"record {heads.index(-1)} is in no lane")
+    order: Optional[list[int]] = sorted(range(size), key=keys.__getitem__)
+    if order == list(range(size)):
+        order = None
+    return heads, len(lanes), order
 
 
 def lane_heads(keys: Iterable[Hashable]) -> tuple[list[int], int]:

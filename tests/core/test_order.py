@@ -172,7 +172,7 @@ def _shuffled_kinesis(keys: list[str], order: list[int]) -> dict[str, Any]:
     st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(0, 3), st.booleans()),
              min_size=1, max_size=40),
     st.integers(1, 6),
-    st.sampled_from(["fifo", "kinesis", "kinesis_shuffled", "kafka"]),
+    st.sampled_from(["fifo", "kinesis", "kinesis_shuffled", "kafka", "kafka_unsorted"]),
     st.randoms(use_true_random=False),
 )
 def test_whenever_a_worker_takes_work_it_is_the_lowest_ready_record(
@@ -184,8 +184,13 @@ def test_whenever_a_worker_takes_work_it_is_the_lowest_ready_record(
     order = list(range(n))
     if shape == "fifo":
         event = sqs_event(*({"n": i} for i in range(n)), fifo_group=keys)
-    elif shape == "kafka":  # two partitions, records grouped by partition as Lambda does
+    elif shape.startswith("kafka"):  # two partitions, grouped by partition as Lambda does
         event = kafka_event(*((int(k in "abc"), None, {"n": i}) for i, k in enumerate(keys)))
+        if shape == "kafka_unsorted":  # a partition's offsets out of order in the event
+            for part in event["records"].values():
+                rnd.shuffle(offsets := [r["offset"] for r in part])
+                for raw, offset in zip(part, offsets):
+                    raw["offset"] = offset
     elif shape == "kinesis":
         event = kinesis_event(*((k, {"n": i}) for i, k in enumerate(keys)))
     else:
@@ -193,16 +198,18 @@ def test_whenever_a_worker_takes_work_it_is_the_lowest_ready_record(
         event = _shuffled_kinesis(keys, order)
     checkpoint = shape != "fifo"
     # rank: the sequence number (kinesis: i; kafka: the position in the event, as its
-    # lanes are ranked); lane: the key (kafka: the partition)
-    if shape == "kafka":
+    # lanes are ranked); lane: the key (kafka: the partition), in sequence (offset) order
+    kafka = shape.startswith("kafka")
+    if kafka:
         raws = [r for part in event["records"].values() for r in part]
         ns = [json_n(r["value"]) for r in raws]
+        seq = {m: r["offset"] for m, r in zip(ns, raws)}
     else:
         ns = [json_n_record(r) for r in event["Records"]]
-    rank = {m: (pos if shape == "kafka" else m) for pos, m in enumerate(ns)}
-    lane = {m: (("abc" if keys[m] in "abc" else "def") if shape == "kafka" else keys[m])
-            for m in ns}
-    in_lane = {m: sorted((x for x in ns if lane[x] == lane[m]), key=rank.__getitem__)
+        seq = {m: m for m in ns}
+    rank = {m: (pos if kafka else m) for pos, m in enumerate(ns)}
+    lane = {m: (("abc" if keys[m] in "abc" else "def") if kafka else keys[m]) for m in ns}
+    in_lane = {m: sorted((x for x in ns if lane[x] == lane[m]), key=seq.__getitem__)
                for m in ns}
     started: set[int] = set()
     finished: set[int] = set()
@@ -214,10 +221,10 @@ def test_whenever_a_worker_takes_work_it_is_the_lowest_ready_record(
         earlier = in_lane[m][:in_lane[m].index(m)]
         if any(x in failed for x in earlier):
             return True
-        # checkpoint: nothing above a failed record's rank in its group (kinesis: the
-        # shard; kafka: the partition)
-        group = [x for x in failed if shape != "kafka" or lane[x] == lane[m]]
-        return checkpoint and any(rank[m] > rank[x] for x in group)
+        # checkpoint: nothing above a failed record's sequence number in its group
+        # (kinesis: the shard; kafka: the partition)
+        group = [x for x in failed if not kafka or lane[x] == lane[m]]
+        return checkpoint and any(seq[m] > seq[x] for x in group)
 
     def ready(m: int) -> bool:
         earlier = in_lane[m][:in_lane[m].index(m)]
@@ -226,11 +233,11 @@ def test_whenever_a_worker_takes_work_it_is_the_lowest_ready_record(
 
     async def handle(record: Any) -> None:
         m = n_of(record)
+        if not ready(m):  # an earlier one of its lane unfinished or running, or forbidden
+            problems.append(f"{m} started out of its lane's order or after a failure")
         lower = [x for x in ns if rank[x] < rank[m] and ready(x)]
         if lower:
             problems.append(f"{m} started while {lower} were ready")
-        if any(x in running for x in in_lane[m]):
-            problems.append(f"{m} started beside another record of its lane")
         started.add(m)
         running.add(m)
         if len(running) > concurrency:

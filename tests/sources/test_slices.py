@@ -39,7 +39,8 @@ def outcome(event: dict[str, Any]) -> Any:
     except InvalidEventError as exc:
         return ("error", exc.index, str(exc))
     n = plan.size
-    return ("plan", n, plan.mode, plan.lanes, plan.heads, plan.width, plan.rank is None,
+    return ("plan", n, plan.mode, plan.lanes, plan.heads, plan.width, plan.order,
+            plan.rank is None,
             [plan.identifiers[i] for i in range(n)],
             None if plan.sequence is None else [plan.sequence(i) for i in range(n)],
             None if plan.partition is None else [plan.partition(i) for i in range(n)])
@@ -142,7 +143,9 @@ def test_a_batch_larger_than_a_slice_in_order_runs_off_the_cursor() -> None:
     edge = base.SLICE
     records[edge - 1], records[edge] = records[edge], records[edge - 1]
     _, _, swapped = read_event(kinesis.sample_event(records), None)
-    assert swapped.heads is None and swapped.rank is not None
+    assert swapped.rank is not None and swapped.order is not None  # sequence order
+    assert [swapped.sequence(i) for i in swapped.order] == sorted(  # type: ignore[misc]
+        swapped.sequence(i) for i in range(n))  # type: ignore[misc]
     sqs = SOURCES[EventType.SQS]
     fifo = [sqs.sample_record(i, key=f"g{i % 5}", queue_arn=FIFO_ARN) for i in range(n)]
     fifo[2 * edge + 1]["messageId"] = ""

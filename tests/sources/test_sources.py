@@ -315,8 +315,9 @@ def test_lane_heads_name_the_lanes_group_makes(keys: list[Any]) -> None:
                                         EventType.DYNAMODB_STREAMS, EventType.KAFKA])
 def test_a_batch_in_order_is_planned_by_lane_heads_and_one_out_of_order_by_lanes(
         event_type: EventType) -> None:
-    """The cursor engine takes a batch whose lanes run in event order (``heads``); a
-    stream batch out of sequence order keeps lanes ranked by sequence number."""
+    """A batch whose lanes run in event order is planned by its lane heads, its lanes
+    made only if asked for, the cursor in event order; a stream batch out of sequence
+    order gets a cursor in sequence order, its lanes sorted by sequence number."""
     source = SOURCES[event_type]
     options = {"queue_arn": "arn:aws:sqs:eu-west-1:123456789012:q.fifo"} \
         if event_type is EventType.SQS else {}
@@ -326,6 +327,7 @@ def test_a_batch_in_order_is_planned_by_lane_heads_and_one_out_of_order_by_lanes
                 for i, k in enumerate("abcab")]
     _, _, plan = read_event(source.sample_event(raws), None)
     assert plan.heads is not None and plan.rank is None and plan.keyed
+    assert plan.order is None and plan._lanes is None  # (not made until asked for)
     assert plan.lanes == group_of(plan.heads)
     assert plan.width == len(plan.lanes)
     if event_type is EventType.SQS:
@@ -333,16 +335,18 @@ def test_a_batch_in_order_is_planned_by_lane_heads_and_one_out_of_order_by_lanes
     if event_type is EventType.KAFKA:  # a partition out of offset order: sorted lanes
         raws[0]["offset"], raws[3]["offset"] = raws[3]["offset"], raws[0]["offset"]
         _, _, other = read_event(source.sample_event(raws), None)
-        assert other.heads is None and other.lanes is not None
+        assert other.lanes is not None and other.order is not None
         for lane in other.lanes:
             offsets = [other.sequence(i) for i in lane]  # type: ignore[misc]
             assert offsets == sorted(offsets)
+            assert [i for i in other.order if i in lane] == lane  # lane order
         assert sorted(map(len, other.lanes)) == [2, 3]
     if event_type in (EventType.SQS, EventType.KAFKA):
         return  # (FIFO runs in event order always; Kafka ranks by position)
     swapped = source.sample_event([raws[1], raws[0], *raws[2:]])
     _, _, other = read_event(swapped, None)
-    assert other.heads is None and other.rank is not None and other.lanes is not None
+    assert other.rank is not None and other.lanes is not None and other.order is not None
+    assert [other.rank(i) for i in other.order] == sorted(map(other.rank, range(5)))
 
 
 def group_of(heads: list[int]) -> list[list[int]]:
