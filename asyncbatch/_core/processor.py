@@ -20,7 +20,6 @@ from .._sources import SOURCES, EventType, coerce_event_type, read_event
 from .backends import check_backend, current_backend
 from .deadline import check_margins, deadlines
 from .handlers import Handler, is_async_callable
-from .hooks import coerce_hooks, implemented_hooks
 from .loop import run_blocking
 from .pool import fatal_in
 from .report import BatchReport
@@ -32,12 +31,12 @@ __all__ = [
     "process_partial_response",
 ]
 
-# Streams, adaptive limits, the rate limit, the retry policy and tumbling windows are
-# imported where they are used: a Lambda cold start of a plain batch never loads them.
+# Hooks, streams, adaptive limits, the rate limit, the retry policy and tumbling windows
+# are imported where they are used: a Lambda cold start of a plain batch never loads them.
 if TYPE_CHECKING:
     from .._sources.windows import WindowReducer
     from ..idempotency import Idempotency
-    from .hooks import FailureSink, HooksLike
+    from .hooks import FailureSink, Hooks, HooksLike
     from .limits import ConcurrencyLimit
     from .rate import RateLimit
     from .retry import Retry
@@ -187,6 +186,8 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"sink_when={sink_when!r}: give a function (exception -> bool) or None")
         if hooks is not None:
+            from .hooks import coerce_hooks
+
             hooks = coerce_hooks(hooks)  # any object with some of the methods
         if rate_limit is not None and not _is_rate_limit(rate_limit):
             raise ConfigurationError(
@@ -216,7 +217,7 @@ class AsyncBatchProcessor:
         self.hooks = hooks
         # per-record hook calls only when a per-record method does something
         self._record_hooks = hooks if hooks is not None and (
-            implemented_hooks(hooks) & _RECORD_HOOKS) else None
+            _implemented_hooks(hooks) & _RECORD_HOOKS) else None
         self.window_reducer = window_reducer
         self.raise_on_all_failed = raise_on_all_failed
         self.log_summary = log_summary
@@ -533,6 +534,12 @@ def _log_summary(event_type: str, report: BatchReport, log_failures: int = 10) -
             extra={"asyncbatch": {"event_type": event_type,
                                   "unlogged_failures": len(failed) - log_failures}},
         )
+
+
+def _implemented_hooks(hooks: Hooks) -> frozenset[str]:
+    from .hooks import implemented_hooks
+
+    return implemented_hooks(hooks)
 
 
 def _is_limit(value: object) -> TypeGuard[ConcurrencyLimit]:

@@ -39,7 +39,6 @@ from .._frozen import Frozen
 from .._sources import FailureMode
 from .backends import current_backend
 from .handlers import abandoned_thread
-from .hooks import Failure
 from .pool import YIELD_EVERY, Crew, StopFlag, pool, run_workers
 from .report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
 
@@ -716,6 +715,8 @@ class Run:
             if record is None:
                 record = self.view(self.records[index])
             ident = self.identifiers[index]
+            from .hooks import Failure
+
             failure = Failure(record, ident, exc, attempts, self.event_source,
                               self.source_arn(record))
             sink_exc: Optional[BaseException] = None

@@ -30,18 +30,21 @@ ROOT = Path(__file__).resolve().parents[2]
 #: asyncio handler have it already): the engine, no source descriptor
 ENGINE = [
     "asyncbatch", "asyncbatch._core", "asyncbatch._core.backends", "asyncbatch._core.deadline",
-    "asyncbatch._core.handlers", "asyncbatch._core.hooks", "asyncbatch._core.loop",
-    "asyncbatch._core.pool", "asyncbatch._core.processor", "asyncbatch._core.report",
-    "asyncbatch._core.run", "asyncbatch._errors", "asyncbatch._frozen", "asyncbatch._lambda",
-    "asyncbatch._lambda.response", "asyncbatch._public", "asyncbatch._sources",
+    "asyncbatch._core.handlers", "asyncbatch._core.loop", "asyncbatch._core.pool",
+    "asyncbatch._core.processor", "asyncbatch._core.report", "asyncbatch._core.run",
+    "asyncbatch._errors", "asyncbatch._frozen", "asyncbatch._public", "asyncbatch._sources",
     "asyncbatch._sources._base",
 ]
-#: what a plain batch never needs, loaded on first use: streams (``stream()``, ``run()``
-#: and their items), adaptive limits (``concurrency=`` a limit or ``"auto"``), the rate
-#: limit, the retry policy, tumbling windows (an event with a ``window``)
+#: what a plain batch never needs, loaded on first use: hooks and failure sinks
+#: (``hooks=``, ``sink=``), streams (``stream()``, ``run()`` and their items), adaptive
+#: limits (``concurrency=`` a limit or ``"auto"``), the rate limit, the retry policy,
+#: tumbling windows (an event with a ``window``), the response check of ``testing`` and
+#: ``runner`` (``InvalidResponseError``)
 DEFERRED = [
-    "asyncbatch._core.limits", "asyncbatch._core.rate", "asyncbatch._core.retry",
-    "asyncbatch._core.stream", "asyncbatch._sources.iterable", "asyncbatch._sources.windows",
+    "asyncbatch._core.hooks", "asyncbatch._core.limits", "asyncbatch._core.rate",
+    "asyncbatch._core.retry", "asyncbatch._core.stream", "asyncbatch._lambda",
+    "asyncbatch._lambda.response", "asyncbatch._sources.iterable",
+    "asyncbatch._sources.windows",
 ]
 
 _CHILD = """
