@@ -8,17 +8,12 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from ._core.handlers import Handler
-from ._core.hooks import Failure, FailureSink, Hooks
-from ._core.limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
 from ._core.processor import (
     AsyncBatchProcessor,
     async_process_partial_response,
     process_partial_response,
 )
-from ._core.rate import RateLimit
 from ._core.report import BatchReport, Outcome
-from ._core.retry import Retry, TransientError, is_transient
-from ._core.stream import Stream
 from ._errors import (
     AsyncBatchError,
     BatchFailedError,
@@ -35,11 +30,15 @@ from ._errors import (
     ResponseTooLargeError,
     SinkError,
 )
-from ._lambda.response import InvalidResponseError
 from ._sources import EventType, Record
-from ._sources.windows import Window, WindowReducer
 
 if _TYPE_CHECKING:
+    from ._core.hooks import Failure, FailureSink, Hooks
+    from ._core.limits import AIMDLimit, ConcurrencyLimit, GradientLimit, WindowedLimit
+    from ._core.rate import RateLimit
+    from ._core.retry import Retry, TransientError, is_transient
+    from ._core.stream import Stream
+    from ._lambda.response import InvalidResponseError
     from ._sources import (
         DROPPED,
         DynamoDBRecord,
@@ -49,6 +48,7 @@ if _TYPE_CHECKING:
         KinesisRecord,
         SQSRecord,
     )
+    from ._sources.windows import Window, WindowReducer
     from .idempotency import (
         BatchIdempotency,
         Idempotency,
@@ -83,6 +83,21 @@ _LAZY = {name: ".idempotency" for name in (
 _LAZY.update((name, "._sources") for name in (
     "DROPPED", "DynamoDBRecord", "FirehoseRecord", "FirehoseResult", "KafkaRecord",
     "KinesisRecord", "SQSRecord"))
+# What a plain batch never needs loads on first use too: hooks and failure sinks,
+# adaptive limits, the rate limit, the retry policy, streams, tumbling windows and the
+# error of an invalid response (each module publishes its public names as asyncbatch's
+# when it loads, however it is reached).
+_LAZY.update((name, "._core.hooks") for name in ("Failure", "FailureSink", "Hooks"))
+_LAZY.update((name, "._core.limits") for name in (
+    "AIMDLimit", "ConcurrencyLimit", "GradientLimit", "WindowedLimit"))
+_LAZY["RateLimit"] = "._core.rate"
+_LAZY.update((name, "._core.retry") for name in ("Retry", "TransientError", "is_transient"))
+_LAZY["Stream"] = "._core.stream"
+_LAZY.update((name, "._sources.windows") for name in ("Window", "WindowReducer"))
+_LAZY["InvalidResponseError"] = "._lambda.response"
+# ... and dir() lists them as when they were imported eagerly
+_IN_DIR = frozenset(name for name, module in _LAZY.items()
+                    if module.startswith(("._core.", "._sources.", "._lambda.")))
 
 
 def __getattr__(name: str) -> _Any:
@@ -97,6 +112,10 @@ def __getattr__(name: str) -> _Any:
     globals()[name] = value
     publish(globals(), [name])
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(_IN_DIR.union(globals()) - {"_IN_DIR", "__dir__"})
 
 
 __version__ = "0.1.0"

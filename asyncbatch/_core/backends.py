@@ -24,81 +24,82 @@ from contextlib import (
     asynccontextmanager,
     nullcontext,
 )
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
-__all__ = ["BACKEND_NAMES", "AnyIO", "Backend", "NativeAsyncio", "Spawner", "check_backend",
-           "current_backend"]
-
-
-class Spawner(Protocol):
-    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None: ...
+__all__ = ["BACKEND_NAMES", "AnyIO", "NativeAsyncio", "check_backend", "current_backend"]
 
 
-class TimerHandle(Protocol):
-    def cancel(self) -> None: ...
+# The seam as mypy sees it (typing only: Protocol classes cost a Lambda cold start).
+if TYPE_CHECKING:
+    class Spawner(Protocol):
+        def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None: ...
 
 
-class Backend(Protocol):
-    """What the scheduler asks of an event loop."""
-
-    name: str
-    cancelled: type[BaseException]
-    clock: Callable[[], float]
-    checkpoint: Callable[[], Awaitable[None]]
-    sleep: Callable[[float], Awaitable[Any]]
-    call_at: Callable[[float, Callable[[], None]], TimerHandle]
-
-    def spawn(self) -> AbstractAsyncContextManager[Any]:
-        """A task group: children started with ``start_soon``, all awaited on exit."""
-        ...
-
-    def cancel_scope(self) -> Scope: ...
-
-    def each_turn(self, group: Any, callback: Callable[[], bool]) -> None:
-        """Call ``callback`` on each turn of the loop, from the next one on, while it
-        returns true (``group``: the task group it belongs to)."""
-        ...
-
-    def is_cancelling(self, scope: Optional[Scope]) -> bool:
-        """Whether the current task is being cancelled for real (our ``scope``, a timeout
-        of ours, or the caller); ``False`` when user code raised ``CancelledError``
-        itself."""
-        ...
-
-    def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
-        """``async with``: ``TimeoutError`` when the block runs past ``seconds``."""
-        ...
-
-    def shielded(self, seconds: float) -> AbstractAsyncContextManager[Any]:
-        """``async with``: the block runs even in a task being cancelled (clean-up after
-        a cancellation), and raises ``TimeoutError`` past ``seconds``."""
-        ...
-
-    def timers(self) -> AbstractAsyncContextManager[None]:
-        """``async with``, around a run: what ``call_at`` needs to run its timers (anyio:
-        the task group they run in; asyncio: nothing, the loop has timers)."""
-        ...
-
-    def leak_check(self) -> Optional[Callable[[], Any]]:
-        """For the current task: a function saying whether a cancel request is pending on
-        it (user code that cancelled its own task and returned); ``None`` where tasks
-        cannot cancel themselves (trio)."""
-        ...
-
-    def event(self) -> Any: ...
-
-    def lock(self) -> Any: ...
+    class TimerHandle(Protocol):
+        def cancel(self) -> None: ...
 
 
-class Scope(Protocol):
-    @property
-    def cancel_called(self) -> bool: ...
+    class Backend(Protocol):
+        """What the scheduler asks of an event loop."""
 
-    def __enter__(self) -> Any: ...
+        name: str
+        cancelled: type[BaseException]
+        clock: Callable[[], float]
+        checkpoint: Callable[[], Awaitable[None]]
+        sleep: Callable[[float], Awaitable[Any]]
+        call_at: Callable[[float, Callable[[], None]], TimerHandle]
 
-    def __exit__(self, *exc: Any) -> Optional[bool]: ...
+        def spawn(self) -> AbstractAsyncContextManager[Any]:
+            """A task group: children started with ``start_soon``, all awaited on exit."""
+            ...
 
-    def cancel(self) -> None: ...
+        def cancel_scope(self) -> Scope: ...
+
+        def each_turn(self, group: Any, callback: Callable[[], bool]) -> None:
+            """Call ``callback`` on each turn of the loop, from the next one on, while it
+            returns true (``group``: the task group it belongs to)."""
+            ...
+
+        def is_cancelling(self, scope: Optional[Scope]) -> bool:
+            """Whether the current task is being cancelled for real (our ``scope``, a timeout
+            of ours, or the caller); ``False`` when user code raised ``CancelledError``
+            itself."""
+            ...
+
+        def fail_after(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+            """``async with``: ``TimeoutError`` when the block runs past ``seconds``."""
+            ...
+
+        def shielded(self, seconds: float) -> AbstractAsyncContextManager[Any]:
+            """``async with``: the block runs even in a task being cancelled (clean-up after
+            a cancellation), and raises ``TimeoutError`` past ``seconds``."""
+            ...
+
+        def timers(self) -> AbstractAsyncContextManager[None]:
+            """``async with``, around a run: what ``call_at`` needs to run its timers (anyio:
+            the task group they run in; asyncio: nothing, the loop has timers)."""
+            ...
+
+        def leak_check(self) -> Optional[Callable[[], Any]]:
+            """For the current task: a function saying whether a cancel request is pending on
+            it (user code that cancelled its own task and returned); ``None`` where tasks
+            cannot cancel themselves (trio)."""
+            ...
+
+        def event(self) -> Any: ...
+
+        def lock(self) -> Any: ...
+
+
+    class Scope(Protocol):
+        @property
+        def cancel_called(self) -> bool: ...
+
+        def __enter__(self) -> Any: ...
+
+        def __exit__(self, *exc: Any) -> Optional[bool]: ...
+
+        def cancel(self) -> None: ...
 
 
 # -- asyncio, natively ---------------------------------------------------------------------

@@ -204,3 +204,11 @@ def implemented_hooks(hooks: Hooks) -> frozenset[str]:
         name for name in HOOK_METHODS
         if name in instance or getattr(type(hooks), name, None) is not getattr(Hooks, name)
     )
+
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["Failure", "FailureSink", "Hooks"], home="asyncbatch")
+del _publish

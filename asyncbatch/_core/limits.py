@@ -386,3 +386,12 @@ def release_gate(key: tuple[int, int]) -> None:
             shared.users -= 1
             if shared.users <= 0:
                 del _shared[key[0]]
+
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["AIMDLimit", "ConcurrencyLimit", "GradientLimit", "WindowedLimit"],
+         home="asyncbatch")
+del _publish

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterable, Awaitable, Hashable, Iterable
 from operator import length_hint
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeGuard, TypeVar, Union
 
 from .._errors import (
     BatchFailedError,
@@ -16,20 +16,14 @@ from .._errors import (
     safe_repr,
     type_name,
 )
-from .._sources import ITEMS, SOURCES, EventType, coerce_event_type, read_event
-from .._sources.windows import WindowReducer, parse_window
+from .._sources import SOURCES, EventType, coerce_event_type, read_event
 from .backends import check_backend, current_backend
 from .deadline import check_margins, deadlines
 from .handlers import Handler, is_async_callable
-from .hooks import FailureSink, HooksLike, coerce_hooks, implemented_hooks
-from .limits import AIMDLimit, ConcurrencyLimit, WindowedLimit
 from .loop import run_blocking
 from .pool import fatal_in
-from .rate import RateLimit
 from .report import BatchReport
-from .retry import Retry
 from .run import BatchRun, Settings, validation_error
-from .stream import Stream, StreamRun, check_items
 
 __all__ = [
     "AsyncBatchProcessor",
@@ -37,9 +31,16 @@ __all__ = [
     "process_partial_response",
 ]
 
+# Hooks, streams, adaptive limits, the rate limit, the retry policy and tumbling windows
+# are imported where they are used: a Lambda cold start of a plain batch never loads them.
 if TYPE_CHECKING:
-
+    from .._sources.windows import WindowReducer
     from ..idempotency import Idempotency
+    from .hooks import FailureSink, Hooks, HooksLike
+    from .limits import ConcurrencyLimit
+    from .rate import RateLimit
+    from .retry import Retry
+    from .stream import Stream, StreamRun
 
 T = TypeVar("T")
 
@@ -140,8 +141,10 @@ class AsyncBatchProcessor:
         self.backend = check_backend(backend)
         limit: Optional[ConcurrencyLimit] = None
         if concurrency == "auto":
+            from .limits import AIMDLimit, WindowedLimit
+
             limit = WindowedLimit(AIMDLimit())
-        elif isinstance(concurrency, ConcurrencyLimit) and not isinstance(concurrency, int):
+        elif not isinstance(concurrency, int) and _is_limit(concurrency):
             limit = concurrency
         elif isinstance(concurrency, bool) or not isinstance(concurrency, int) \
                 or concurrency < 1:
@@ -160,7 +163,7 @@ class AsyncBatchProcessor:
             )
         if model is not None and self._event_type is not None:
             check_model_source(model, self._event_type.value)
-        if retry is not None and not isinstance(retry, Retry):
+        if retry is not None and not _is_retry(retry):
             raise ConfigurationError(f"retry={retry!r}: give asyncbatch.Retry(...) or None")
         if timeout is not None and (isinstance(timeout, bool) or not (
                 isinstance(timeout, (int, float)) and timeout > 0)):
@@ -183,8 +186,10 @@ class AsyncBatchProcessor:
             raise ConfigurationError(
                 f"sink_when={sink_when!r}: give a function (exception -> bool) or None")
         if hooks is not None:
+            from .hooks import coerce_hooks
+
             hooks = coerce_hooks(hooks)  # any object with some of the methods
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+        if rate_limit is not None and not _is_rate_limit(rate_limit):
             raise ConfigurationError(
                 f"rate_limit={rate_limit!r}: give asyncbatch.RateLimit(per_second, burst=1) "
                 "or None")
@@ -212,7 +217,7 @@ class AsyncBatchProcessor:
         self.hooks = hooks
         # per-record hook calls only when a per-record method does something
         self._record_hooks = hooks if hooks is not None and (
-            implemented_hooks(hooks) & _RECORD_HOOKS) else None
+            _implemented_hooks(hooks) & _RECORD_HOOKS) else None
         self.window_reducer = window_reducer
         self.raise_on_all_failed = raise_on_all_failed
         self.log_summary = log_summary
@@ -251,7 +256,11 @@ class AsyncBatchProcessor:
             ordering=self.ordering)
         source.check_options(idempotency=self.idempotency, envelope=self.envelope)
         call = source.checked(call)
-        window = parse_window(event)
+        window = None
+        if "window" in event:  # a tumbling window (Kinesis, DynamoDB Streams)
+            from .._sources.windows import parse_window
+
+            window = parse_window(event)
         backend = current_backend(self.backend)
         deadline = deadlines(context, self.deadline_margin, self.cancel_margin,
                              clock=backend.clock)
@@ -305,6 +314,9 @@ class AsyncBatchProcessor:
         Lambda context whose deadline the stream keeps. Every option of the processor
         applies. At most about ``2 x concurrency`` items are held that have not been
         handed back. A misuse is a ``ConfigurationError`` here, before anything runs."""
+        from .._sources import ITEMS
+        from .stream import Stream, StreamRun, check_items
+
         check_items(items)
         if key is not None and not callable(key):
             raise ConfigurationError(
@@ -522,6 +534,30 @@ def _log_summary(event_type: str, report: BatchReport, log_failures: int = 10) -
             extra={"asyncbatch": {"event_type": event_type,
                                   "unlogged_failures": len(failed) - log_failures}},
         )
+
+
+def _implemented_hooks(hooks: Hooks) -> frozenset[str]:
+    from .hooks import implemented_hooks
+
+    return implemented_hooks(hooks)
+
+
+def _is_limit(value: object) -> TypeGuard[ConcurrencyLimit]:
+    from .limits import ConcurrencyLimit
+
+    return isinstance(value, ConcurrencyLimit)
+
+
+def _is_retry(value: object) -> TypeGuard[Retry]:
+    from .retry import Retry
+
+    return isinstance(value, Retry)
+
+
+def _is_rate_limit(value: object) -> TypeGuard[RateLimit]:
+    from .rate import RateLimit
+
+    return isinstance(value, RateLimit)
 
 
 def _not_transient(exc: BaseException) -> bool:

@@ -74,3 +74,11 @@ class RateLimit:
     def __repr__(self) -> str:
         burst = f", burst={self.burst}" if self.burst != 1 else ""
         return f"RateLimit({self.per_second:g}{burst})"
+
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["RateLimit"], home="asyncbatch")
+del _publish

@@ -131,3 +131,11 @@ class Retry(Frozen):
     def delay(self, attempt: int) -> float:
         """The wait after call number ``attempt`` failed."""
         return self._rng.uniform(0.0, min(self.cap, self.base * (2 ** (attempt - 1))))
+
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["Retry", "TransientError", "is_transient"], home="asyncbatch")
+del _publish

@@ -40,11 +40,8 @@ from .._frozen import Frozen
 from .._sources import FailureMode
 from .backends import current_backend
 from .handlers import abandoned_thread
-from .hooks import Failure
-from .limits import ConcurrencyLimit, Gate, acquire_gate, release_gate
 from .pool import YIELD_EVERY, Crew, StopFlag, pool, run_workers
 from .report import FAILED, PENDING, REPLAYED, RUNNING, SKIPPED, SUCCEEDED, SUNK
-from .retry import is_transient
 
 if TYPE_CHECKING:
     from .._sources import Plan, Record, Source
@@ -53,6 +50,7 @@ if TYPE_CHECKING:
     from .backends import Backend, Scope
     from .deadline import Deadline
     from .hooks import FailureSink, Hooks
+    from .limits import ConcurrencyLimit, Gate
     from .rate import RateLimit
     from .retry import Retry
 
@@ -203,6 +201,8 @@ class Run:
         backend = self.backend
         gate_key = None
         if self.limit is not None:
+            from .limits import acquire_gate, release_gate
+
             self.gate, gate_key = acquire_gate(self.limit, backend.event)
         try:
             async with backend.timers(), self._deadline_scope():
@@ -675,6 +675,8 @@ class Run:
 
     def _is_drop(self, error: BaseException) -> bool:
         """Whether a failed call counts as dropped (throttled) for an adaptive limit."""
+        from .retry import is_transient
+
         retry = self.retry
         try:
             return is_transient(error) if retry is None else retry.should_retry(error, 0)
@@ -714,6 +716,8 @@ class Run:
             if record is None:
                 record = self.view(self.records[index])
             ident = self.identifiers[index]
+            from .hooks import Failure
+
             failure = Failure(record, ident, exc, attempts, self.event_source,
                               self.source_arn(record))
             sink_exc: Optional[BaseException] = None

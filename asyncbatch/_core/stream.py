@@ -664,3 +664,10 @@ async def _close_input(items: Any) -> None:
     elif inspect.isgenerator(items):
         items.close()
 
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["Stream"], home="asyncbatch")
+del _publish

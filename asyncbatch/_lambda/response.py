@@ -60,3 +60,11 @@ def reported_identifiers(response: Any, known: Container[Hashable], *,
                 "batch: Lambda fails the whole batch")
         reported.append(key)
     return reported
+
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["InvalidResponseError"], home="asyncbatch")
+del _publish

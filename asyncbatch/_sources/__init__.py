@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._errors import ConfigurationError, InvalidEventError, safe_repr
 from ._base import EventType, FailureMode, Plan, Record, Source
-from .iterable import ITEMS
 
 if TYPE_CHECKING:
     from .dynamodb import DynamoDBRecord
     from .firehose import DROPPED, FirehoseRecord, FirehoseResult
+    from .iterable import ITEMS
     from .kafka import KafkaRecord
     from .kinesis import KinesisRecord
     from .sqs import SQSRecord
@@ -133,6 +133,11 @@ SOURCES: Mapping[EventType, Source] = _Sources()
 
 
 def __getattr__(name: str) -> Any:
+    if name == "ITEMS":  # the items of stream() and run(): loaded with the first of them
+        from .iterable import ITEMS
+
+        globals()["ITEMS"] = ITEMS
+        return ITEMS
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

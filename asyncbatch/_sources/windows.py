@@ -55,3 +55,11 @@ def parse_window(event: Mapping[str, Any]) -> Optional[Window]:
         is_final=bool(event.get("isFinalInvokeForWindow", False)),
         terminated_early=bool(event.get("isWindowTerminatedEarly", False)),
     )
+
+
+# Loaded lazily (``asyncbatch.__getattr__``) or directly by the engine: either way the
+# public names report ``asyncbatch`` from the moment this module is loaded.
+from .._public import publish as _publish  # noqa: E402
+
+_publish(globals(), ["Window", "WindowReducer"], home="asyncbatch")
+del _publish

@@ -30,13 +30,21 @@ ROOT = Path(__file__).resolve().parents[2]
 #: asyncio handler have it already): the engine, no source descriptor
 ENGINE = [
     "asyncbatch", "asyncbatch._core", "asyncbatch._core.backends", "asyncbatch._core.deadline",
-    "asyncbatch._core.handlers", "asyncbatch._core.hooks", "asyncbatch._core.limits",
-    "asyncbatch._core.loop", "asyncbatch._core.pool", "asyncbatch._core.processor",
-    "asyncbatch._core.rate", "asyncbatch._core.report", "asyncbatch._core.retry",
-    "asyncbatch._core.run", "asyncbatch._core.stream", "asyncbatch._errors",
-    "asyncbatch._frozen", "asyncbatch._lambda", "asyncbatch._lambda.response",
-    "asyncbatch._public", "asyncbatch._sources", "asyncbatch._sources._base",
-    "asyncbatch._sources.iterable", "asyncbatch._sources.windows",
+    "asyncbatch._core.handlers", "asyncbatch._core.loop", "asyncbatch._core.pool",
+    "asyncbatch._core.processor", "asyncbatch._core.report", "asyncbatch._core.run",
+    "asyncbatch._errors", "asyncbatch._frozen", "asyncbatch._public", "asyncbatch._sources",
+    "asyncbatch._sources._base",
+]
+#: what a plain batch never needs, loaded on first use: hooks and failure sinks
+#: (``hooks=``, ``sink=``), streams (``stream()``, ``run()`` and their items), adaptive
+#: limits (``concurrency=`` a limit or ``"auto"``), the rate limit, the retry policy,
+#: tumbling windows (an event with a ``window``), the response check of ``testing`` and
+#: ``runner`` (``InvalidResponseError``)
+DEFERRED = [
+    "asyncbatch._core.hooks", "asyncbatch._core.limits", "asyncbatch._core.rate",
+    "asyncbatch._core.retry", "asyncbatch._core.stream", "asyncbatch._lambda",
+    "asyncbatch._lambda.response", "asyncbatch._sources.iterable",
+    "asyncbatch._sources.windows",
 ]
 
 _CHILD = """
@@ -128,3 +136,69 @@ def test_lazily_loaded_views_report_the_public_module() -> None:
         assert getattr(asyncbatch, name).__module__ == "asyncbatch", name
     for event_type in _MODULES:
         assert SOURCES[event_type].view.__module__ == "asyncbatch", event_type
+
+
+_LAZY_CHILD = """
+import json, sys
+from types import FunctionType
+import asyncbatch
+deferred = json.loads(sys.argv[1])
+out = {"loaded_by_import": sorted(m for m in deferred if m in sys.modules),
+       "dir": [name for name in dir(asyncbatch) if not name.startswith("_")]}
+limit = asyncbatch.AIMDLimit(initial=2, max=5)
+assert limit.max == 5
+out["limits_loaded"] = "asyncbatch._core.limits" in sys.modules
+from asyncbatch import RateLimit, Retry, Window
+out["from_import"] = [RateLimit.__name__, Retry.__name__, Window.__name__]
+values = {name: getattr(asyncbatch, name) for name in asyncbatch.__all__}
+out["resolved"] = {name: value.__module__ if isinstance(value, (type, FunctionType)) else None
+                   for name, value in values.items()}
+out["all"] = list(asyncbatch.__all__)
+print(json.dumps(out))
+"""
+
+
+def test_the_deferred_public_names_resolve_on_first_use() -> None:
+    """``import asyncbatch`` loads none of ``DEFERRED``; their public names still resolve
+    (``asyncbatch.AIMDLimit``, ``from asyncbatch import Retry``) and report ``asyncbatch``,
+    ``dir()`` lists them as before, and every name of ``__all__`` resolves."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"]
+                                     if env.get("PYTHONPATH") else "")
+    out = subprocess.run([sys.executable, "-c", _LAZY_CHILD, json.dumps(DEFERRED)], env=env,
+                         capture_output=True, text=True, check=True, timeout=120)
+    got = json.loads(out.stdout)
+    assert got["loaded_by_import"] == []
+    assert got["limits_loaded"]
+    assert got["from_import"] == ["RateLimit", "Retry", "Window"]
+    assert got["all"] == asyncbatch.__all__
+    # every name resolves; the deferred ones (and every other class or function of
+    # __all__) report the public module
+    assert set(got["resolved"]) == set(asyncbatch.__all__)
+    assert set(got["resolved"].values()) <= {"asyncbatch", None}, got["resolved"]
+    # dir() before any lazy load: every public name but the idempotency names and the
+    # sources' views (loaded with their module, never listed before they were)
+    later = {name for name, module in asyncbatch._LAZY.items()
+             if module in (".idempotency", "._sources")}
+    assert set(got["dir"]) == set(asyncbatch.__all__) - later
+
+
+@pytest.mark.parametrize("module", [
+    "asyncbatch._core.hooks", "asyncbatch._core.limits", "asyncbatch._core.rate",
+    "asyncbatch._core.retry", "asyncbatch._core.stream", "asyncbatch._lambda.response",
+    "asyncbatch._sources.windows",
+])
+def test_a_deferred_module_reached_directly_publishes_its_names(module: str) -> None:
+    """Reached by the engine (``idempotency`` raising ``TransientError``, a report's
+    ``Window``) before ``asyncbatch.<name>`` was ever read, a deferred name still reports
+    ``asyncbatch``: in reprs, pickles and the error type a dead-letter message stores."""
+    code = (f"import importlib, json, asyncbatch\nm = importlib.import_module({module!r})\n"
+            "print(json.dumps({n: getattr(m, n).__module__ for n, where in "
+            "asyncbatch._LAZY.items() if where == '.' + m.__name__.split('.', 1)[1]}))")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"]
+                                     if env.get("PYTHONPATH") else "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    reported = json.loads(out.stdout)
+    assert reported and set(reported.values()) == {"asyncbatch"}, reported
