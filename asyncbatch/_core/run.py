@@ -863,7 +863,6 @@ class BatchRun(Run):
         results = self.results
         view = self.source.view
         call = self.call
-        failed = self._failed
         flag = self.stop
         deadline = self.deadline
         cancelled = self.cancelled_exc
@@ -932,19 +931,9 @@ class BatchRun(Run):
                         try:
                             result = await call(record)
                         except Exception as exc:
-                            slot[0] = -1
-                            status[index] = RUNNING  # until the failure settles
-                            if leaked is not None and leaked():
-                                await self._absorb_leak()
-                            ok = await failed(index, None, exc, 1)
+                            ok = await self._fast_failed(index, exc, slot, leaked)
                         except cancelled as exc:
-                            if self._is_real_cancel():
-                                status[index] = RUNNING  # cancelled running: _finalise
-                                raise
-                            slot[0] = -1
-                            status[index] = RUNNING
-                            ok = await failed(index, None, self._own_cancel_error(index, exc),
-                                              1)
+                            ok = await self._fast_cancelled(index, exc, slot)
                         else:  # (the slot stays: a SUCCEEDED record is not running)
                             status[index] = SUCCEEDED
                             if result is not None:
@@ -984,6 +973,29 @@ class BatchRun(Run):
 
         return worker, lambda: length_hint(cursor) > 0
 
+    # -- the fast paths' failures (off the hot path, shared by both) -------------------
+
+    async def _fast_failed(self, index: int, exc: BaseException, slot: list[int],
+                           leaked: Optional[Callable[[], Any]]) -> bool:
+        """A fast path's handler raised: its record shows ``RUNNING`` until the failure
+        settles (the worker's slot no longer shows it); a cancel request the handler left
+        on the worker's task is taken back first. Returns what ``_failed`` returns."""
+        slot[0] = -1
+        self.status[index] = RUNNING
+        if leaked is not None and leaked():
+            await self._absorb_leak()
+        return await self._failed(index, None, exc, 1)
+
+    async def _fast_cancelled(self, index: int, exc: BaseException, slot: list[int]) -> bool:
+        """A fast path's handler ended in a ``CancelledError``: a real cancellation (ours or
+        the caller's) is raised on, its record ``RUNNING`` (``_finalise`` says how it
+        ended); the handler's own fails only its record."""
+        self.status[index] = RUNNING
+        if self._is_real_cancel():
+            raise exc
+        slot[0] = -1
+        return await self._failed(index, None, self._own_cancel_error(index, exc), 1)
+
     def _skipped_error(self, reason: str, cause: Optional[BaseException]) -> RecordSkippedError:
         if reason == "group_failed":
             message = "not started: an earlier record of its ordering key failed"
@@ -1011,12 +1023,10 @@ class BatchRun(Run):
         cancelled by us; taken but not started (the stop flag, the deadline), it is noted
         in ``unstarted``. Each worker shows the record it runs in its slot (``-1``: none)
         for ``running_identifiers``."""
-        status = self.status
         records = self.records
         results = self.results
         view = self.source.view
         call = self.call
-        failed = self._failed
         flag = self.stop
         deadline = self.deadline
         cancelled = self.cancelled_exc
@@ -1050,18 +1060,9 @@ class BatchRun(Run):
                     try:
                         result = await call(record)
                     except Exception as exc:
-                        slot[0] = -1
-                        status[index] = RUNNING  # until the failure settles
-                        if leaked is not None and leaked():
-                            await self._absorb_leak()
-                        await failed(index, None, exc, 1)
+                        await self._fast_failed(index, exc, slot, leaked)
                     except cancelled as exc:
-                        if self._is_real_cancel():
-                            status[index] = RUNNING  # cancelled running: _finalise says so
-                            raise
-                        slot[0] = -1
-                        status[index] = RUNNING
-                        await failed(index, None, self._own_cancel_error(index, exc), 1)
+                        await self._fast_cancelled(index, exc, slot)
                     else:
                         if result is not None:
                             results[index] = result
