@@ -300,8 +300,16 @@ def lane_heads(keys: Iterable[Hashable]) -> tuple[list[int], int]:
     number of lanes: ``Plan(heads=, width=)``, in one C-speed pass (``group(heads)`` are
     the lanes ``group(keys)`` gives)."""
     first: dict[Hashable, int] = {}
-    heads = list(map(first.setdefault, keys, count()))
+    heads = list(heads_of(keys, first))
     return heads, len(first)
+
+
+def heads_of(keys: Iterable[Hashable], first: dict[Hashable, int],
+             start: int = 0) -> Iterator[int]:
+    """The lane heads of records ``start, start + 1, ...`` with ``keys``; ``first`` maps a
+    key to the position of its first record, and learns the keys first seen here (so a
+    batch read slice by slice shares one)."""
+    return map(first.setdefault, keys, count(start))
 
 
 def sort_lanes(lanes: list[list[int]], seqs: list[int]) -> list[list[int]]:
@@ -532,7 +540,7 @@ class StreamPlanner:
         self.ids += ids
         if self.keys is not None:
             assert keys is not None
-            self.heads += map(self.first.setdefault, keys, range(start, start + len(keys)))
+            self.heads += heads_of(keys, self.first, start)
             self.keys += keys
 
     def plan(self) -> Plan:

@@ -25,6 +25,7 @@ from ._base import (
     Record,
     Source,
     bad,
+    heads_of,
     lane_heads,
     payload_text,
     slices,
@@ -138,7 +139,7 @@ class SQSSource(Source):
         n = len(records)
         ids: list[Any] = []
         heads: list[int] = []
-        first: dict[str, int] = {}
+        first: dict[Hashable, int] = {}
         try:
             fifo = bool(n) and is_fifo_arn(records[0].get("eventSourceARN"))
             for start, part in slices(records):
@@ -152,7 +153,7 @@ class SQSSource(Source):
                     groups = list(map(_group_id, map(_attributes, part)))
                     if set(map(type, groups)) != {str} or not all(groups):
                         return None
-                    heads += map(first.setdefault, groups, range(start, start + len(groups)))
+                    heads += heads_of(groups, first, start)
         except (KeyError, TypeError, AttributeError):
             return None
         if not fifo:
