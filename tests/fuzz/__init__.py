@@ -7,7 +7,8 @@ through ``asyncbatch.testing.simulate`` (redeliveries); per call a source (SQS, 
 both modes, Kinesis, DynamoDB Streams, Kafka in both orderings, Firehose transformations
 from direct PUT, Kinesis or MSK; shuffled and mixed-length sequence numbers, two Kafka
 topics, tumbling windows; SQS, Kinesis and DynamoDB batches as an EventBridge pipe hands
-them, a top-level list), 0 to 60 records (sometimes
+them, a top-level list; read by the plans in slices of 1 to 5 records or the default
+2,048), 0 to 60 records (sometimes
 thousands), concurrency 1 to 10,000 or an adaptive limit (one limit object shared by all
 calls, sometimes), retries, a timeout, a failure sink that accepts, refuses, stalls or
 hangs, ``sink_when`` and ``Retry(on=)`` that raise, hooks that raise, a window reducer that
